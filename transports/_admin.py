@@ -634,10 +634,28 @@ class AdminFacadeBase:
 
         return self._start(lambda now: self._core.elect_leaders(etype, tps, now=now, timeout_ms=t), shape)
 
-    def describe_log_dirs(self) -> Any:
+    def describe_log_dirs(self, topic_partitions: Any = None, brokers: Any = None) -> Any:
         """Every broker's log dirs: ``{broker_id: {log_dir: {"total_bytes", "usable_bytes",
-        "partitions": {TopicPartition: {"size", "offset_lag", "is_future"}}}}}``."""
-        return self._start(lambda now: self._core.describe_log_dirs(now=now), lambda op: _value_or_error(op, True))
+        "partitions": {TopicPartition: {"size", "offset_lag", "is_future"}}}}}``, kept to
+        ``brokers`` and ``topic_partitions`` when given (every broker is asked all topics)."""
+        tps = None if topic_partitions is None else set(_partitions(topic_partitions, "topic_partitions"))
+        wanted = None if brokers is None else set(_typed(brokers, "brokers", int))
+
+        def keep(dirs: dict[str, Any]) -> dict[str, Any]:
+            if tps is None:
+                return dirs
+            return {
+                d: v if isinstance(v, KafkaError) else {**v, "partitions": {
+                    tp: p for tp, p in v["partitions"].items() if tp in tps
+                }}
+                for d, v in dirs.items()
+            }
+
+        def shape(op: AdminOp) -> Any:
+            _raise_first(op)
+            return {b: keep(d) for b, d in sorted(op.results.items()) if wanted is None or b in wanted}
+
+        return self._start(lambda now: self._core.describe_log_dirs(now=now), shape)
 
     # --- ACLs and SCRAM -----------------------------------------------------------
 
