@@ -206,6 +206,18 @@ def _entry(key: Any, op: AdminOp) -> dict[str, Any]:
     return row
 
 
+def _rows(field: str, names: list[str], raise_errors: bool) -> Callable[[AdminOp], Any]:
+    """The shape of a per-topic controller call: ``{field: [{"name", "error_code",
+    "error_message", ...}]}`` in the order asked (``raise_errors``: the first failure raises)."""
+
+    def shape(op: AdminOp) -> Any:
+        if raise_errors:
+            _raise_first(op)
+        return {field: [{"name": n, **_entry(n, op)} for n in names]}
+
+    return shape
+
+
 def _value_or_error(op: AdminOp, raise_errors: bool) -> dict[Any, Any]:
     """``{resource: value}`` (raise_errors) or ``{resource: value | KafkaError}``."""
     if raise_errors:
@@ -338,14 +350,9 @@ class AdminFacadeBase:
             raise IllegalArgumentError("new_topics must name at least one topic")
         t = _timeout(timeout_ms)
 
-        def shape(op: AdminOp) -> Any:
-            if raise_errors:
-                _raise_first(op)
-            return {"topics": [{"name": n, **_entry(n, op)} for n in names]}
-
         return self._start(
             lambda now: self._core.create_topics(new_topics, now=now, timeout_ms=t, validate_only=bool(validate_only)),
-            shape,
+            _rows("topics", names, raise_errors),
         )
 
     def delete_topics(self, topics: Any, timeout_ms: int | None = None, raise_errors: bool = True) -> Any:
@@ -382,14 +389,9 @@ class AdminFacadeBase:
         _typed(list(parts.values()), "topic_partitions values", NewPartitions)
         t = _timeout(timeout_ms)
 
-        def shape(op: AdminOp) -> Any:
-            if raise_errors:
-                _raise_first(op)
-            return {"results": [{"name": n, **_entry(n, op)} for n in parts]}
-
         return self._start(
             lambda now: self._core.create_partitions(parts, now=now, timeout_ms=t, validate_only=bool(validate_only)),
-            shape,
+            _rows("results", list(parts), raise_errors),
         )
 
     def list_topics(self) -> Any:

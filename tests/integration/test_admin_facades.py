@@ -32,6 +32,7 @@ from kproto.errors import (
     ElectionNotNeededError,
     GroupIdNotFoundError,
     IllegalArgumentError,
+    IllegalStateError,
     InvalidReplicationFactorError,
     KafkaError,
     NoError,
@@ -407,6 +408,8 @@ def test_bad_options_and_arguments_are_named(transport: str) -> None:
                     call()
         finally:
             await aw(admin.close())
+        with pytest.raises(IllegalStateError, match="closed"):
+            await aw(admin.list_topics())
 
     if transport == "trio":
         trio.run(main)
