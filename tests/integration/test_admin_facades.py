@@ -35,6 +35,7 @@ from kproto.errors import (
     IllegalStateError,
     InvalidReplicationFactorError,
     KafkaError,
+    KafkaTimeoutError,
     NoError,
     TopicAlreadyExistsError,
     UnknownTopicOrPartitionError,
@@ -160,7 +161,11 @@ def test_topics_cluster_and_groups(any_broker: TansuBroker | KafkaCluster, trans
         assert cluster["controller_id"] in {b["broker_id"] for b in cluster["brokers"]}
         assert all(b["host"] == "127.0.0.1" and b["port"] > 0 for b in cluster["brokers"])
 
-        if kafka:  # Tansu has no CreatePartitions
+        if kafka:  # validate_only creates nothing; Tansu has no CreatePartitions
+            dry = name("dry")
+            checked = await aw(admin.create_topics({dry: {"num_partitions": 3}}, validate_only=True))
+            assert checked["topics"][0]["error_code"] == 0
+            assert dry not in await aw(admin.list_topics())
             grown = await aw(admin.create_partitions({topic: mod.NewPartitions(3)}))
             assert grown["results"][0]["error_code"] == 0
             await eventually(lambda: admin.describe_topics([topic]), lambda d: len(d[0]["partitions"]) == 3)
@@ -246,8 +251,12 @@ def test_configs_records_acls_scram_log_dirs(kafka_acl: KafkaCluster, transport:
         )
         assert changed["topic"][topic] is None
         assert isinstance(changed["topic"]["missing-" + topic], UnknownTopicOrPartitionError)
-        modified = (await aw(admin.describe_configs([CR(T.TOPIC, topic)])))["topic"][topic]
-        assert modified["retention.ms"]["value"] == "123456"
+        # The broker applies a config change when the controller's record reaches it.
+        def topic_configs() -> Any:
+            return admin.describe_configs([CR(T.TOPIC, topic)])
+
+        modified = await eventually(topic_configs, lambda r: "retention.ms" in r["topic"][topic])
+        assert modified["topic"][topic]["retention.ms"]["value"] == "123456"
         appended = await aw(
             admin.incremental_alter_configs([CR(T.TOPIC, topic, {"retention.ms": (mod.AlterConfigOp.DELETE, None)})])
         )
@@ -255,8 +264,8 @@ def test_configs_records_acls_scram_log_dirs(kafka_acl: KafkaCluster, transport:
         assert await aw(admin.alter_configs([CR(T.TOPIC, topic, {"segment.ms": "3600000"})])) == {
             "topic": {topic: None}
         }
-        modified = (await aw(admin.describe_configs([CR(T.TOPIC, topic)])))["topic"][topic]
-        assert {k: v["value"] for k, v in modified.items()} == {"segment.ms": "3600000"}
+        modified = await eventually(topic_configs, lambda r: set(r["topic"][topic]) == {"segment.ms"})
+        assert modified["topic"][topic]["segment.ms"]["value"] == "3600000"
         broker = await aw(admin.describe_configs([CR(T.BROKER, "1", ["num.io.threads"])], config_filter="all"))
         assert broker["broker"]["1"]["num.io.threads"]["value"] == "4"
 
@@ -295,15 +304,18 @@ def test_configs_records_acls_scram_log_dirs(kafka_acl: KafkaCluster, transport:
             mod.ResourcePatternFilter(mod.ResourceType.TOPIC, topic, mod.ACLResourcePatternType.ANY),
         )
         assert await aw(admin.create_acls([acl])) == {"succeeded": [acl], "failed": []}
-        assert await aw(admin.describe_acls(flt)) == ([acl], None)
+        # ACLs and SCRAM credentials reach the broker with the controller's records.
+        assert await eventually(lambda: admin.describe_acls(flt), lambda r: r[0]) == ([acl], None)
         (deleted,) = await aw(admin.delete_acls([flt]))
         assert deleted == (flt, [acl], None)
-        assert await aw(admin.describe_acls(flt)) == ([], None)
+        assert await eventually(lambda: admin.describe_acls(flt), lambda r: not r[0]) == ([], None)
 
         # --- SCRAM credentials: the new user can log in
         up = mod.UserScramCredentialUpsertion(user, mod.ScramMechanism.SCRAM_SHA_256, "s3cret", iterations=8192)
         assert await aw(admin.alter_user_scram_credentials([up])) == {user: None}
-        creds = await aw(admin.describe_user_scram_credentials([user]))
+        creds = await eventually(
+            lambda: admin.describe_user_scram_credentials([user]), lambda r: r[user]["error"] is None
+        )
         assert creds == {
             user: {"error": None, "credential_infos": [{"mechanism": mod.ScramMechanism.SCRAM_SHA_256, "iterations": 8192}]}
         }
@@ -318,8 +330,10 @@ def test_configs_records_acls_scram_log_dirs(kafka_acl: KafkaCluster, transport:
             assert topic in as_user.list_topics()
         gone = mod.UserScramCredentialDeletion(user, "SCRAM-SHA-256")
         assert await aw(admin.alter_user_scram_credentials([gone])) == {user: None}
-        after = await aw(admin.describe_user_scram_credentials([user]))
-        assert after[user]["error"] is not None and after[user]["credential_infos"] == []
+        after = await eventually(
+            lambda: admin.describe_user_scram_credentials([user]), lambda r: r[user]["error"] is not None
+        )
+        assert after[user]["credential_infos"] == []
 
     run_admin(transport, scenario, bootstrap_servers=kafka_acl.bootstrap)
 
@@ -411,8 +425,21 @@ def test_bad_options_and_arguments_are_named(transport: str) -> None:
         with pytest.raises(IllegalStateError, match="closed"):
             await aw(admin.list_topics())
 
+    async def unreachable() -> None:
+        # A call that cannot be made fails at the client's deadline, naming why.
+        async with mod.KafkaAdminClient(bootstrap_servers="127.0.0.1:1", default_api_timeout_ms=300) as admin:
+            with pytest.raises(KafkaTimeoutError, match="list_topics"):
+                await aw(admin.list_topics())
+
     if transport == "trio":
         trio.run(main)
+        trio.run(unreachable)
+    elif transport == "asyncio":
+        asyncio.run(main())
+        asyncio.run(unreachable())
     else:
         asyncio.run(main())
+        with t_sync.KafkaAdminClient(bootstrap_servers="127.0.0.1:1", default_api_timeout_ms=300) as admin:
+            with pytest.raises(KafkaTimeoutError, match="list_topics"):
+                admin.list_topics()
 
