@@ -450,16 +450,26 @@ class AdminFacadeBase:
         )
 
     def alter_configs(
-        self, config_resources: Any, validate_only: bool = False, incremental: bool | None = None
+        self,
+        config_resources: Any,
+        validate_only: bool = False,
+        raise_on_unknown: bool = True,
+        incremental: bool | None = None,
     ) -> Any:
-        """Set configs: each resource's ``configs`` is ``{key: value}`` (``incremental``:
-        ``{key: value | (AlterConfigOp, value)}``, KIP-339; without it every dynamic config
-        not named is reset, as AlterConfigs does). Returns ``{type name: {resource name:
-        None | KafkaError}}``: one bad resource fails only its own entry."""
+        """Set configs: each resource's ``configs`` is ``{key: value | (AlterConfigOp, value)}``.
+
+        As kafka-python 3.0, ``incremental=None`` (the default) and True use
+        IncrementalAlterConfigs (KIP-339, brokers 2.3+): only the keys named
+        change. ``incremental=False`` uses AlterConfigs, which resets every
+        dynamic config of the resource not named (plain values only). Unknown
+        keys are refused by the broker (INVALID_CONFIG), whatever
+        ``raise_on_unknown`` says. Returns ``{type name: {resource name: None |
+        KafkaError}}``: one bad resource fails only its own entry.
+        """
         resources = _typed(config_resources, "config_resources", ConfigResource)
         for r in resources:
             _mapping(r.configs, f"configs of {r.name!r}")
-        start = self._core.incremental_alter_configs if incremental else self._core.alter_configs
+        start = self._core.alter_configs if incremental is False else self._core.incremental_alter_configs
         return self._start(
             lambda now: start(resources, now=now, validate_only=bool(validate_only)), _by_config_type
         )

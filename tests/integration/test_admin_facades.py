@@ -257,11 +257,14 @@ def test_configs_records_acls_scram_log_dirs(kafka_acl: KafkaCluster, transport:
 
         modified = await eventually(topic_configs, lambda r: "retention.ms" in r["topic"][topic])
         assert modified["topic"][topic]["retention.ms"]["value"] == "123456"
-        appended = await aw(
+        await aw(admin.alter_configs([CR(T.TOPIC, topic, {"cleanup.policy": "compact"})]))  # incremental
+        await eventually(topic_configs, lambda r: {"retention.ms", "cleanup.policy"} <= set(r["topic"][topic]))
+        deleted = await aw(
             admin.incremental_alter_configs([CR(T.TOPIC, topic, {"retention.ms": (mod.AlterConfigOp.DELETE, None)})])
         )
-        assert appended == {"topic": {topic: None}}
-        assert await aw(admin.alter_configs([CR(T.TOPIC, topic, {"segment.ms": "3600000"})])) == {
+        assert deleted == {"topic": {topic: None}}
+        # AlterConfigs proper: every dynamic config not named goes back to its default.
+        assert await aw(admin.alter_configs([CR(T.TOPIC, topic, {"segment.ms": "3600000"})], incremental=False)) == {
             "topic": {topic: None}
         }
         modified = await eventually(topic_configs, lambda r: set(r["topic"][topic]) == {"segment.ms"})
