@@ -46,7 +46,6 @@ from kproto.errors import (
     UnknownBrokerError,
 )
 from transports._common import auth_failure, crashed_error, timeout_error
-from transports._consumer_sync import _tp, _tps
 from transports._tls import SECURITY_OPTIONS, Security, client_security_kwargs, security_from_configs
 
 __all__ = ["ADMIN_DRIVER", "AdminCall", "AdminFacadeBase", "OpGroup", "admin_option_names"]
@@ -156,18 +155,19 @@ def _mapping(value: Any, name: str) -> Mapping[Any, Any]:
     return value
 
 
-def _partitions(value: Any, name: str) -> list[TopicPartition]:
-    try:
-        return _tps(value)
-    except TypeError as exc:
-        raise IllegalArgumentError(f"{name}: {exc}") from None
-
-
 def _tp_key(value: Any, name: str) -> TopicPartition:
-    try:
-        return _tp(value)
-    except TypeError as exc:
-        raise IllegalArgumentError(f"{name}: {exc}") from None
+    """A TopicPartition, or a ``(topic, partition)`` pair as one."""
+    if isinstance(value, TopicPartition):
+        return value
+    if isinstance(value, tuple) and len(value) == 2 and isinstance(value[0], str) and type(value[1]) is int:
+        return TopicPartition(value[0], value[1])
+    raise IllegalArgumentError(f"{name}: expected a TopicPartition, got {value!r}")
+
+
+def _partitions(value: Any, name: str) -> list[TopicPartition]:
+    if isinstance(value, (str, TopicPartition)) or not isinstance(value, Iterable):
+        raise IllegalArgumentError(f"{name} must be a list of TopicPartition, got {value!r}")
+    return [_tp_key(tp, name) for tp in value]
 
 
 def _int(value: Any, name: str) -> int:

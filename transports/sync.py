@@ -826,4 +826,11 @@ def __getattr__(name: str) -> Any:
 
         return KafkaConsumer
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-from transports._admin_sync import *  # noqa: E402,F403  # KafkaAdminClient, NewTopic, ConfigResource, ACL... (issue 13)
+# KafkaAdminClient and the admin types (NewTopic, ConfigResource, ACL...), loaded on first use (issue 13).
+from typing import TYPE_CHECKING  # noqa: E402
+
+from transports._admin_exports import with_admin  # noqa: E402
+
+if TYPE_CHECKING:
+    from transports._admin_sync import *  # noqa: F403
+__getattr__ = with_admin(__getattr__, "transports._admin_sync")
