@@ -226,6 +226,31 @@ def test_topics_cluster_and_groups(any_broker: TansuBroker | KafkaCluster, trans
     run_admin(transport, scenario, bootstrap_servers=any_broker.bootstrap)
 
 
+def test_concurrent_calls_on_one_async_client(tansu: TansuBroker) -> None:
+    """Calls awaited together share the client's one driver (asyncio.gather, a trio nursery)."""
+    topics = [name("cc"), name("cc")]
+
+    async def on_asyncio() -> None:
+        async with t_asyncio.KafkaAdminClient(bootstrap_servers=tansu.bootstrap) as admin:
+            created, cluster = await asyncio.gather(admin.create_topics(topics), admin.describe_cluster())
+            assert [r["error_code"] for r in created["topics"]] == [0, 0] and cluster["brokers"]
+
+    async def on_trio() -> None:
+        got: dict[str, Any] = {}
+        async with t_trio.KafkaAdminClient(bootstrap_servers=tansu.bootstrap) as admin:
+
+            async def call(key: str, fn: Callable[[], Awaitable[Any]]) -> None:
+                got[key] = await fn()
+
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(call, "deleted", lambda: admin.delete_topics(topics))
+                nursery.start_soon(call, "cluster", admin.describe_cluster)
+        assert [r["error_code"] for r in got["deleted"]["topics"]] == [0, 0] and got["cluster"]["brokers"]
+
+    asyncio.run(on_asyncio())
+    trio.run(on_trio)
+
+
 # --- Apache Kafka: everything else ------------------------------------------------------
 
 
