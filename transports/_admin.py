@@ -15,7 +15,9 @@ from __future__ import annotations
 import difflib
 import enum
 import inspect
+import logging
 import secrets
+import types
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
@@ -50,6 +52,8 @@ from transports._tls import SECURITY_OPTIONS, Security, client_security_kwargs, 
 
 __all__ = ["ADMIN_DRIVER", "AdminCall", "AdminFacadeBase", "OpGroup", "admin_option_names"]
 
+log = logging.getLogger(__name__)
+
 #: ClientConfig fields that are wiring, not user options (the facade sets them).
 _INTERNAL = frozenset({"authenticator", "sasl_nonce_factory", "allow_auto_create_topics"})
 
@@ -80,11 +84,12 @@ def _drop_events(events: object) -> None:
 
 
 def _crash_admin(core: Any, exc: BaseException, now: float) -> None:
-    """An admin driver died of ``exc`` (a bug): fail every open operation."""
+    """An admin driver died of ``exc`` (a bug): log it, fail every open operation."""
+    log.error("kproto admin driver crashed", exc_info=exc)
     try:
         core.close(now)
-    except Exception:  # nothing left to report it to; the crash itself is raised by every call
-        pass
+    except Exception:
+        log.exception("closing the admin core after the crash failed")
 
 
 #: How an event-loop driver treats the admin core (keyword arguments of the drivers).
@@ -300,12 +305,12 @@ class AdminFacadeBase:
 
     def _done(self, call: AdminCall) -> Callable[[], bool]:
         """``done()`` for the driver's run_until: the op settled; raises an authentication failure at once."""
-        core = self._core
+        client = self._core.client
 
         def done() -> bool:
             if call.op.done:
                 return True
-            failure = auth_failure(core)
+            failure = auth_failure(client)
             if failure is not None:
                 raise failure
             return False
@@ -316,7 +321,8 @@ class AdminFacadeBase:
         """The shaped result once the driver stopped for ``call``."""
         self._check_open()
         if not finished:
-            raise timeout_error(self._core, f"{call.what} did not complete in time")
+            # timeout_error reads the client's last failure from a core's ``_client``.
+            raise timeout_error(types.SimpleNamespace(_client=self._core.client), f"{call.what} did not complete in time")
         return call.shape(call.op)
 
     def _start(self, make: Callable[[float], AdminOp], shape: Callable[[AdminOp], Any]) -> Any:

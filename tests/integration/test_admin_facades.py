@@ -29,6 +29,7 @@ import transports.sync as t_sync
 import transports.trio as t_trio
 from kproto.consumer import OffsetAndMetadata, TopicPartition
 from kproto.errors import (
+    AuthenticationFailedError,
     ElectionNotNeededError,
     GroupIdNotFoundError,
     IllegalArgumentError,
@@ -356,6 +357,15 @@ def test_configs_records_acls_scram_log_dirs(kafka_acl: KafkaCluster, transport:
             sasl_plain_password="s3cret",
         ) as as_user:
             assert topic in as_user.list_topics()
+        with t_sync.KafkaAdminClient(
+            bootstrap_servers=kafka_acl.bootstrap_for("SASL_PLAINTEXT"),
+            security_protocol="SASL_PLAINTEXT",
+            sasl_mechanism="SCRAM-SHA-256",
+            sasl_plain_username=user,
+            sasl_plain_password="wrong",
+        ) as refused:  # raised at once, not at the call's deadline
+            with pytest.raises(AuthenticationFailedError):
+                refused.list_topics()
         gone = mod.UserScramCredentialDeletion(user, "SCRAM-SHA-256")
         assert await aw(admin.alter_user_scram_credentials([gone])) == {user: None}
         after = await eventually(
