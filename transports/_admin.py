@@ -132,14 +132,14 @@ def _timeout(timeout_ms: Any, name: str = "timeout_ms") -> int | None:
     return int(timeout_ms)
 
 
-def _names(value: Any, name: str, types: tuple[type, ...] = (str,)) -> list[Any]:
+def _names(value: Any, name: str, kinds: tuple[type, ...] = (str,)) -> list[Any]:
     """A list of names (strings), refusing a bare string (a classic mistake: ``'topic'`` iterates letters)."""
     if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
         raise IllegalArgumentError(f"{name} must be a list, got {value!r}")
     out = list(value)
     for v in out:
-        if not isinstance(v, types) or (isinstance(v, str) and not v):
-            raise IllegalArgumentError(f"{name}: {v!r} is not a non-empty {' or '.join(t.__name__ for t in types)}")
+        if not isinstance(v, kinds) or (isinstance(v, str) and not v):
+            raise IllegalArgumentError(f"{name}: {v!r} is not a non-empty {' or '.join(t.__name__ for t in kinds)}")
     return out
 
 
@@ -238,15 +238,6 @@ def _single(op: AdminOp) -> Any:
     """The value of a call with one resource (keyed None), raising its error."""
     _raise_first(op)
     return op.results[None]
-
-
-def _merge_brokers(op: AdminOp) -> list[Any]:
-    """Every broker's list in one (ListGroups and friends ask each broker); raises a broker's error."""
-    _raise_first(op)
-    out: list[Any] = []
-    for bid in sorted(op.results):
-        out.extend(op.results[bid])
-    return out
 
 
 def _salted(alteration: Any) -> Any:
@@ -432,7 +423,8 @@ class AdminFacadeBase:
         """Configs of each resource: ``{type name lower-case: {resource name: {key: {value,
         read_only, config_source, is_sensitive, synonyms}}}}``. ``config_filter`` as
         kafka-python 3: ``'modified'`` (non-default values; the default), ``'all'``,
-        ``'default'``, ``'static'``. A failed resource raises."""
+        ``'default'``, ``'static'``. A resource that failed maps to its KafkaError
+        (kafka-python 3 leaves it empty); the others are unaffected."""
         resources = _typed(config_resources, "config_resources", ConfigResource)
         keep = _CONFIG_FILTERS.get(str(getattr(config_filter, "name", config_filter)).lower())
         if keep is None:
@@ -442,12 +434,15 @@ class AdminFacadeBase:
         kept = keep
 
         def shape(op: AdminOp) -> Any:
-            _raise_first(op)
+            if op.error is not None:
+                raise op.error
             out: dict[str, dict[str, Any]] = {}
             for (rtype, name), configs in op.results.items():
                 out.setdefault(rtype.name.lower(), {})[name] = {
                     k: c for k, c in configs.items() if kept(c["config_source"])
                 }
+            for (rtype, name), err in op.errors.items():
+                out.setdefault(rtype.name.lower(), {})[name] = err
             return out
 
         return self._start(
