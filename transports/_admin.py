@@ -234,6 +234,16 @@ def _value_or_error(op: AdminOp, raise_errors: bool) -> dict[Any, Any]:
     return out
 
 
+def _only(key: Any) -> Callable[[AdminOp], Any]:
+    """The shape of a call about one resource ``key`` (a group): its value, or its error raised."""
+
+    def shape(op: AdminOp) -> Any:
+        _raise_first(op)
+        return dict(op.results[key])
+
+    return shape
+
+
 def _single(op: AdminOp) -> Any:
     """The value of a call with one resource (keyed None), raising its error."""
     _raise_first(op)
@@ -526,11 +536,7 @@ class AdminFacadeBase:
         gid = _names([group_id], "group_id")[0]
         tps = None if partitions is None else _partitions(partitions, "partitions")
 
-        def shape(op: AdminOp) -> Any:
-            _raise_first(op)
-            return dict(op.results[gid])
-
-        return self._start(lambda now: self._core.list_consumer_group_offsets(gid, tps, now=now), shape)
+        return self._start(lambda now: self._core.list_consumer_group_offsets(gid, tps, now=now), _only(gid))
 
     def alter_consumer_group_offsets(
         self, group_id: str, offsets: Mapping[Any, Any], group_coordinator_id: int | None = None
@@ -544,11 +550,7 @@ class AdminFacadeBase:
                 _int(om, f"offsets[{tp!r}]")
             offs[_tp_key(tp, "offsets")] = om
 
-        def shape(op: AdminOp) -> Any:
-            _raise_first(op)
-            return dict(op.results[gid])
-
-        return self._start(lambda now: self._core.alter_consumer_group_offsets(gid, offs, now=now), shape)
+        return self._start(lambda now: self._core.alter_consumer_group_offsets(gid, offs, now=now), _only(gid))
 
     def delete_consumer_group_offsets(
         self, group_id: str, partitions: Any, group_coordinator_id: int | None = None
@@ -558,11 +560,7 @@ class AdminFacadeBase:
         gid = _names([group_id], "group_id")[0]
         tps = _partitions(partitions, "partitions")
 
-        def shape(op: AdminOp) -> Any:
-            _raise_first(op)
-            return dict(op.results[gid])
-
-        return self._start(lambda now: self._core.delete_consumer_group_offsets(gid, tps, now=now), shape)
+        return self._start(lambda now: self._core.delete_consumer_group_offsets(gid, tps, now=now), _only(gid))
 
     def delete_consumer_groups(self, group_ids: Any, group_coordinator_id: int | None = None) -> Any:
         """Delete groups: ``[(group_id, None | KafkaError)]`` in the order asked (each group its own entry)."""
