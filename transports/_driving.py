@@ -15,6 +15,7 @@ call raises it.
 from __future__ import annotations
 
 import logging
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
@@ -109,7 +110,7 @@ def feed(core: Any, node_id: int, data: bytes | bytearray, now: float) -> KafkaP
     return None
 
 
-class Conn:
+class Conn(ABC):
     """One broker connection of an event-loop driver."""
 
     __slots__ = ("closed_by_us", "got_data", "host", "node_id", "port")
@@ -123,15 +124,15 @@ class Conn:
         #: Bytes arrived (a TLS error before that is an authentication failure).
         self.got_data = False
 
+    @abstractmethod
     def close(self, *, abort: bool) -> None:
         """Close the connection (``abort``: it failed) or stop opening it."""
-        raise NotImplementedError
 
 
 C = TypeVar("C", bound=Conn)
 
 
-class EventLoopDriver(Generic[C]):
+class EventLoopDriver(ABC, Generic[C]):
     """The asyncio and trio loop: :meth:`run` in one task, connections in ``conns``.
 
     Args:
@@ -171,39 +172,27 @@ class EventLoopDriver(Generic[C]):
         #: Asleep and not kicked since: send() reads it to skip kick() when the driver is awake.
         self.asleep = False
 
-    # What a runtime provides: waking, sleeping, progress signals, opening.
-    def running(self) -> bool:
-        raise NotImplementedError
-
-    def kick(self) -> None:
-        """Wake the driver task (cheap when it is already awake)."""
-        raise NotImplementedError
-
-    async def sleep(self, timer: float | None) -> None:
-        """Until a kick or the core's ``timer``."""
-        raise NotImplementedError
-
-    async def progress(self, deadline: float | None) -> bool:
-        """Wait for the driver's next iteration; False if ``deadline`` (core clock) passed."""
-        raise NotImplementedError
-
-    def progressed(self) -> None:
-        """Wake the :meth:`progress` waiters."""
-        raise NotImplementedError
-
-    def connect(self, cmd: Connect) -> None:
-        raise NotImplementedError
-
-    def write(self, out: list[tuple[int, bytes]]) -> None:
-        raise NotImplementedError
-
-    async def open(self, conn: C) -> None:
-        """Open ``conn`` (TCP, then TLS with ``ssl_context``)."""
-        raise NotImplementedError
-
-    def open_failed(self, exc: BaseException, conn: C) -> BaseException | None:
-        """What a runtime's I/O error while opening reports."""
-        raise NotImplementedError
+    # What a runtime provides (besides IO's connect and write): waking the
+    # driver task and sleeping until the core's timer; waking and waiting for
+    # progress (the facades' waits); opening and its errors; whether it runs.
+    @abstractmethod
+    def kick(self) -> None: ...
+    @abstractmethod
+    async def sleep(self, timer: float | None) -> None: ...
+    @abstractmethod
+    async def progress(self, deadline: float | None) -> bool: ...
+    @abstractmethod
+    def progressed(self) -> None: ...
+    @abstractmethod
+    def connect(self, cmd: Connect) -> None: ...
+    @abstractmethod
+    def write(self, out: list[tuple[int, bytes]]) -> None: ...
+    @abstractmethod
+    async def open(self, conn: C) -> None: ...
+    @abstractmethod
+    def open_failed(self, exc: BaseException, conn: C) -> BaseException | None: ...
+    @abstractmethod
+    def running(self) -> bool: ...
 
     async def run(self) -> None:
         """The loop: the due timer, :meth:`pump`, sleep; shuts down when stopped or crashed."""
