@@ -296,8 +296,97 @@ class AsyncProducerBase(Generic[_D]):
     async def _checkpoint(self) -> None:
         raise NotImplementedError
 
+    def _setup(self, configs: dict[str, Any]) -> None:
+        self._options, self.config = split_configs(configs, allow_async_provider=True)
+        self._max_block = self.config.max_block_ms / 1000.0
+        self._driver = None
+        self._known_topics = set()
+        self._plain = self._options.key_serializer is None and self._options.value_serializer is None
+        self._closed = False
+        self._unyielded = 0
+
     async def _wait_for_topic(self, driver: Any, topic: str) -> set[int]:
-        raise NotImplementedError
+        return await wait_for_topic_async(self, driver, topic, driver.now)
+
+    async def send_and_wait(
+        self,
+        topic: str,
+        value: Any = None,
+        key: Any = None,
+        headers: list[tuple[str, bytes]] | None = None,
+        partition: int | None = None,
+        timestamp_ms: int | None = None,
+    ) -> RecordMetadata:
+        """``await (await send(...))``: queue one record and wait for its acknowledgement.
+
+        Returns:
+            The record's :class:`RecordMetadata`.
+
+        Raises:
+            KafkaError: As :meth:`send`, or the delivery's failure.
+        """
+        handle = await self.send(topic, value, key, headers, partition, timestamp_ms)
+        return await handle  # type: ignore[no-any-return,misc]  # the handle classes are awaitable
+
+    async def partitions_for(self, topic: str) -> set[int]:
+        """The partition ids of ``topic``, fetching metadata if needed.
+
+        Returns:
+            The set of partition ids.
+
+        Raises:
+            KafkaTimeoutError: No metadata within ``max_block_ms``.
+        """
+        return await self._wait_for_topic(await self._ensure_running(), topic)
+
+    async def flush(self, timeout: float | None = None) -> None:
+        """Make every buffered record sendable now and wait until all are done.
+
+        Args:
+            timeout: Seconds to wait; None waits without bound.
+
+        Raises:
+            KafkaTimeoutError: Records still pending after ``timeout``.
+        """
+        driver = self._driver
+        if driver is not None and driver.crashed is not None:
+            raise crashed_error("the producer's driver", driver.crashed)
+        if driver is None or driver.ended:
+            await self._checkpoint()
+            return
+        deadline = None if timeout is None else driver.now() + timeout
+        while True:
+            driver.core.flush(driver.now())
+            driver.kick()
+            if driver.core.pending_count() == 0:
+                # Deliveries the core reported since the driver last ran must be
+                # resolved before flush returns.
+                driver.pump()
+                await self._checkpoint()
+                return
+            if not await driver.progress(deadline):
+                raise KafkaTimeoutError(f"flush did not complete within {timeout}s")
+            if driver.crashed is not None:
+                raise crashed_error("the producer's driver", driver.crashed)
+
+    def metrics(self) -> dict[str, dict[str, float]]:
+        """Producer metrics, kafka-python shaped: ``{'producer-metrics': {name: value}}``.
+
+        Returns:
+            A fresh dict (empty metrics before ``start``).
+        """
+        if self._driver is None:
+            return {"producer-metrics": {}}
+        result: dict[str, dict[str, float]] = self._driver.core.metrics(self._driver.now())
+        return result
+
+    def bootstrap_connected(self) -> bool:
+        """True while a connection to a bootstrap/broker is up.
+
+        Returns:
+            Whether the core reports a live bootstrap connection.
+        """
+        return self._driver is not None and bool(self._driver.core.bootstrap_connected())
 
     async def send(
         self,

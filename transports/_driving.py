@@ -169,6 +169,7 @@ class EventLoopDriver(ABC, Generic[C]):
         self.crashed: BaseException | None = None
         self.conns: dict[int, C] = {}
         self.stopping = False
+        self.ended = False  # run() returned
         #: Asleep and not kicked since: send() reads it to skip kick() when the driver is awake.
         self.asleep = False
 
@@ -211,6 +212,7 @@ class EventLoopDriver(ABC, Generic[C]):
         except Exception as exc:
             self.crash(exc)
         finally:
+            self.ended = True
             self.shutdown()
 
     def pump(self) -> None:
