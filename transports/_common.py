@@ -13,6 +13,7 @@ events, so a record's offset is ``base_offset + its index in event.tokens``;
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import time
@@ -275,6 +276,21 @@ def prepare_send(
     ):
         return topic, key, value, None, None, _time_ns() // 1_000_000, -1
     return prepare_record(options, topic, value, key, headers, partition, timestamp_ms)
+
+
+def lazy_exports(module: str, names: dict[str, str]) -> Callable[[str], Any]:
+    """A module ``__getattr__`` importing ``names[name]``'s module on first use.
+
+    So a producer import does not load the consumer (and a consumer import
+    error cannot break the producer).
+    """
+
+    def __getattr__(name: str) -> Any:
+        if name in names:
+            return getattr(importlib.import_module(names[name]), name)
+        raise AttributeError(f"module {module!r} has no attribute {name!r}")
+
+    return __getattr__
 
 
 class AsyncProducerBase(Generic[_D]):

@@ -15,7 +15,9 @@ reuses it with its own driver.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from contextlib import AbstractContextManager
 from typing import Any, Final, TypeVar
 
 from kproto.consumer import ConsumerRecord, OffsetAndMetadata, OffsetAndTimestamp, TopicPartition
@@ -36,6 +38,8 @@ _DEFAULT_API_TIMEOUT: Final = 60.0
 class AsyncConsumerBase(ConsumerFacadeBase):
     """The awaitable consumer methods, over any driver that implements ``_run_until``."""
 
+    _driver: Any
+
     async def _run_until(self, done: Callable[[], bool], timeout: float | None) -> bool:
         """Let the driver work until ``done()`` or ``timeout`` seconds; returns ``done()``."""
         raise NotImplementedError
@@ -54,6 +58,32 @@ class AsyncConsumerBase(ConsumerFacadeBase):
     async def _checkpoint(self) -> None:
         """Yield to the event loop once."""
         raise NotImplementedError
+
+    def _shield(self) -> AbstractContextManager[object]:
+        """Where close() waits for its commit (trio: shielded from cancellation)."""
+        return contextlib.nullcontext()
+
+    async def _stopped(self, driver: Any) -> None:
+        """After ``driver.stop()``: wait for the driver task."""
+
+    async def close(self, autocommit: bool = True, timeout_ms: float | None = None) -> None:
+        """Commit positions (auto-commit on and ``autocommit``), close connections, stop the driver."""
+        if self._closed:
+            return
+        driver = self._driver
+        try:
+            p = self._core.close(self._clock(), autocommit)
+            if driver is not None and driver.running() and driver.crashed is None:
+                driver.kick()
+                timeout = 30.0 if timeout_ms is None else timeout_ms / 1000
+                with self._shield():
+                    await driver.run_until(lambda: p.done, timeout)
+                    driver.pump()
+        finally:
+            self._closed = True
+            if driver is not None:
+                driver.stop()
+                await self._stopped(driver)
 
     async def _wait(self, pending: Pending[T], timeout_ms: float | None, what: str) -> T:
         self._check_open()
@@ -303,28 +333,14 @@ class KafkaConsumer(AsyncConsumerBase):
             await self.start()
         return await self._driver.run_until(done, timeout)
 
-    async def close(self, autocommit: bool = True, timeout_ms: float | None = None) -> None:
-        """Commit positions (auto-commit on and ``autocommit``), close connections, stop the task."""
-        if self._closed:
-            return
-        driver = self._driver
-        try:
-            p = self._core.close(self._clock(), autocommit)
-            if driver.task is not None and not driver.task.done() and driver.crashed is None:
-                driver.kick()
-                timeout = 30.0 if timeout_ms is None else timeout_ms / 1000
-                await driver.run_until(lambda: p.done, timeout)
-                driver.pump()
-        finally:
-            self._closed = True
-            driver.stop()
-            if driver.task is not None:
-                try:
-                    await driver.task
-                except Exception:  # the task's own failure: nothing left to report it to
-                    pass
-            else:
-                driver.shutdown()
+    async def _stopped(self, driver: AsyncioDriver) -> None:
+        if driver.task is not None:
+            try:
+                await driver.task
+            except Exception:  # the task's own failure: nothing left to report it to
+                pass
+        else:
+            driver.shutdown()
 
     async def __aenter__(self) -> KafkaConsumer:
         await self.start()

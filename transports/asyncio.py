@@ -30,6 +30,7 @@ from transports._common import (
     Delivery,
     RecordMetadata,
     crashed_error,
+    lazy_exports,
     make_core,
 )
 from transports._txn import AsyncTransactions
@@ -197,14 +198,5 @@ class KafkaProducer(AsyncTransactions, AsyncProducerBase[DeliveryHandle]):
             await self._finish(self._driver, Cancelled(f"producer context exited with {exc_type.__name__}"))
 
 
-def __getattr__(name: str) -> Any:
-    """``from transports.asyncio import KafkaConsumer``: loaded on first use.
-
-    Lazy, so the producer does not import the consumer (and a consumer import
-    error cannot break the producer).
-    """
-    if name == "KafkaConsumer":
-        from transports._consumer_asyncio import KafkaConsumer
-
-        return KafkaConsumer
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+#: ``from transports.asyncio import KafkaConsumer`` loads the consumer on first use.
+__getattr__ = lazy_exports(__name__, {"KafkaConsumer": "transports._consumer_asyncio"})

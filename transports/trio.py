@@ -37,6 +37,7 @@ from transports._common import (
     Delivery,
     RecordMetadata,
     crashed_error,
+    lazy_exports,
     make_core,
 )
 from transports._trio_driver import TrioDriver, core_clock
@@ -230,14 +231,5 @@ class KafkaProducer(AsyncTransactions, AsyncProducerBase[DeliveryHandle]):
         return False
 
 
-def __getattr__(name: str) -> Any:
-    """``from transports.trio import KafkaConsumer``: loaded on first use.
-
-    Lazy, so the producer does not import the consumer (and a consumer import
-    error cannot break the producer).
-    """
-    if name == "KafkaConsumer":
-        from transports._consumer_trio import KafkaConsumer
-
-        return KafkaConsumer
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+#: ``from transports.trio import KafkaConsumer`` loads the consumer on first use.
+__getattr__ = lazy_exports(__name__, {"KafkaConsumer": "transports._consumer_trio"})
