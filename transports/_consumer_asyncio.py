@@ -298,6 +298,8 @@ class KafkaConsumer(AsyncConsumerBase):
     running loop; ``start()`` (or ``async with``) before the first ``poll``.
     """
 
+    _driver: AsyncioDriver
+
     def __init__(self, *topics: str, **configs: Any) -> None:
         self._loop = asyncio.get_running_loop()
         self._setup(topics, configs, self._loop.time, allow_async_provider=True)
