@@ -312,7 +312,22 @@ class AsyncProducerBase(Generic[_D]):
     async def _checkpoint(self) -> None:
         raise NotImplementedError
 
-    def _setup(self, configs: dict[str, Any]) -> None:
+    @staticmethod
+    def _make_core(config: ProducerConfig, now: float, *args: Any, **kwargs: Any) -> Any:
+        """Builds the core (:func:`make_core`); a seam for tests that drive a stand-in core."""
+        return make_core(config, now, *args, **kwargs)
+
+    def __init__(self, **configs: Any) -> None:
+        """A producer with ``configs``.
+
+        Args:
+            **configs: The options of the spec (``bootstrap_servers``, ``acks``,
+                ``linger_ms``, ...), plus ``key_serializer`` and ``value_serializer``.
+
+        Raises:
+            TypeError: An unknown option (the message names the closest valid one).
+            ValueError: An option value that is not allowed.
+        """
         self._options, self.config = split_configs(configs, allow_async_provider=True)
         self._max_block = self.config.max_block_ms / 1000.0
         self._driver = None

@@ -17,12 +17,7 @@ import asyncio
 from collections.abc import Generator
 from typing import Any
 
-from kproto.errors import (
-    Cancelled,
-    IllegalStateError,
-    KafkaError,
-    KafkaTimeoutError,
-)
+from kproto.errors import Cancelled, IllegalStateError, KafkaError, KafkaTimeoutError
 from transports._asyncio_driver import AsyncioDriver
 from transports._common import (
     PRODUCER_DRIVER,
@@ -31,14 +26,10 @@ from transports._common import (
     RecordMetadata,
     crashed_error,
     lazy_exports,
-    make_core,
 )
 from transports._txn import AsyncTransactions
 
 __all__ = ["DeliveryHandle", "KafkaProducer", "RecordMetadata"]
-
-_BYTES_PER_READ = 256 * 1024
-
 
 class DeliveryHandle(Delivery):
     """Awaitable outcome of one record: ``await handle`` → :class:`RecordMetadata`.
@@ -90,24 +81,12 @@ class KafkaProducer(AsyncTransactions, AsyncProducerBase[DeliveryHandle]):
     Use ``async with KafkaProducer(...) as producer:`` or ``await start()`` /
     ``await close()``. Must be used from one event loop.
 
-    Args:
-        **configs: The options of the spec (``bootstrap_servers``, ``acks``,
-            ``linger_ms``, ...), plus ``key_serializer`` and ``value_serializer``.
-
-    Raises:
-        TypeError: An unknown option (the message names the closest valid one).
-        ValueError: An option value that is not allowed.
+    Options as :meth:`AsyncProducerBase.__init__ <transports._common.AsyncProducerBase>`.
     """
 
     _handle_type = DeliveryHandle
 
-    #: Builds the core; a seam for tests that drive a stand-in core.
-    _make_core = staticmethod(make_core)
-
     _driver: AsyncioDriver | None
-
-    def __init__(self, **configs: Any) -> None:
-        self._setup(configs)
 
     async def start(self) -> None:
         """Create the core and start the driver task (``send`` does it if needed)."""

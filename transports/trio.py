@@ -25,12 +25,7 @@ from typing import Any
 
 import trio  # type: ignore[import-untyped,unused-ignore]  # trio 0.22 has no py.typed
 
-from kproto.errors import (
-    Cancelled,
-    IllegalStateError,
-    KafkaError,
-    KafkaTimeoutError,
-)
+from kproto.errors import Cancelled, IllegalStateError, KafkaError, KafkaTimeoutError
 from transports._common import (
     PRODUCER_DRIVER,
     AsyncProducerBase,
@@ -38,7 +33,6 @@ from transports._common import (
     RecordMetadata,
     crashed_error,
     lazy_exports,
-    make_core,
 )
 from transports._trio_driver import TrioDriver, core_clock
 from transports._txn import AsyncTransactions
@@ -92,24 +86,15 @@ class DeliveryHandle(Delivery):
 class KafkaProducer(AsyncTransactions, AsyncProducerBase[DeliveryHandle]):
     """A Kafka producer for trio, with the spec's options and method names.
 
-    Args:
-        **configs: The options of the spec (``bootstrap_servers``, ``acks``,
-            ``linger_ms``, ...), plus ``key_serializer`` and ``value_serializer``.
-
-    Raises:
-        TypeError: An unknown option (the message names the closest valid one).
-        ValueError: An option value that is not allowed.
+    Options as :meth:`AsyncProducerBase.__init__ <transports._common.AsyncProducerBase>`.
     """
 
     _handle_type = DeliveryHandle
 
-    #: Builds the core; a seam for tests that drive a stand-in core.
-    _make_core = staticmethod(make_core)
-
     _driver: TrioDriver | None
 
     def __init__(self, **configs: Any) -> None:
-        self._setup(configs)
+        super().__init__(**configs)
         self._nursery_manager: Any = None
         self._own_scope: trio.CancelScope | None = None
 
