@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
 from typing import Any
 
 from kproto.driving import Connect
-from transports._driving import Conn, EventLoopDriver, Sink
+from transports._driving import Conn, EventLoopDriver
 from transports._tls import Security, tls_failure
 
 __all__ = ["AsyncioDriver", "BrokerProtocol"]
@@ -23,21 +22,12 @@ __all__ = ["AsyncioDriver", "BrokerProtocol"]
 class AsyncioDriver(EventLoopDriver["BrokerProtocol"]):
     """Drives ``core`` on ``loop`` from one task (:meth:`start`); arguments as :class:`EventLoopDriver`."""
 
-    def __init__(
-        self,
-        core: Any,
-        loop: asyncio.AbstractEventLoop,
-        security: Security | None,
-        *,
-        sink: Sink | None,
-        on_crash: Callable[[Any, BaseException, float], None],
-        what: str,
-    ) -> None:
+    def __init__(self, core: Any, loop: asyncio.AbstractEventLoop, security: Security | None, **driver: Any) -> None:
         # BaseEventLoop.time is ``time.monotonic()`` in a Python method: call
         # monotonic directly then (one frame less per send); a loop with its
         # own ``time`` (uvloop, a test clock) keeps it.
         now = time.monotonic if getattr(loop.time, "__func__", None) is asyncio.BaseEventLoop.time else loop.time
-        super().__init__(core, security, now=now, sink=sink, on_crash=on_crash, what=what)
+        super().__init__(core, security, now=now, **driver)
         self.loop = loop
         self._waiter: asyncio.Future[None] | None = None
         self._progress: asyncio.Future[None] | None = None

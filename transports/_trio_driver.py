@@ -17,7 +17,7 @@ from typing import Any, Final
 import trio  # type: ignore[import-untyped,unused-ignore]  # trio 0.22 has no py.typed
 
 from kproto.driving import Connect
-from transports._driving import Conn, EventLoopDriver, Sink
+from transports._driving import Conn, EventLoopDriver
 from transports._tls import Security
 
 __all__ = ["TrioDriver", "core_clock"]
@@ -73,12 +73,10 @@ class TrioDriver(EventLoopDriver[_Conn]):
         security: Security | None,
         *,
         clock: tuple[Callable[[], float], float],
-        sink: Sink | None,
-        on_crash: Callable[[Any, BaseException, float], None],
-        what: str,
         recv_size: int = 256 * 1024,
+        **driver: Any,
     ) -> None:
-        super().__init__(core, security, now=clock[0], sink=sink, on_crash=on_crash, what=what)
+        super().__init__(core, security, now=clock[0], **driver)
         self.offset = clock[1]
         self.nursery = nursery
         self._recv_size = recv_size
