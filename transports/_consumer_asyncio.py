@@ -22,7 +22,7 @@ from typing import Any, Final, TypeVar
 
 from kproto.consumer import ConsumerRecord, OffsetAndMetadata, OffsetAndTimestamp, TopicPartition
 from kproto.consumer.core import Pending
-from kproto.errors import IllegalStateError, KafkaTimeoutError
+from kproto.errors import IllegalStateError
 from transports._asyncio_driver import AsyncioDriver
 from transports._common import timeout_error
 from transports._consumer_sync import CONSUMER_DRIVER, ConsumerFacadeBase, _tp, _tps
@@ -112,12 +112,7 @@ class AsyncConsumerBase(ConsumerFacadeBase):
         """
         self._check_open()
         self._require_running()
-        if max_records is not None and (
-            isinstance(max_records, bool) or not isinstance(max_records, int) or max_records < 1
-        ):
-            raise ValueError(f"max_records must be an int >= 1, got {max_records!r}")
-        if isinstance(timeout_ms, bool) or not isinstance(timeout_ms, (int, float)) or timeout_ms < 0:
-            raise ValueError(f"timeout_ms must be a number >= 0, got {timeout_ms!r}")
+        self._check_poll_args(timeout_ms, max_records)
         core = self._core
         clock = self._clock
         deadline = clock() + timeout_ms / 1000
@@ -159,48 +154,25 @@ class AsyncConsumerBase(ConsumerFacadeBase):
 
     async def __anext__(self) -> ConsumerRecord:
         """The next record; StopAsyncIteration after ``consumer_timeout_ms`` without one."""
-        if self._iter_pos < len(self._iter_buffer):
-            rec = self._iter_buffer[self._iter_pos]
-            self._iter_pos += 1
-            return rec
-        ct = self._config.consumer_timeout_ms
-        deadline = None if ct is None or ct == float("inf") else self._clock() + ct / 1000
-        while True:
-            if self._closed:
+        rec = self._iter_next(None)
+        deadline = self._iter_deadline()
+        while rec is None:
+            try:
+                wait = self._iter_wait(deadline)
+            except StopIteration:
+                raise StopAsyncIteration from None
+            rec = self._iter_next(await self.poll(timeout_ms=wait))
+            if rec is None and deadline is not None and self._clock() >= deadline:
                 raise StopAsyncIteration
-            wait = 1000.0 if deadline is None else max(0.0, (deadline - self._clock()) * 1000)
-            got = await self.poll(timeout_ms=wait)
-            if got:
-                buf: list[ConsumerRecord] = []
-                for recs in got.values():
-                    buf.extend(recs)
-                self._iter_buffer, self._iter_pos = buf, 1
-                return buf[0]
-            if deadline is not None and self._clock() >= deadline:
-                raise StopAsyncIteration
+        return rec
 
     async def position(self, partition: TopicPartition, timeout_ms: float | None = None) -> int:
         """The offset of the next record ``poll`` returns (waits for a pending reset)."""
         self._check_open()
         tp = _tp(partition)
-        core = self._core
-
-        def known() -> bool:
-            if core.position(tp) is not None:
-                return True
-            err = core.take_error()
-            if err is not None:
-                raise err
-            self._raise_auth_failure()
-            return False
-
         timeout = _DEFAULT_API_TIMEOUT if timeout_ms is None else timeout_ms / 1000
         self._kick()
-        if not await self._run_until(known, timeout):
-            raise KafkaTimeoutError(f"position of {tp} not known within {timeout:.3f}s")
-        pos = core.position(tp)
-        assert pos is not None
-        return pos
+        return self._position(tp, await self._run_until(self._position_known(tp), timeout), timeout)
 
     async def beginning_offsets(
         self, partitions: Iterable[TopicPartition], timeout_ms: float | None = None
