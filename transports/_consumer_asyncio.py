@@ -154,7 +154,10 @@ class AsyncConsumerBase(ConsumerFacadeBase):
 
     async def __anext__(self) -> ConsumerRecord:
         """The next record; StopAsyncIteration after ``consumer_timeout_ms`` without one."""
-        rec = self._iter_next(None)
+        if self._iter_pos < len(self._iter_buffer):  # the per-record path: no call
+            self._iter_pos += 1
+            return self._iter_buffer[self._iter_pos - 1]
+        rec = None
         deadline = self._iter_deadline()
         while rec is None:
             try:

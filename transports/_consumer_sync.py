@@ -479,7 +479,10 @@ class KafkaConsumer(ConsumerFacadeBase):
 
     def __next__(self) -> ConsumerRecord:
         """The next record; StopIteration after ``consumer_timeout_ms`` without one."""
-        rec = self._iter_next(None)
+        if self._iter_pos < len(self._iter_buffer):  # the per-record path: no call
+            self._iter_pos += 1
+            return self._iter_buffer[self._iter_pos - 1]
+        rec = None
         deadline = self._iter_deadline()
         while rec is None:
             rec = self._iter_next(self.poll(timeout_ms=self._iter_wait(deadline)))
