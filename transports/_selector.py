@@ -103,8 +103,10 @@ class SelectorDriver:
         """Make a :meth:`step` blocked in another thread return soon (no-op if one is pending)."""
         if self._wake is not None and not self._wake_pending:
             self._wake_pending = True
-            with contextlib.suppress(OSError):  # the buffer is full: a wakeup is pending
+            try:  # (try, not contextlib.suppress: user threads call this per wake-up)
                 self._wake[1].send(b"\0")
+            except OSError:
+                pass  # the buffer is full: a wakeup is pending
 
     def busy(self) -> bool:
         """Work arrived that ``select`` must not sleep on (checked after ``sleeping`` is set)."""
