@@ -125,11 +125,13 @@ class AdminCall:
 
 
 def _timeout(timeout_ms: Any, name: str = "timeout_ms") -> int | None:
+    """A call's ``timeout_ms``; None or 0 mean the client's ``default_api_timeout_ms``
+    (kafka-python also reads 0 as "the default")."""
     if timeout_ms is None:
         return None
     if isinstance(timeout_ms, bool) or not isinstance(timeout_ms, (int, float)) or timeout_ms < 0:
         raise IllegalArgumentError(f"{name} must be a number >= 0 or None, got {timeout_ms!r}")
-    return int(timeout_ms)
+    return int(timeout_ms) or None
 
 
 def _names(value: Any, name: str, kinds: tuple[type, ...] = (str,)) -> list[Any]:
