@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 import trio
 from _broker import TansuBroker
-from _kafka import KafkaCluster
+from _kafka import BROKERS, KafkaCluster
 from kafka import KafkaProducer
 
 import transports.asyncio as t_asyncio
@@ -108,7 +108,7 @@ def kafka_acl() -> Iterator[KafkaCluster]:
         yield k
 
 
-@pytest.fixture(params=["tansu", "kafka"])
+@pytest.fixture(params=BROKERS)
 def any_broker(request: pytest.FixtureRequest) -> TansuBroker | KafkaCluster:
     b: TansuBroker | KafkaCluster = request.getfixturevalue("tansu" if request.param == "tansu" else "kafka_acl")
     return b
