@@ -119,7 +119,7 @@ class Conn(ABC):
 C = TypeVar("C", bound=Conn)
 
 
-class EventLoopDriver(ABC, Generic[C]):
+class EventLoopDriver(IO, ABC, Generic[C]):
     """The asyncio and trio loop: :meth:`run` in one task, connections in ``conns``.
 
     ``on_crash(core, exc, now)`` is told when the core raises; ``what`` names the driver in errors.
@@ -150,7 +150,8 @@ class EventLoopDriver(ABC, Generic[C]):
         #: Asleep and not kicked since: send() reads it to skip kick() when the driver is awake.
         self.asleep = False
 
-    # A runtime provides: waking and sleeping the task, progress for the facades' waits, opening.
+    # A runtime provides IO's connect and write, waking and sleeping the task, progress (the
+    # facades' waits), opening.
     @abstractmethod
     def kick(self) -> None: ...
     @abstractmethod
@@ -159,10 +160,6 @@ class EventLoopDriver(ABC, Generic[C]):
     async def progress(self, deadline: float | None) -> bool: ...
     @abstractmethod
     def progressed(self) -> None: ...
-    @abstractmethod
-    def connect(self, cmd: Connect) -> None: ...
-    @abstractmethod
-    def write(self, out: list[tuple[int, bytes]]) -> None: ...
     @abstractmethod
     async def open(self, conn: C) -> None: ...
     @abstractmethod
@@ -203,6 +200,7 @@ class EventLoopDriver(ABC, Generic[C]):
         self.kick()
 
     def shutdown(self) -> None:
+        """Close every connection and wake the waiters (the driver task has ended or never ran)."""
         for node_id in list(self.conns):
             self.disconnect(node_id)
         self.progressed()
