@@ -826,3 +826,4 @@ def __getattr__(name: str) -> Any:
 
         return KafkaConsumer
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+from transports._admin_sync import *  # noqa: E402,F403  # KafkaAdminClient, NewTopic, ConfigResource, ACL... (issue 13)

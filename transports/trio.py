@@ -343,3 +343,4 @@ def __getattr__(name: str) -> Any:
 
         return KafkaConsumer
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+from transports._admin_trio import *  # noqa: E402,F403  # KafkaAdminClient, NewTopic, ConfigResource, ACL... (issue 13)
