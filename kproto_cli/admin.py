@@ -16,7 +16,6 @@ from typing import Any
 
 from kproto.consumer import TopicPartition
 from kproto.errors import (
-    GroupIdNotFoundError,
     TopicAlreadyExistsError,
     UnknownTopicOrPartitionError,
 )
@@ -99,7 +98,11 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--delete", action="append", default=[], metavar="KEY", help="reset a key to its default (repeatable)"
     )
-    p.add_argument("--overrides", action="store_true", help="only keys not at their default")
+    p.add_argument(
+        "--overrides",
+        action="store_true",
+        help="only keys set on the resource itself (dynamic-topic; dynamic-* for a broker)",
+    )
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(run=config)
 
@@ -109,6 +112,11 @@ def _admin(config: dict[str, Any]) -> Any:
 
     check_reachable(config["bootstrap_servers"])
     return make_client(KafkaAdminClient, config, "admin client")
+
+
+def _admin_for(args: argparse.Namespace, config: dict[str, Any]) -> Any:
+    """The admin client, its calls bounded by ``-t`` unless ``-X default_api_timeout_ms`` says otherwise."""
+    return _admin({"default_api_timeout_ms": int(args.timeout * 1000), **config})
 
 
 def _dump(data: object) -> None:
@@ -166,7 +174,7 @@ def _offsets(admin: Any, tps: list[TopicPartition], latest: bool) -> dict[TopicP
 
 
 def topics(args: argparse.Namespace, config: dict[str, Any]) -> int:
-    admin = _admin(config)
+    admin = _admin_for(args, config)
     try:
         if args.long:
             found = {t["name"]: t for t in _topic_descriptions(admin.describe_topics())}
@@ -194,7 +202,7 @@ def topics(args: argparse.Namespace, config: dict[str, Any]) -> int:
 
 
 def describe(args: argparse.Namespace, config: dict[str, Any]) -> int:
-    admin = _admin(config)
+    admin = _admin_for(args, config)
     try:
         try:
             (found,) = _topic_descriptions(admin.describe_topics([args.topic]))
@@ -249,9 +257,9 @@ def _group_rows(result: Any) -> list[tuple[str, str, str]]:
 
 
 def groups(args: argparse.Namespace, config: dict[str, Any]) -> int:
-    admin = _admin(config)
+    admin = _admin_for(args, config)
     try:
-        rows = _group_rows(admin.list_consumer_groups())
+        rows = _group_rows(admin.list_groups())
     finally:
         admin.close()
     if args.json:
@@ -268,37 +276,42 @@ def _committed(result: Any, group: str) -> dict[TopicPartition, int]:
 
 
 def lag(args: argparse.Namespace, config: dict[str, Any]) -> int:
-    admin = _admin(config)
+    admin = _admin_for(args, config)
     try:
+        # The partitions are named (all of the topic's, or of every topic): OffsetFetch for
+        # "all of the group's partitions" is what Tansu cannot answer (docs/admin.md).
+        names = [args.topic] if args.topic else None
         try:
-            committed = (
-                {} if args.topic else _committed(admin.list_consumer_group_offsets(args.group), args.group)
-            )
-            if not committed:
-                # Some brokers (Tansu) answer OffsetFetch for "all partitions" with none:
-                # ask again naming the partitions of the topic, or of every topic.
-                names = [args.topic] if args.topic else None
-                tps = [
-                    TopicPartition(t["name"], _partition(p)[0])
-                    for t in _topic_descriptions(admin.describe_topics(names))
-                    if not t["name"].startswith("__")
-                    for p in t["partitions"]
-                ]
-                if tps:
-                    committed = _committed(admin.list_consumer_group_offsets(args.group, tps), args.group)
-        except (GroupIdNotFoundError, UnknownTopicOrPartitionError):
-            committed = {}
+            tps = [
+                TopicPartition(t["name"], _partition(p)[0])
+                for t in _topic_descriptions(admin.describe_topics(names))
+                if not t["name"].startswith("__")
+                for p in t["partitions"]
+            ]
+        except UnknownTopicOrPartitionError:
+            raise NotFound(f"topic {args.topic!r} not found") from None
+        committed = (
+            _committed(admin.list_consumer_group_offsets(args.group, partitions=tps), args.group)
+            if tps
+            else {}
+        )
         if not committed:
             raise NotFound(
                 f"group {args.group!r} has no committed offsets"
                 + (f" for topic {args.topic!r}" if args.topic else "")
             )
-        tps = sorted(committed)
+        # Every partition of the topics the group has offsets on; one without a commit shows
+        # "-" as kafka-consumer-groups.sh does (where it starts depends on auto_offset_reset).
+        topics = {tp.topic for tp in committed}
+        tps = sorted(tp for tp in tps if tp.topic in topics)
         ends = _offsets(admin, tps, latest=True)
     finally:
         admin.close()
-    rows = [(tp.topic, tp.partition, committed[tp], ends[tp], max(0, ends[tp] - committed[tp])) for tp in tps]
-    total = sum(r[4] for r in rows)
+    rows: list[tuple[str, int, int | None, int, int | None]] = []
+    for tp in tps:
+        at = committed.get(tp)
+        rows.append((tp.topic, tp.partition, at, ends[tp], None if at is None else max(0, ends[tp] - at)))
+    total = sum(r[4] or 0 for r in rows)
     if args.json:
         keys = ("topic", "partition", "committed", "end", "lag")
         _dump(
@@ -315,7 +328,7 @@ def create_topic(args: argparse.Namespace, config: dict[str, Any]) -> int:
 
     configs = dict(parse_assignment(c, "-c config") for c in args.config)
     new = NewTopic(args.topic, args.partitions, args.replication_factor, topic_configs=configs)
-    admin = _admin(config)
+    admin = _admin_for(args, config)
     try:
         admin.create_topics([new], validate_only=args.validate_only)
     except TopicAlreadyExistsError:
@@ -329,7 +342,7 @@ def create_topic(args: argparse.Namespace, config: dict[str, Any]) -> int:
 
 
 def delete_topic(args: argparse.Namespace, config: dict[str, Any]) -> int:
-    admin = _admin(config)
+    admin = _admin_for(args, config)
     try:
         for name in args.topics:
             try:
@@ -362,7 +375,7 @@ def config(args: argparse.Namespace, config: dict[str, Any]) -> int:
     from kproto.admin import AlterConfigOp, ConfigResource, ConfigResourceType
 
     rtype = ConfigResourceType.TOPIC if args.type == "topic" else ConfigResourceType.BROKER
-    admin = _admin(config)
+    admin = _admin_for(args, config)
     try:
         if args.set or args.delete:
             changes: dict[str, object] = {
@@ -372,7 +385,12 @@ def config(args: argparse.Namespace, config: dict[str, Any]) -> int:
             admin.incremental_alter_configs([ConfigResource(rtype, args.name, changes)])
             print(f"altered {args.type} {args.name}: " + ", ".join(changes))
             return 0
-        entries = _config_entries(admin.describe_configs([ConfigResource(rtype, args.name)]))
+        resource = ConfigResource(rtype, args.name)
+        entries = _config_entries(admin.describe_configs([resource], config_filter="all"))
+        if (
+            not entries and rtype == ConfigResourceType.TOPIC
+        ):  # some brokers answer an unknown topic with none
+            _topic_descriptions(admin.describe_topics([args.name]))
     except UnknownTopicOrPartitionError:
         raise NotFound(f"topic {args.name!r} not found") from None
     finally:
@@ -381,7 +399,9 @@ def config(args: argparse.Namespace, config: dict[str, Any]) -> int:
     for key in sorted(entries):
         e = entries[key]
         source = _CONFIG_SOURCES.get(int(e.get("config_source") or 0), str(e.get("config_source")))
-        if args.overrides and source in ("default", "static-broker"):
+        if args.overrides and not (
+            source == "dynamic-topic" if args.type == "topic" else source.startswith("dynamic")
+        ):
             continue
         value = "(sensitive)" if e.get("is_sensitive") else e.get("value")
         rows.append((key, value, source))

@@ -94,6 +94,8 @@ def run(args: argparse.Namespace, config: dict[str, Any]) -> int:
 
 def _produce(producer: Any, args: argparse.Namespace, source: BinaryIO, headers: Any) -> int:
     progress = Progress()
+    if progress.enabled and source.isatty():
+        print("kproto: one record per line; Ctrl-D ends", file=sys.stderr)
     topic, partition = args.topic, args.partition
     sep = args.key_delimiter.encode() if args.key_delimiter else None
     send = producer.send
