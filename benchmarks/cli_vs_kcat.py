@@ -11,7 +11,9 @@ as a user sees it), interleaved kproto / librdkafka, median of ``--rounds``:
 The librdkafka side is what kcat does, written with ``confluent_kafka``
 (kcat itself is not installed here): a Producer fed line by line, a Consumer
 assigned every partition with ``enable.partition.eof``, and committed offsets
-plus watermarks for the lag. ::
+plus watermarks for the lag. Python runs as installed, with its bytecode cached
+(in a temporary ``PYTHONPYCACHEPREFIX``, warmed before the first round, even
+where the environment sets ``PYTHONDONTWRITEBYTECODE``). ::
 
     python benchmarks/cli_vs_kcat.py                      # starts Tansu
     python benchmarks/cli_vs_kcat.py --bootstrap host:9092 --records 100000
@@ -20,6 +22,7 @@ plus watermarks for the lag. ::
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import subprocess
 import sys
@@ -31,6 +34,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 KPROTO = [sys.executable, "-m", "kproto"]
 PEER = [sys.executable, str(Path(__file__).resolve()), "--peer"]
+#: The processes' environment: bytecode cached outside the tree, as an installed package has it.
+ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+ENV["PYTHONPYCACHEPREFIX"] = os.path.join(tempfile.gettempdir(), "kproto-cli-bench-pycache")
 
 
 # --- the librdkafka side (run in its own process by --peer JOB) ---------------------------
@@ -60,8 +66,12 @@ def peer_consume(bootstrap: str, topic: str, partitions: int) -> None:
     from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
 
     c = Consumer(
-        {"bootstrap.servers": bootstrap, "group.id": "kcat-equivalent", "enable.partition.eof": True,
-         "enable.auto.commit": False}
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": "kcat-equivalent",
+            "enable.partition.eof": True,
+            "enable.auto.commit": False,
+        }
     )
     c.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in range(partitions)])
     out = sys.stdout.buffer
@@ -96,12 +106,16 @@ def peer_lag(bootstrap: str, topic: str, partitions: int, group: str) -> None:
 # --- the driver --------------------------------------------------------------------------
 
 
-def timed(cmd: list[str], stdout: int | None = subprocess.DEVNULL) -> float:
+def timed(cmd: list[str], lines: int | None = None) -> float:
+    """Wall seconds of ``cmd``; with ``lines``, its stdout must have exactly that many lines."""
     t0 = time.perf_counter()
-    done = subprocess.run(cmd, cwd=ROOT, stdout=stdout, stderr=subprocess.PIPE, check=False)
+    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, env=ENV, check=False)
     secs = time.perf_counter() - t0
     if done.returncode != 0:
         raise SystemExit(f"{' '.join(cmd)} failed ({done.returncode}): {done.stderr.decode()[-500:]}")
+    printed = done.stdout.count(b"\n")
+    if lines is not None and printed != lines:
+        raise SystemExit(f"{' '.join(cmd)} printed {printed} lines, not {lines}")
     return secs
 
 
@@ -111,6 +125,8 @@ def run(bootstrap: str, records: int, rounds: int) -> None:
         for i in range(records):
             lines.write(b"%08d " % i + b"x" * 91 + b"\n")  # 100-byte values
     times: dict[str, list[float]] = {}
+    warm = "kproto_cli.admin, kproto_cli.consume, kproto_cli.produce, transports._admin_sync, confluent_kafka"
+    timed([sys.executable, "-c", f"import transports.sync, transports._consumer_sync, {warm}"])
 
     def note(job: str, who: str, secs: float) -> None:
         times.setdefault(f"{job}|{who}", []).append(secs)
@@ -119,24 +135,44 @@ def run(bootstrap: str, records: int, rounds: int) -> None:
         for who in ("kproto", "librdkafka"):
             topic = f"bench-{uuid.uuid4().hex[:8]}"
             group = f"bench-{uuid.uuid4().hex[:8]}"
-            subprocess.run([*KPROTO, "create-topic", "-b", bootstrap, topic, "-p", "4"], check=True,
-                           stdout=subprocess.DEVNULL, cwd=ROOT)
+            subprocess.run(
+                [*KPROTO, "create-topic", "-b", bootstrap, topic, "-p", "4"],
+                check=True,
+                stdout=subprocess.DEVNULL,
+                cwd=ROOT,
+                env=ENV,
+            )
             if who == "kproto":
-                note("produce", who, timed([*KPROTO, "produce", "-b", bootstrap, topic, "-q", "-l", lines.name]))
-                note("consume", who, timed([*KPROTO, "consume", "-b", bootstrap, topic, "-e", "-f", "%p:%o %v\\n"]))
+                note(
+                    "produce",
+                    who,
+                    timed([*KPROTO, "produce", "-b", bootstrap, topic, "-q", "-l", lines.name]),
+                )
+                note(
+                    "consume",
+                    who,
+                    timed([*KPROTO, "consume", "-b", bootstrap, topic, "-e", "-f", "%p:%o %v\\n"], records),
+                )
             else:
                 note("produce", who, timed([*PEER, "produce", bootstrap, topic, lines.name]))
-                note("consume", who, timed([*PEER, "consume", bootstrap, topic, "4"]))
+                note("consume", who, timed([*PEER, "consume", bootstrap, topic, "4"], records))
             # a group that committed half (by kproto: the same commit for both lag readers)
-            subprocess.run([*KPROTO, "consume", "-b", bootstrap, topic, "-G", group, "-n", str(records // 2)],
-                           check=True, stdout=subprocess.DEVNULL, cwd=ROOT)
+            subprocess.run(
+                [*KPROTO, "consume", "-b", bootstrap, topic, "-G", group, "-n", str(records // 2)],
+                check=True,
+                stdout=subprocess.DEVNULL,
+                cwd=ROOT,
+                env=ENV,
+            )
             if who == "kproto":
                 note("lag", who, timed([*KPROTO, "lag", "-b", bootstrap, group]))
             else:
                 note("lag", who, timed([*PEER, "lag", bootstrap, topic, "4", group]))
     Path(lines.name).unlink()
-    print(f"broker {bootstrap}; {records:,} lines of 100 bytes, 4 partitions; wall seconds per process, "
-          f"median of {rounds}")
+    print(
+        f"broker {bootstrap}; {records:,} lines of 100 bytes, 4 partitions; wall seconds per process, "
+        f"median of {rounds}"
+    )
     print(f"{'job':<10}{'kproto':>10}{'librdkafka':>12}{'ratio':>8}")
     for job in ("produce", "consume", "lag"):
         k = statistics.median(times[f"{job}|kproto"])
