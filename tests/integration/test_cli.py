@@ -159,7 +159,17 @@ def test_topic_admin_commands(broker: Any, bootstrap: str) -> None:
     assert text[0].startswith(f"topic {name}: 3 partitions, replication 1")
 
     if isinstance(broker, KafkaCluster):  # Tansu has no topic configs to change
-        ok("config", "-b", bootstrap, "topic", name, "--set", "retention.ms=123456", "--set", "cleanup.policy=compact")
+        ok(
+            "config",
+            "-b",
+            bootstrap,
+            "topic",
+            name,
+            "--set",
+            "retention.ms=123456",
+            "--set",
+            "cleanup.policy=compact",
+        )
         configs = json.loads(ok("config", "-b", bootstrap, "topic", name, "--json").stdout)
         assert configs["retention.ms"] == {"value": "123456", "source": "dynamic-topic"}
         assert configs["cleanup.policy"] == {"value": "compact", "source": "dynamic-topic"}
@@ -220,11 +230,15 @@ def test_config_file_and_console_script(tansu: TansuBroker, tmp_path: Path) -> N
     )
     launcher.chmod(0o755)
     config = tmp_path / "client.properties"
-    config.write_text(f"# the broker\nbootstrap.servers={tansu.bootstrap}\nclient.id=cli-test\n\nretry_backoff_ms=50\n")
+    config.write_text(
+        f"# the broker\nbootstrap.servers={tansu.bootstrap}\nclient.id=cli-test\n\nretry_backoff_ms=50\n"
+    )
     topic = f"cfg-{uuid.uuid4().hex[:8]}"
 
     def run(*args: str, stdin: bytes = b"") -> subprocess.CompletedProcess[bytes]:
-        return subprocess.run([str(launcher), *args], input=stdin, capture_output=True, timeout=120, check=False)
+        return subprocess.run(
+            [str(launcher), *args], input=stdin, capture_output=True, timeout=120, check=False
+        )
 
     produced = run("produce", "-F", str(config), topic, stdin=b"one\ntwo\n")
     assert produced.returncode == 0, produced.stderr
@@ -268,8 +282,22 @@ class Tmux:
                 raise AssertionError(f"{pattern!r} not on the screen within {timeout}s:\n{screen}")
             time.sleep(0.1)
 
+    def interrupted(self, command: str, shows: str) -> str:
+        """Run ``command`` until ``shows`` is on the screen, press Ctrl-C; the screen it showed.
+
+        The command must then exit with 130 (interrupted) and no traceback.
+        """
+        self.type(f"{command}; echo EXIT=$?", "Enter")
+        shown = self.wait_for(shows)
+        self.run("send-keys", "-t", "t", "C-c")
+        screen = self.wait_for(r"EXIT=\d")
+        assert "EXIT=130" in screen and "Traceback" not in screen
+        return shown
+
     def kill(self) -> None:
-        subprocess.run(["tmux", "-L", self.socket, "kill-server"], capture_output=True, timeout=30, check=False)
+        subprocess.run(
+            ["tmux", "-L", self.socket, "kill-server"], capture_output=True, timeout=30, check=False
+        )
 
 
 @pytest.fixture
@@ -288,23 +316,14 @@ def test_progress_line_in_a_terminal(tansu: TansuBroker, tmux: Tmux) -> None:
     cmd = " ".join([sys.executable, "-m", "kproto"])
     # An endless feed (Ctrl-C ends it silently): the live line shows records and MB/s until Ctrl-C.
     feed = (
-        f"{sys.executable} -c \"import signal, sys\nsignal.signal(signal.SIGINT, signal.SIG_DFL)\n"
+        f'{sys.executable} -c "import signal, sys\nsignal.signal(signal.SIGINT, signal.SIG_DFL)\n'
         "while True: sys.stdout.write('x' * 100 + chr(10))\""
     )
-    tmux.type(f"cd {ROOT} && {feed} | {cmd} produce -b {tansu.bootstrap} {topic}; echo EXIT=$?", "Enter")
-    screen = tmux.wait_for("records/s")
-    assert "MB/s" in screen
-    tmux.run("send-keys", "-t", "t", "C-c")
-    screen = tmux.wait_for(r"EXIT=\d")
-    assert "EXIT=130" in screen and "Traceback" not in screen
-
+    shown = tmux.interrupted(f"cd {ROOT} && {feed} | {cmd} produce -b {tansu.bootstrap} {topic}", "records/s")
+    assert "MB/s" in shown
     # A consumer that keeps waiting for more: its line carries the lag; stdout goes to /dev/null.
-    tmux.type(f"clear; {cmd} consume -b {tansu.bootstrap} {topic} > /dev/null; echo EXIT=$?", "Enter")
-    screen = tmux.wait_for(" lag ")
-    assert "records/s" in screen
-    tmux.run("send-keys", "-t", "t", "C-c")
-    screen = tmux.wait_for(r"EXIT=\d")
-    assert "EXIT=130" in screen and "Traceback" not in screen
+    shown = tmux.interrupted(f"clear; {cmd} consume -b {tansu.bootstrap} {topic} > /dev/null", " lag ")
+    assert "records/s" in shown
 
     # The same consume piped: nothing at all on stderr.
     piped = ok("consume", "-b", tansu.bootstrap, topic, "-e", "-f", "%o\\n")
