@@ -15,7 +15,9 @@ from __future__ import annotations
 import difflib
 import enum
 import inspect
+import logging
 import secrets
+import types
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
@@ -46,10 +48,11 @@ from kproto.errors import (
     UnknownBrokerError,
 )
 from transports._common import auth_failure, crashed_error, timeout_error
-from transports._consumer_sync import _tp, _tps
 from transports._tls import SECURITY_OPTIONS, Security, client_security_kwargs, security_from_configs
 
 __all__ = ["ADMIN_DRIVER", "AdminCall", "AdminFacadeBase", "OpGroup", "admin_option_names"]
+
+log = logging.getLogger(__name__)
 
 #: ClientConfig fields that are wiring, not user options (the facade sets them).
 _INTERNAL = frozenset({"authenticator", "sasl_nonce_factory", "allow_auto_create_topics"})
@@ -81,11 +84,12 @@ def _drop_events(events: object) -> None:
 
 
 def _crash_admin(core: Any, exc: BaseException, now: float) -> None:
-    """An admin driver died of ``exc`` (a bug): fail every open operation."""
+    """An admin driver died of ``exc`` (a bug): log it, fail every open operation."""
+    log.error("kproto admin driver crashed", exc_info=exc)
     try:
         core.close(now)
-    except Exception:  # nothing left to report it to; the crash itself is raised by every call
-        pass
+    except Exception:
+        log.exception("closing the admin core after the crash failed")
 
 
 #: How an event-loop driver treats the admin core (keyword arguments of the drivers).
@@ -121,21 +125,23 @@ class AdminCall:
 
 
 def _timeout(timeout_ms: Any, name: str = "timeout_ms") -> int | None:
+    """A call's ``timeout_ms``; None or 0 mean the client's ``default_api_timeout_ms``
+    (kafka-python also reads 0 as "the default")."""
     if timeout_ms is None:
         return None
     if isinstance(timeout_ms, bool) or not isinstance(timeout_ms, (int, float)) or timeout_ms < 0:
         raise IllegalArgumentError(f"{name} must be a number >= 0 or None, got {timeout_ms!r}")
-    return int(timeout_ms)
+    return int(timeout_ms) or None
 
 
-def _names(value: Any, name: str, types: tuple[type, ...] = (str,)) -> list[Any]:
+def _names(value: Any, name: str, kinds: tuple[type, ...] = (str,)) -> list[Any]:
     """A list of names (strings), refusing a bare string (a classic mistake: ``'topic'`` iterates letters)."""
     if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
         raise IllegalArgumentError(f"{name} must be a list, got {value!r}")
     out = list(value)
     for v in out:
-        if not isinstance(v, types) or (isinstance(v, str) and not v):
-            raise IllegalArgumentError(f"{name}: {v!r} is not a non-empty {' or '.join(t.__name__ for t in types)}")
+        if not isinstance(v, kinds) or (isinstance(v, str) and not v):
+            raise IllegalArgumentError(f"{name}: {v!r} is not a non-empty {' or '.join(t.__name__ for t in kinds)}")
     return out
 
 
@@ -156,18 +162,19 @@ def _mapping(value: Any, name: str) -> Mapping[Any, Any]:
     return value
 
 
-def _partitions(value: Any, name: str) -> list[TopicPartition]:
-    try:
-        return _tps(value)
-    except TypeError as exc:
-        raise IllegalArgumentError(f"{name}: {exc}") from None
-
-
 def _tp_key(value: Any, name: str) -> TopicPartition:
-    try:
-        return _tp(value)
-    except TypeError as exc:
-        raise IllegalArgumentError(f"{name}: {exc}") from None
+    """A TopicPartition, or a ``(topic, partition)`` pair as one."""
+    if isinstance(value, TopicPartition):
+        return value
+    if isinstance(value, tuple) and len(value) == 2 and isinstance(value[0], str) and type(value[1]) is int:
+        return TopicPartition(value[0], value[1])
+    raise IllegalArgumentError(f"{name}: expected a TopicPartition, got {value!r}")
+
+
+def _partitions(value: Any, name: str) -> list[TopicPartition]:
+    if isinstance(value, (str, TopicPartition)) or not isinstance(value, Iterable):
+        raise IllegalArgumentError(f"{name} must be a list of TopicPartition, got {value!r}")
+    return [_tp_key(tp, name) for tp in value]
 
 
 def _int(value: Any, name: str) -> int:
@@ -229,19 +236,20 @@ def _value_or_error(op: AdminOp, raise_errors: bool) -> dict[Any, Any]:
     return out
 
 
+def _only(key: Any) -> Callable[[AdminOp], Any]:
+    """The shape of a call about one resource ``key`` (a group): its value, or its error raised."""
+
+    def shape(op: AdminOp) -> Any:
+        _raise_first(op)
+        return dict(op.results[key])
+
+    return shape
+
+
 def _single(op: AdminOp) -> Any:
     """The value of a call with one resource (keyed None), raising its error."""
     _raise_first(op)
     return op.results[None]
-
-
-def _merge_brokers(op: AdminOp) -> list[Any]:
-    """Every broker's list in one (ListGroups and friends ask each broker); raises a broker's error."""
-    _raise_first(op)
-    out: list[Any] = []
-    for bid in sorted(op.results):
-        out.extend(op.results[bid])
-    return out
 
 
 def _salted(alteration: Any) -> Any:
@@ -300,12 +308,12 @@ class AdminFacadeBase:
 
     def _done(self, call: AdminCall) -> Callable[[], bool]:
         """``done()`` for the driver's run_until: the op settled; raises an authentication failure at once."""
-        core = self._core
+        client = self._core.client
 
         def done() -> bool:
             if call.op.done:
                 return True
-            failure = auth_failure(core)
+            failure = auth_failure(client)
             if failure is not None:
                 raise failure
             return False
@@ -316,7 +324,8 @@ class AdminFacadeBase:
         """The shaped result once the driver stopped for ``call``."""
         self._check_open()
         if not finished:
-            raise timeout_error(self._core, f"{call.what} did not complete in time")
+            # timeout_error reads the client's last failure from a core's ``_client``.
+            raise timeout_error(types.SimpleNamespace(_client=self._core.client), f"{call.what} did not complete in time")
         return call.shape(call.op)
 
     def _start(self, make: Callable[[float], AdminOp], shape: Callable[[AdminOp], Any]) -> Any:
@@ -426,7 +435,8 @@ class AdminFacadeBase:
         """Configs of each resource: ``{type name lower-case: {resource name: {key: {value,
         read_only, config_source, is_sensitive, synonyms}}}}``. ``config_filter`` as
         kafka-python 3: ``'modified'`` (non-default values; the default), ``'all'``,
-        ``'default'``, ``'static'``. A failed resource raises."""
+        ``'default'``, ``'static'``. A resource that failed maps to its KafkaError
+        (kafka-python 3 leaves it empty); the others are unaffected."""
         resources = _typed(config_resources, "config_resources", ConfigResource)
         keep = _CONFIG_FILTERS.get(str(getattr(config_filter, "name", config_filter)).lower())
         if keep is None:
@@ -436,12 +446,15 @@ class AdminFacadeBase:
         kept = keep
 
         def shape(op: AdminOp) -> Any:
-            _raise_first(op)
+            if op.error is not None:
+                raise op.error
             out: dict[str, dict[str, Any]] = {}
             for (rtype, name), configs in op.results.items():
                 out.setdefault(rtype.name.lower(), {})[name] = {
                     k: c for k, c in configs.items() if kept(c["config_source"])
                 }
+            for (rtype, name), err in op.errors.items():
+                out.setdefault(rtype.name.lower(), {})[name] = err
             return out
 
         return self._start(
@@ -450,16 +463,26 @@ class AdminFacadeBase:
         )
 
     def alter_configs(
-        self, config_resources: Any, validate_only: bool = False, incremental: bool | None = None
+        self,
+        config_resources: Any,
+        validate_only: bool = False,
+        raise_on_unknown: bool = True,
+        incremental: bool | None = None,
     ) -> Any:
-        """Set configs: each resource's ``configs`` is ``{key: value}`` (``incremental``:
-        ``{key: value | (AlterConfigOp, value)}``, KIP-339; without it every dynamic config
-        not named is reset, as AlterConfigs does). Returns ``{type name: {resource name:
-        None | KafkaError}}``: one bad resource fails only its own entry."""
+        """Set configs: each resource's ``configs`` is ``{key: value | (AlterConfigOp, value)}``.
+
+        As kafka-python 3.0, ``incremental=None`` (the default) and True use
+        IncrementalAlterConfigs (KIP-339, brokers 2.3+): only the keys named
+        change. ``incremental=False`` uses AlterConfigs, which resets every
+        dynamic config of the resource not named (plain values only). Unknown
+        keys are refused by the broker (INVALID_CONFIG), whatever
+        ``raise_on_unknown`` says. Returns ``{type name: {resource name: None |
+        KafkaError}}``: one bad resource fails only its own entry.
+        """
         resources = _typed(config_resources, "config_resources", ConfigResource)
         for r in resources:
             _mapping(r.configs, f"configs of {r.name!r}")
-        start = self._core.incremental_alter_configs if incremental else self._core.alter_configs
+        start = self._core.alter_configs if incremental is False else self._core.incremental_alter_configs
         return self._start(
             lambda now: start(resources, now=now, validate_only=bool(validate_only)), _by_config_type
         )
@@ -515,11 +538,7 @@ class AdminFacadeBase:
         gid = _names([group_id], "group_id")[0]
         tps = None if partitions is None else _partitions(partitions, "partitions")
 
-        def shape(op: AdminOp) -> Any:
-            _raise_first(op)
-            return dict(op.results[gid])
-
-        return self._start(lambda now: self._core.list_consumer_group_offsets(gid, tps, now=now), shape)
+        return self._start(lambda now: self._core.list_consumer_group_offsets(gid, tps, now=now), _only(gid))
 
     def alter_consumer_group_offsets(
         self, group_id: str, offsets: Mapping[Any, Any], group_coordinator_id: int | None = None
@@ -533,11 +552,7 @@ class AdminFacadeBase:
                 _int(om, f"offsets[{tp!r}]")
             offs[_tp_key(tp, "offsets")] = om
 
-        def shape(op: AdminOp) -> Any:
-            _raise_first(op)
-            return dict(op.results[gid])
-
-        return self._start(lambda now: self._core.alter_consumer_group_offsets(gid, offs, now=now), shape)
+        return self._start(lambda now: self._core.alter_consumer_group_offsets(gid, offs, now=now), _only(gid))
 
     def delete_consumer_group_offsets(
         self, group_id: str, partitions: Any, group_coordinator_id: int | None = None
@@ -547,11 +562,7 @@ class AdminFacadeBase:
         gid = _names([group_id], "group_id")[0]
         tps = _partitions(partitions, "partitions")
 
-        def shape(op: AdminOp) -> Any:
-            _raise_first(op)
-            return dict(op.results[gid])
-
-        return self._start(lambda now: self._core.delete_consumer_group_offsets(gid, tps, now=now), shape)
+        return self._start(lambda now: self._core.delete_consumer_group_offsets(gid, tps, now=now), _only(gid))
 
     def delete_consumer_groups(self, group_ids: Any, group_coordinator_id: int | None = None) -> Any:
         """Delete groups: ``[(group_id, None | KafkaError)]`` in the order asked (each group its own entry)."""

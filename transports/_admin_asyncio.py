@@ -8,7 +8,6 @@ call starts it too) runs the driver task; ``await admin.close()`` stops it.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 from typing import Any
 
 from kproto.admin.types import *  # noqa: F403  # re-exported: no __all__ here, so a star import takes every public name (mypy too)
@@ -17,21 +16,41 @@ from transports._asyncio_driver import AsyncioDriver
 
 
 class AsyncAdminBase(_admin.AdminFacadeBase):
-    """Every admin method returns a coroutine: ``await admin.create_topics(...)``."""
+    """Every admin method returns a coroutine: ``await admin.create_topics(...)``.
+
+    The asyncio and trio clients differ only in how their driver is started
+    and stopped (:meth:`_running_driver`, :meth:`_stop_driver`).
+    """
+
+    _driver: Any
 
     def _finish(self, call: _admin.AdminCall) -> Any:
         return self._await(call)
 
     async def _await(self, call: _admin.AdminCall) -> Any:
-        self._kick()
-        return self._result(call, await self._run_until(self._done(call), self._wait_budget(call)))
+        driver = await self._running_driver()
+        driver.kick()
+        return self._result(call, await driver.run_until(self._done(call), self._wait_budget(call)))
 
-    def _kick(self) -> None:
-        """Tell the driver the core has something to send."""
+    async def _running_driver(self) -> Any:
+        """The driver, started (asyncio) or checked to be (trio)."""
         raise NotImplementedError
 
-    async def _run_until(self, done: Callable[[], bool], timeout: float) -> bool:
+    async def _stop_driver(self) -> None:
         raise NotImplementedError
+
+    async def close(self) -> None:
+        """Fail what is still open, close every connection and stop the driver (idempotent)."""
+        if self._closed:
+            return
+        self._closed = True
+        driver = self._driver
+        try:
+            if driver is not None and driver.crashed is None:
+                self._core.close(self._clock())
+                driver.pump()
+        finally:
+            await self._stop_driver()
 
 
 class KafkaAdminClient(AsyncAdminBase):
@@ -44,7 +63,7 @@ class KafkaAdminClient(AsyncAdminBase):
     def __init__(self, **configs: Any) -> None:
         self._loop = asyncio.get_running_loop()
         self._setup(configs, self._loop.time, allow_async_provider=True)
-        self._driver = AsyncioDriver(self._core, self._loop, self._security, **_admin.ADMIN_DRIVER)
+        self._driver: AsyncioDriver = AsyncioDriver(self._core, self._loop, self._security, **_admin.ADMIN_DRIVER)
 
     async def start(self) -> None:
         """Start the driver task (idempotent)."""
@@ -52,33 +71,21 @@ class KafkaAdminClient(AsyncAdminBase):
         if self._driver.task is None:
             self._driver.start("kproto-admin")
 
-    def _kick(self) -> None:
-        self._driver.kick()
-
-    async def _run_until(self, done: Callable[[], bool], timeout: float) -> bool:
+    async def _running_driver(self) -> AsyncioDriver:
         if self._driver.task is None:
             await self.start()
-        return await self._driver.run_until(done, timeout)
+        return self._driver
 
-    async def close(self) -> None:
-        """Fail what is still open, close every connection and stop the task (idempotent)."""
-        if self._closed:
-            return
-        self._closed = True
+    async def _stop_driver(self) -> None:
         driver = self._driver
+        driver.stop()
+        if driver.task is None:
+            driver.shutdown()
+            return
         try:
-            if driver.crashed is None:
-                self._core.close(self._clock())
-                driver.pump()
-        finally:
-            driver.stop()
-            if driver.task is not None:
-                try:
-                    await driver.task
-                except Exception:  # the task's own failure: nothing left to report it to
-                    pass
-            else:
-                driver.shutdown()
+            await driver.task
+        except Exception:  # the task's own failure: nothing left to report it to
+            pass
 
     async def __aenter__(self) -> KafkaAdminClient:
         await self.start()

@@ -31,7 +31,11 @@ class KafkaAdminClient(_admin.AdminFacadeBase):
         self._driver: SelectorDriver | None = None
         self._setup(configs, time.monotonic, allow_async_provider=False)
         ssl_context = self._security.ssl_context if self._security is not None else None
-        self._driver = SelectorDriver(self._core, self._clock, ssl_context, on_crash=_admin.ADMIN_DRIVER["on_crash"])
+        driving = _admin.ADMIN_DRIVER
+        # The sink drains the core's events (they would pile up unread otherwise).
+        self._driver = SelectorDriver(
+            self._core, self._clock, ssl_context, sink=driving["sink"], on_crash=driving["on_crash"]
+        )
         self._driver.flush(self._clock())
 
     def _finish(self, call: _admin.AdminCall) -> Any:

@@ -8,7 +8,6 @@ admin.close()``) cancels it. The awaitable methods are
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from types import TracebackType
 from typing import Any
 
@@ -32,14 +31,10 @@ class KafkaAdminClient(_admin_asyncio.AsyncAdminBase):
         self._driver: TrioDriver | None = None
         self._nursery_cm: Any = None
 
-    def _kick(self) -> None:
-        if self._driver is not None:
-            self._driver.kick()
-
-    async def _run_until(self, done: Callable[[], bool], timeout: float) -> bool:
+    async def _running_driver(self) -> TrioDriver:
         if self._driver is None:
             raise IllegalStateError("use 'async with KafkaAdminClient(...)' first")
-        return await self._driver.run_until(done, timeout)
+        return self._driver
 
     async def __aenter__(self) -> KafkaAdminClient:
         self._check_open()
@@ -49,19 +44,9 @@ class KafkaAdminClient(_admin_asyncio.AsyncAdminBase):
         await nursery.start(self._driver.run)
         return self
 
-    async def close(self) -> None:
-        """Fail what is still open, close every connection and stop the tasks (idempotent)."""
-        if self._closed:
-            return
-        self._closed = True
-        driver = self._driver
-        try:
-            if driver is not None and driver.running() and driver.crashed is None:
-                self._core.close(self._clock())
-                driver.pump()
-        finally:
-            if driver is not None:
-                driver.stop()
+    async def _stop_driver(self) -> None:
+        if self._driver is not None:
+            self._driver.stop()
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None

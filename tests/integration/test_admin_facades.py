@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 import trio
 from _broker import TansuBroker
-from _kafka import KafkaCluster
+from _kafka import BROKERS, KafkaCluster
 from kafka import KafkaProducer
 
 import transports.asyncio as t_asyncio
@@ -29,6 +29,7 @@ import transports.sync as t_sync
 import transports.trio as t_trio
 from kproto.consumer import OffsetAndMetadata, TopicPartition
 from kproto.errors import (
+    AuthenticationFailedError,
     ElectionNotNeededError,
     GroupIdNotFoundError,
     IllegalArgumentError,
@@ -107,7 +108,7 @@ def kafka_acl() -> Iterator[KafkaCluster]:
         yield k
 
 
-@pytest.fixture(params=["tansu", "kafka"])
+@pytest.fixture(params=BROKERS)
 def any_broker(request: pytest.FixtureRequest) -> TansuBroker | KafkaCluster:
     b: TansuBroker | KafkaCluster = request.getfixturevalue("tansu" if request.param == "tansu" else "kafka_acl")
     return b
@@ -226,6 +227,31 @@ def test_topics_cluster_and_groups(any_broker: TansuBroker | KafkaCluster, trans
     run_admin(transport, scenario, bootstrap_servers=any_broker.bootstrap)
 
 
+def test_concurrent_calls_on_one_async_client(tansu: TansuBroker) -> None:
+    """Calls awaited together share the client's one driver (asyncio.gather, a trio nursery)."""
+    topics = [name("cc"), name("cc")]
+
+    async def on_asyncio() -> None:
+        async with t_asyncio.KafkaAdminClient(bootstrap_servers=tansu.bootstrap) as admin:
+            created, cluster = await asyncio.gather(admin.create_topics(topics), admin.describe_cluster())
+            assert [r["error_code"] for r in created["topics"]] == [0, 0] and cluster["brokers"]
+
+    async def on_trio() -> None:
+        got: dict[str, Any] = {}
+        async with t_trio.KafkaAdminClient(bootstrap_servers=tansu.bootstrap) as admin:
+
+            async def call(key: str, fn: Callable[[], Awaitable[Any]]) -> None:
+                got[key] = await fn()
+
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(call, "deleted", lambda: admin.delete_topics(topics))
+                nursery.start_soon(call, "cluster", admin.describe_cluster)
+        assert [r["error_code"] for r in got["deleted"]["topics"]] == [0, 0] and got["cluster"]["brokers"]
+
+    asyncio.run(on_asyncio())
+    trio.run(on_trio)
+
+
 # --- Apache Kafka: everything else ------------------------------------------------------
 
 
@@ -240,7 +266,9 @@ def test_configs_records_acls_scram_log_dirs(kafka_acl: KafkaCluster, transport:
     async def scenario(admin: Any, mod: Any) -> None:
         CR, T = mod.ConfigResource, mod.ConfigResourceType
         # --- configs: describe, incremental alter, alter; one missing topic fails its own entry
-        assert await aw(admin.describe_configs([CR(T.TOPIC, topic)])) == {"topic": {topic: {}}}
+        described = await aw(admin.describe_configs([CR(T.TOPIC, topic), CR(T.TOPIC, "missing-" + topic)]))
+        assert described["topic"][topic] == {}  # nothing modified yet
+        assert isinstance(described["topic"]["missing-" + topic], UnknownTopicOrPartitionError)
         everything = await aw(admin.describe_configs([CR(T.TOPIC, topic, ["retention.ms"])], config_filter="all"))
         assert set(everything["topic"][topic]) == {"retention.ms"}
         changed = await aw(
@@ -257,11 +285,14 @@ def test_configs_records_acls_scram_log_dirs(kafka_acl: KafkaCluster, transport:
 
         modified = await eventually(topic_configs, lambda r: "retention.ms" in r["topic"][topic])
         assert modified["topic"][topic]["retention.ms"]["value"] == "123456"
-        appended = await aw(
+        await aw(admin.alter_configs([CR(T.TOPIC, topic, {"cleanup.policy": "compact"})]))  # incremental
+        await eventually(topic_configs, lambda r: {"retention.ms", "cleanup.policy"} <= set(r["topic"][topic]))
+        deleted = await aw(
             admin.incremental_alter_configs([CR(T.TOPIC, topic, {"retention.ms": (mod.AlterConfigOp.DELETE, None)})])
         )
-        assert appended == {"topic": {topic: None}}
-        assert await aw(admin.alter_configs([CR(T.TOPIC, topic, {"segment.ms": "3600000"})])) == {
+        assert deleted == {"topic": {topic: None}}
+        # AlterConfigs proper: every dynamic config not named goes back to its default.
+        assert await aw(admin.alter_configs([CR(T.TOPIC, topic, {"segment.ms": "3600000"})], incremental=False)) == {
             "topic": {topic: None}
         }
         modified = await eventually(topic_configs, lambda r: set(r["topic"][topic]) == {"segment.ms"})
@@ -328,6 +359,15 @@ def test_configs_records_acls_scram_log_dirs(kafka_acl: KafkaCluster, transport:
             sasl_plain_password="s3cret",
         ) as as_user:
             assert topic in as_user.list_topics()
+        with t_sync.KafkaAdminClient(
+            bootstrap_servers=kafka_acl.bootstrap_for("SASL_PLAINTEXT"),
+            security_protocol="SASL_PLAINTEXT",
+            sasl_mechanism="SCRAM-SHA-256",
+            sasl_plain_username=user,
+            sasl_plain_password="wrong",
+        ) as refused:  # raised at once, not at the call's deadline
+            with pytest.raises(AuthenticationFailedError):
+                refused.list_topics()
         gone = mod.UserScramCredentialDeletion(user, "SCRAM-SHA-256")
         assert await aw(admin.alter_user_scram_credentials([gone])) == {user: None}
         after = await eventually(
