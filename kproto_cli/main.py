@@ -96,9 +96,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if getattr(args, "run", None) is None:
         parser.print_help(sys.stderr)
         return 2
-    debug = args.debug or os.environ.get("KPROTO_DEBUG") == "1"
+    debug = getattr(args, "debug", False) or os.environ.get("KPROTO_DEBUG") == "1"
     try:
-        config = client_config(args.bootstrap_server, args.option, args.config_file)
+        # (``demo`` takes no connection options: it starts its own broker)
+        config = (
+            client_config(args.bootstrap_server, args.option, args.config_file)
+            if hasattr(args, "option")
+            else {}
+        )
         status: int = args.run(args, config)
         return status
     except CliError as exc:

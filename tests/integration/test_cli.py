@@ -249,6 +249,22 @@ def test_config_file_and_console_script(tansu: TansuBroker, tmp_path: Path) -> N
     assert unreadable.returncode == 2 and "cannot read config file" in one_line_error(unreadable)
 
 
+def test_demo_starts_its_own_broker() -> None:
+    """``kproto demo`` and the README's ``python examples/demo.py`` start Tansu and measure (here: small)."""
+    for cmd in ([*KPROTO, "demo"], [sys.executable, "examples/demo.py"]):
+        done = subprocess.run(
+            [*cmd, "--records", "2000", "--only", "sync"],
+            capture_output=True,
+            cwd=ROOT,
+            timeout=300,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr.decode()
+        lines = done.stdout.decode().splitlines()
+        assert lines[0].startswith("broker 127.0.0.1:") and "2000 records of 100 bytes" in lines[0]
+        assert [line.split()[:2] for line in lines if line.startswith("kproto")] == [["kproto", "sync"]] * 2
+
+
 # --- a real terminal -----------------------------------------------------------------------
 
 

@@ -78,3 +78,17 @@ def test_table_aligns_numbers_right() -> None:
         "bbb   100",
         "c       -",
     ]
+
+
+def test_where_consume_starts() -> None:
+    from kproto_cli.consume import _start
+
+    assert _start(None, None) == ("beginning", 0) and _start(None, "g") == ("stored", 0)
+    assert _start("end", "g") == ("end", 0) and _start("12", None) == ("offset", 12)
+    assert _start("-5", None) == ("relative", 5)
+    assert _start("s@1700000000123", None) == ("time", 1700000000123)
+    assert _start("s@2023-11-14T22:13:20.123+00:00", None) == ("time", 1700000000123)
+    assert _start("s@2023-11-14T22:13:20", None) == ("time", 1700000000000)  # no zone: UTC
+    for where, group in (("12", "g"), ("stored", None), ("soon", None), ("s@yesterday", None)):
+        with pytest.raises(UsageError):
+            _start(where, group)
