@@ -10,7 +10,7 @@ from typing import Any, BinaryIO
 
 from kproto.errors import KafkaError, KafkaTimeoutError
 from kproto_cli.clients import check_reachable, explain, make_client
-from kproto_cli.errors import NotFound, Unreachable, UsageError
+from kproto_cli.errors import EXIT_INTERRUPTED, NotFound, Unreachable, UsageError
 from kproto_cli.options import parse_assignment
 from kproto_cli.progress import Progress, rate_text
 
@@ -112,27 +112,31 @@ def _produce(producer: Any, args: argparse.Namespace, source: BinaryIO, headers:
                 failed += 1
                 first_error = first_error or future.exception
 
-    for line in source:
-        if line[-1:] == b"\n":
-            line = line[:-1]
-        key = None
-        if sep is not None:
-            head, found, tail = line.partition(sep)
-            if found:
-                key, line = head, tail
-        try:
-            pending.append(send(topic, line, key, headers, partition))
-        except KafkaTimeoutError:
-            raise
-        except KafkaError as exc:  # this record only (too large...): count it, go on
-            failed += 1
-            first_error = first_error or exc
-        records += 1
-        nbytes += len(line) + (len(key) if key is not None else 0)
-        if not records % _CHECK_EVERY:
-            reap()
-            if progress.due():
-                progress.show(records, nbytes, f"{failed:,} errors" if failed else "")
+    interrupted = False
+    try:
+        for line in source:
+            if line[-1:] == b"\n":
+                line = line[:-1]
+            key = None
+            if sep is not None:
+                head, found, tail = line.partition(sep)
+                if found:
+                    key, line = head, tail
+            try:
+                pending.append(send(topic, line, key, headers, partition))
+            except KafkaTimeoutError:
+                raise
+            except KafkaError as exc:  # this record only (too large...): count it, go on
+                failed += 1
+                first_error = first_error or exc
+            records += 1
+            nbytes += len(line) + (len(key) if key is not None else 0)
+            if not records % _CHECK_EVERY:
+                reap()
+                if progress.due():
+                    progress.show(records, nbytes, f"{failed:,} errors" if failed else "")
+    except KeyboardInterrupt:  # Ctrl-C: what was read is still delivered and summed up, as kcat flushes
+        interrupted = True
     producer.flush()
     reap()
     progress.clear()
@@ -141,4 +145,6 @@ def _produce(producer: Any, args: argparse.Namespace, source: BinaryIO, headers:
         if first_error is not None:
             summary += f"; first: {type(first_error).__name__}: {first_error}"
         print(summary, file=sys.stderr)
+    if interrupted:
+        return EXIT_INTERRUPTED
     return 1 if failed else 0

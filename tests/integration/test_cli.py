@@ -298,8 +298,8 @@ class Tmux:
                 raise AssertionError(f"{pattern!r} not on the screen within {timeout}s:\n{screen}")
             time.sleep(0.1)
 
-    def interrupted(self, command: str, shows: str) -> str:
-        """Run ``command`` until ``shows`` is on the screen, press Ctrl-C; the screen it showed.
+    def interrupted(self, command: str, shows: str) -> tuple[str, str]:
+        """Run ``command`` until ``shows`` is on the screen, press Ctrl-C; the screen then and at the end.
 
         The command must then exit with 130 (interrupted) and no traceback.
         """
@@ -308,7 +308,7 @@ class Tmux:
         self.run("send-keys", "-t", "t", "C-c")
         screen = self.wait_for(r"EXIT=\d")
         assert "EXIT=130" in screen and "Traceback" not in screen
-        return shown
+        return shown, screen
 
     def kill(self) -> None:
         subprocess.run(
@@ -335,10 +335,15 @@ def test_progress_line_in_a_terminal(tansu: TansuBroker, tmux: Tmux) -> None:
         f'{sys.executable} -c "import signal, sys\nsignal.signal(signal.SIGINT, signal.SIG_DFL)\n'
         "while True: sys.stdout.write('x' * 100 + chr(10))\""
     )
-    shown = tmux.interrupted(f"cd {ROOT} && {feed} | {cmd} produce -b {tansu.bootstrap} {topic}", "records/s")
+    shown, end = tmux.interrupted(
+        f"cd {ROOT} && {feed} | {cmd} produce -b {tansu.bootstrap} {topic}", "records/s"
+    )
     assert "MB/s" in shown
+    assert re.search(
+        r"produced [\d,]+ records, .*; 0 errors", end
+    )  # what was read is delivered and summed up
     # A consumer that keeps waiting for more: its line carries the lag; stdout goes to /dev/null.
-    shown = tmux.interrupted(f"clear; {cmd} consume -b {tansu.bootstrap} {topic} > /dev/null", " lag ")
+    shown, end = tmux.interrupted(f"clear; {cmd} consume -b {tansu.bootstrap} {topic} > /dev/null", " lag ")
     assert "records/s" in shown
 
     # The same consume piped: nothing at all on stderr.
