@@ -249,6 +249,25 @@ def test_config_file_and_console_script(tansu: TansuBroker, tmp_path: Path) -> N
     assert unreadable.returncode == 2 and "cannot read config file" in one_line_error(unreadable)
 
 
+def test_security_options_by_x_and_by_file(kafka: KafkaCluster, tmp_path: Path) -> None:
+    """SASL_SSL (SCRAM-SHA-512 over TLS) with kafka-python's names on -X, and librdkafka's in a -F file."""
+    cfg = kafka.client_config("SASL_SSL", "SCRAM-SHA-512")
+    topic = kafka.listener("SASL_SSL").create_topic(f"sec-{uuid.uuid4().hex[:8]}")
+    xs = [f"-X{k}={v}" for k, v in cfg.items() if k != "bootstrap_servers"]
+    ok("produce", "-b", cfg["bootstrap_servers"], topic, *xs, "-q", stdin=b"s1\ns2\n")
+    rdkafka = tmp_path / "sasl.properties"
+    rdkafka.write_text(
+        f"bootstrap.servers={cfg['bootstrap_servers']}\nsecurity.protocol=SASL_SSL\n"
+        f"sasl.mechanisms=SCRAM-SHA-512\nsasl.username={kafka.username}\nsasl.password={kafka.password}\n"
+        f"ssl.ca.location={kafka.ca_file}\n"
+    )
+    got = ok("consume", "-F", str(rdkafka), topic, "-e").stdout.split()
+    assert sorted(got) == [b"s1", b"s2"]
+    assert topic in ok("topics", "-F", str(rdkafka)).stdout.decode().split()
+    wrong = kproto("topics", "-F", str(rdkafka), "-X", "sasl.password=wrong")
+    assert wrong.returncode == 1 and "Authentication" in one_line_error(wrong)
+
+
 def test_demo_starts_its_own_broker() -> None:
     """``kproto demo`` and the README's ``python examples/demo.py`` start Tansu and measure (here: small)."""
     for cmd in ([*KPROTO, "demo"], [sys.executable, "examples/demo.py"]):
