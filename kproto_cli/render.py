@@ -1,9 +1,10 @@
 """How records and tables are printed: ``--format`` strings, JSON lines, aligned columns.
 
 The tokens are kcat's, except that ``%t`` is the timestamp and ``%T`` the
-topic (kcat has those two the other way round). A format string is compiled once into one bytes ``%`` template and one
-function that picks the record's fields, so a record costs one tuple and
-one ``%`` (no per-token loop on the consume path).
+topic (kcat has those two the other way round). A format string is compiled
+once into one bytes ``%`` template and one function that picks the record's
+fields, so a record costs one tuple and one ``%`` (no per-token loop on the
+consume path).
 """
 
 from __future__ import annotations
