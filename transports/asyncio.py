@@ -23,6 +23,7 @@ from kproto.errors import (
     KafkaError,
     KafkaTimeoutError,
 )
+from transports._aiokafka_compat import AsyncioHandleCompat, ProducerCompat, aiokafka_configs
 from transports._asyncio_driver import AsyncioDriver
 from transports._common import (
     PRODUCER_DRIVER,
@@ -41,7 +42,7 @@ __all__ = ["DeliveryHandle", "KafkaProducer", "RecordMetadata"]
 _BYTES_PER_READ = 256 * 1024
 
 
-class DeliveryHandle(Delivery):
+class DeliveryHandle(AsyncioHandleCompat, Delivery):
     """Awaitable outcome of one record: ``await handle`` → :class:`RecordMetadata`.
 
     The asyncio future behind it is made only if someone awaits before the
@@ -98,7 +99,7 @@ class DeliveryHandle(Delivery):
         return self._error
 
 
-class KafkaProducer(AsyncTransactions, AsyncProducerBase[DeliveryHandle]):
+class KafkaProducer(ProducerCompat, AsyncTransactions, AsyncProducerBase[DeliveryHandle]):
     """A Kafka producer for asyncio, with the spec's options and method names.
 
     Use ``async with KafkaProducer(...) as producer:`` or ``await start()`` /
@@ -119,6 +120,7 @@ class KafkaProducer(AsyncTransactions, AsyncProducerBase[DeliveryHandle]):
     _make_core = staticmethod(make_core)
 
     def __init__(self, **configs: Any) -> None:
+        configs = aiokafka_configs(configs, consumer=False, aiokafka=self._aiokafka)
         self._options, self.config = split_configs(configs, allow_async_provider=True)
         self._max_block = self.config.max_block_ms / 1000.0
         self._driver: AsyncioDriver | None = None
@@ -308,4 +310,8 @@ def __getattr__(name: str) -> Any:
         from transports._consumer_asyncio import KafkaConsumer
 
         return KafkaConsumer
+    if name in ("AIOKafkaProducer", "AIOKafkaConsumer"):
+        from transports import _aiokafka_asyncio
+
+        return getattr(_aiokafka_asyncio, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

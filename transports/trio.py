@@ -31,6 +31,7 @@ from kproto.errors import (
     KafkaError,
     KafkaTimeoutError,
 )
+from transports._aiokafka_compat import TrioHandleCompat, TrioProducerCompat, aiokafka_configs
 from transports._common import (
     PRODUCER_DRIVER,
     AsyncProducerBase,
@@ -46,7 +47,7 @@ from transports._txn import AsyncTransactions
 
 __all__ = ["DeliveryHandle", "KafkaProducer", "RecordMetadata"]
 
-class DeliveryHandle(Delivery):
+class DeliveryHandle(TrioHandleCompat, Delivery):
     """Awaitable outcome of one record: ``await handle`` → :class:`RecordMetadata`.
 
     A ``trio.Event`` is made only if someone awaits before the outcome is known.
@@ -69,10 +70,6 @@ class DeliveryHandle(Delivery):
         self._state = 0
         self._error = None
         self._waiter = None
-
-    def _completed(self) -> None:
-        if self._waiter is not None:
-            self._waiter.set()
 
     async def wait(self) -> RecordMetadata:
         """Wait for the outcome.
@@ -103,7 +100,7 @@ class DeliveryHandle(Delivery):
         return self._error
 
 
-class KafkaProducer(AsyncTransactions, AsyncProducerBase[DeliveryHandle]):
+class KafkaProducer(TrioProducerCompat, AsyncTransactions, AsyncProducerBase[DeliveryHandle]):
     """A Kafka producer for trio, with the spec's options and method names.
 
     Args:
@@ -121,6 +118,7 @@ class KafkaProducer(AsyncTransactions, AsyncProducerBase[DeliveryHandle]):
     _make_core = staticmethod(make_core)
 
     def __init__(self, **configs: Any) -> None:
+        configs = aiokafka_configs(configs, consumer=False, aiokafka=False)
         self._options, self.config = split_configs(configs, allow_async_provider=True)
         self._max_block = self.config.max_block_ms / 1000.0
         self._driver: TrioDriver | None = None
