@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 import warnings
 from collections.abc import AsyncIterator, Callable, Generator, Iterable
@@ -69,6 +70,7 @@ _IGNORED = {
 }
 
 _warned: set[str] = set()
+log = logging.getLogger("transports")
 
 
 def warn_once(name: str, message: str) -> None:
@@ -276,7 +278,22 @@ class TrioHandleCompat(HandleCompat):
             w.set()
             if type(w) is TrioWaiter:
                 for fn in w.callbacks:
-                    fn(self)
+                    try:
+                        fn(self)
+                    except Exception:  # the user's callback: it must not take the driver down
+                        log.exception("delivery callback %r raised", fn)
+
+    def result(self) -> RecordMetadata:
+        """The metadata of a done handle.
+
+        Raises:
+            IllegalStateError: Not done yet.
+            KafkaError: The delivery failed.
+        """
+        if not self.done():
+            raise IllegalStateError("delivery not done yet")
+        outcome: RecordMetadata = cast(Any, self)._outcome()
+        return outcome
 
     def add_done_callback(self, fn: Callable[[Any], object]) -> None:
         """``fn(handle)`` once acknowledged or failed (at once if done); it must not block."""

@@ -391,7 +391,8 @@ class ConsumerCore:
         return lso if lso >= 0 else None
 
     def last_fetch_time(self, tp: TopicPartition) -> float | None:
-        """When (core time) the last fetch response for ``tp`` came, or None."""
+        """About when (core time: that of the input before its callback ran) the last fetch
+        response for ``tp`` came, or None."""
         at = self._positions.state(tp).fetched_at
         return at if at >= 0 else None
 
