@@ -47,17 +47,9 @@ class AIOKafkaProducer(KafkaProducer):
         """``send`` with aiokafka's positional order; ``await`` the result for the metadata."""
         return await super().send(topic, value, key, headers, partition, timestamp_ms)
 
-    async def send_and_wait(  # type: ignore[override]  # aiokafka's positional order
-        self,
-        topic: str,
-        value: Any = None,
-        key: Any = None,
-        partition: int | None = None,
-        timestamp_ms: int | None = None,
-        headers: list[tuple[str, bytes]] | None = None,
-    ) -> RecordMetadata:
-        """Queue one record and wait for its acknowledgement (aiokafka's positional order)."""
-        return await (await self.send(topic, value, key, partition, timestamp_ms, headers))
+    async def send_and_wait(self, *args: Any, **kwargs: Any) -> RecordMetadata:
+        """``await (await send(...))``, with :meth:`send`'s (aiokafka's) arguments."""
+        return await (await self.send(*args, **kwargs))
 
     async def __aenter__(self) -> AIOKafkaProducer:
         await self.start()

@@ -14,9 +14,9 @@ from collections.abc import Callable
 from typing import Any
 
 import aiokafka
-from aiokafka.coordinator.assignors.roundrobin import RoundRobinPartitionAssignor
 import pytest
 import trio
+from aiokafka.coordinator.assignors.roundrobin import RoundRobinPartitionAssignor
 from test_consumer_core import TP0, answer_list_offsets, deliver, fetch_response, make, records
 
 from kproto.consumer import ConsumerConfig, TopicPartition
