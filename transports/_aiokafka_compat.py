@@ -30,9 +30,10 @@ from kproto.consumer import ConsumerRecord, TopicPartition
 from kproto.errors import IllegalStateError, KafkaError
 from kproto.protocol.records import RecordsBuffer, encode_headers
 from transports._common import FacadeOptions, RecordMetadata, prepare_record
+from transports._consumer_sync import ConsumerFacadeBase, _tp, _tps
 
 if TYPE_CHECKING:
-    from kproto.consumer.core import ConsumerCore, Pending
+    from kproto.consumer.core import Pending
 
 __all__ = [
     "AsyncioHandleCompat",
@@ -540,34 +541,36 @@ class TrioProducerCompat(ProducerCompat):
 # --- consumer ---------------------------------------------------------------------
 
 
-class ConsumerCompat:
-    """aiokafka's consumer methods, for the asyncio and trio consumers."""
+class ConsumerCompat(ConsumerFacadeBase):
+    """aiokafka's consumer options and methods, for the asyncio and trio consumers."""
 
     #: The ``AIOKafkaConsumer`` flavour (aiokafka's meaning where the two APIs differ).
     _aiokafka = False
 
-    if TYPE_CHECKING:
-        _core: ConsumerCore
-        _clock: Callable[[], float]
-        _iter_buffer: list[ConsumerRecord]
-        _iter_pos: int
+    if TYPE_CHECKING:  # AsyncConsumerBase's
 
         async def poll(
             self, timeout_ms: float = 0, max_records: int | None = None
         ) -> dict[TopicPartition, list[ConsumerRecord]]: ...
         async def close(self, autocommit: bool = True, timeout_ms: float | None = None) -> None: ...
         async def _wait(self, pending: Pending[Any], timeout_ms: float | None, what: str) -> Any: ...
-        def _check_open(self) -> None: ...
-        def seek(self, partition: TopicPartition, offset: int) -> None: ...
-        def assignment(self) -> set[TopicPartition]: ...
+
+    def _setup(
+        self,
+        topics: tuple[str, ...],
+        configs: dict[str, Any],
+        clock: Callable[[], float],
+        *,
+        allow_async_provider: bool = False,
+    ) -> None:
+        configs = aiokafka_configs(configs, consumer=True, aiokafka=self._aiokafka)
+        super()._setup(topics, configs, clock, allow_async_provider=allow_async_provider)
 
     async def stop(self) -> None:
         """aiokafka's name for ``close()``: commit (auto-commit on), leave the group, close."""
         await self.close()
 
     def _assigned(self, partitions: tuple[TopicPartition, ...]) -> set[TopicPartition]:
-        from transports._consumer_sync import _tps
-
         tps = set(_tps(partitions))
         missing = tps - self.assignment()
         if missing:
@@ -656,14 +659,10 @@ class ConsumerCompat:
 
     def last_stable_offset(self, partition: TopicPartition) -> int | None:
         """The LastStableOffset of the last fetch of ``partition`` (KIP-98), None before one."""
-        from transports._consumer_sync import _tp
-
         return self._core.last_stable_offset(_tp(partition))
 
     def last_poll_timestamp(self, partition: TopicPartition) -> int | None:
         """When (ms since the epoch) the last fetch response for ``partition`` came, None before one."""
-        from transports._consumer_sync import _tp
-
         at = self._core.last_fetch_time(_tp(partition))
         if at is None:
             return None

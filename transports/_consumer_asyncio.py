@@ -21,10 +21,10 @@ from typing import Any, Final, TypeVar
 from kproto.consumer import ConsumerRecord, OffsetAndMetadata, OffsetAndTimestamp, TopicPartition
 from kproto.consumer.core import Pending
 from kproto.errors import IllegalStateError, KafkaTimeoutError
-from transports._aiokafka_compat import ConsumerCompat, aiokafka_configs
+from transports._aiokafka_compat import ConsumerCompat
 from transports._asyncio_driver import AsyncioDriver
 from transports._common import timeout_error
-from transports._consumer_sync import CONSUMER_DRIVER, ConsumerFacadeBase, _tp, _tps
+from transports._consumer_sync import CONSUMER_DRIVER, _tp, _tps
 
 __all__ = ["AsyncConsumerBase", "KafkaConsumer"]
 
@@ -34,7 +34,7 @@ T = TypeVar("T")
 _DEFAULT_API_TIMEOUT: Final = 60.0
 
 
-class AsyncConsumerBase(ConsumerCompat, ConsumerFacadeBase):
+class AsyncConsumerBase(ConsumerCompat):
     """The awaitable consumer methods, over any driver that implements ``_run_until``."""
 
     async def _run_until(self, done: Callable[[], bool], timeout: float | None) -> bool:
@@ -259,7 +259,6 @@ class KafkaConsumer(AsyncConsumerBase):
 
     def __init__(self, *topics: str, **configs: Any) -> None:
         self._loop = asyncio.get_running_loop()
-        configs = aiokafka_configs(configs, consumer=True, aiokafka=self._aiokafka)
         self._setup(topics, configs, self._loop.time, allow_async_provider=True)
         self._driver = AsyncioDriver(
             self._core,

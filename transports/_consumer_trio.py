@@ -16,7 +16,6 @@ from typing import Any
 import trio  # type: ignore[import-untyped,unused-ignore]  # trio 0.22 has no py.typed
 
 from kproto.errors import IllegalStateError
-from transports._aiokafka_compat import aiokafka_configs
 from transports._consumer_asyncio import AsyncConsumerBase
 from transports._consumer_sync import CONSUMER_DRIVER
 from transports._trio_driver import TrioDriver
@@ -31,7 +30,6 @@ class KafkaConsumer(AsyncConsumerBase):
     """
 
     def __init__(self, *topics: str, **configs: Any) -> None:
-        configs = aiokafka_configs(configs, consumer=True, aiokafka=False)
         self._setup(topics, configs, trio.current_time, allow_async_provider=True)
         self._driver: TrioDriver | None = None
         self._nursery_cm: Any = None
