@@ -555,16 +555,10 @@ class ConsumerCompat(ConsumerFacadeBase):
         async def close(self, autocommit: bool = True, timeout_ms: float | None = None) -> None: ...
         async def _wait(self, pending: Pending[Any], timeout_ms: float | None, what: str) -> Any: ...
 
-    def _setup(
-        self,
-        topics: tuple[str, ...],
-        configs: dict[str, Any],
-        clock: Callable[[], float],
-        *,
-        allow_async_provider: bool = False,
-    ) -> None:
+    def _setup(self, topics: tuple[str, ...], configs: dict[str, Any], *args: Any, **kwargs: Any) -> None:
+        """aiokafka's option names mapped first (:func:`aiokafka_configs`)."""
         configs = aiokafka_configs(configs, consumer=True, aiokafka=self._aiokafka)
-        super()._setup(topics, configs, clock, allow_async_provider=allow_async_provider)
+        super()._setup(topics, configs, *args, **kwargs)
 
     async def stop(self) -> None:
         """aiokafka's name for ``close()``: commit (auto-commit on), leave the group, close."""
