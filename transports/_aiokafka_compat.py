@@ -24,12 +24,12 @@ import logging
 import time
 import warnings
 from collections.abc import AsyncIterator, Callable, Generator, Iterable
-from typing import TYPE_CHECKING, Any, NamedTuple, cast
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar, cast
 
 from kproto.consumer import ConsumerRecord, TopicPartition
 from kproto.errors import IllegalStateError, KafkaError
 from kproto.protocol.records import RecordsBuffer, encode_headers
-from transports._common import FacadeOptions, RecordMetadata, prepare_record
+from transports._common import AsyncProducerBase, Delivery, FacadeOptions, RecordMetadata, prepare_record
 from transports._consumer_sync import ConsumerFacadeBase, _tp, _tps
 
 if TYPE_CHECKING:
@@ -70,6 +70,7 @@ _IGNORED = {
     ),
 }
 
+_D = TypeVar("_D", bound=Delivery)
 _warned: set[str] = set()
 log = logging.getLogger("transports")
 
@@ -451,20 +452,18 @@ class BatchBuilder:
         self._closed = True
 
 
-class ProducerCompat:
-    """aiokafka's producer methods, for the asyncio and trio producers."""
+class ProducerCompat(AsyncProducerBase[_D]):
+    """aiokafka's producer options and methods, for the asyncio and trio producers."""
 
     #: The ``AIOKafkaProducer`` flavour (aiokafka's meaning where the two APIs differ).
     _aiokafka = False
 
-    if TYPE_CHECKING:
-        from kproto.producer.config import ProducerConfig
+    def __init__(self, **configs: Any) -> None:
+        super().__init__(**aiokafka_configs(configs, consumer=False, aiokafka=self._aiokafka))
 
-        _options: FacadeOptions
-        config: ProducerConfig
+    if TYPE_CHECKING:  # the facade's and AsyncTransactions'
 
         async def close(self, timeout: float | None = None) -> None: ...
-        async def _ensure_running(self) -> Any: ...
         async def init_transactions(self, timeout: float | None = None) -> None: ...
         async def begin_transaction(self) -> None: ...
         async def commit_transaction(self, timeout: float | None = None) -> None: ...
@@ -528,7 +527,7 @@ class ProducerCompat:
         await self.commit_transaction()
 
 
-class TrioProducerCompat(ProducerCompat):
+class TrioProducerCompat(ProducerCompat[_D]):
     """The trio producer's: a failed ``transaction()`` block's abort is shielded from cancellation."""
 
     def _abort_scope(self) -> contextlib.AbstractContextManager[Any]:
