@@ -96,7 +96,7 @@ class KafkaProducer(ProducerCompat[DeliveryHandle], AsyncTransactions, AsyncProd
         if self._closed:
             raise IllegalStateError("producer is closed")
         loop = asyncio.get_running_loop()
-        core = self._make_core(self.config, loop.time(), **self._options.core_kwargs())
+        core = self._new_core(loop.time())
         self._driver = AsyncioDriver(
             core,
             loop,
