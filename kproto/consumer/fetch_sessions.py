@@ -220,6 +220,8 @@ class FetchSessions:
             if code == 0:
                 st.high_watermark = p.high_watermark
                 st.log_start_offset = p.log_start_offset
+                st.last_stable_offset = p.last_stable_offset
+                st.fetched_at = now
                 raw = p.records
                 if not raw:
                     continue

@@ -43,7 +43,8 @@ class PartitionState:
 
     __slots__ = ("position", "fetch_at", "epoch", "paused", "queue", "inflight", "reset",
                  "committed_checked", "offset_request", "high_watermark", "retry_at", "leader_epoch",
-                 "log_start_offset", "_epochs")
+                 "log_start_offset", "last_stable_offset", "fetched_at",
+                 "_epochs")
 
     def __init__(self, epochs: Iterator[int]) -> None:
         self.position: int | None = None
@@ -64,6 +65,9 @@ class PartitionState:
         self.high_watermark = -1
         #: From the last Fetch response (-1: unknown); ``records-lead`` is measured from it.
         self.log_start_offset = -1
+        #: The fetch response's LastStableOffset (-1 unknown) and when it came (core time, -1.0 never).
+        self.last_stable_offset = -1
+        self.fetched_at = -1.0
         self.retry_at = 0.0
         self.leader_epoch = -1
 
