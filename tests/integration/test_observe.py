@@ -128,6 +128,7 @@ def test_logs_hooks_interceptors_and_metrics(
             commit = c.c.commit()
             if transport != "sync":
                 await commit
+            await c.poll(50)  # the driver hands the commit's events to the observer on its next turn
             metrics["consumer"] = c.c.metrics()
 
     run(transport, scenario)
