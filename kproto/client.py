@@ -280,6 +280,16 @@ class ClientConfig:
     max_response_size: int = attrs.field(default=DEFAULT_MAX_RESPONSE_SIZE, validator=_positive)
     #: Ask brokers to auto-create topics named in Metadata requests.
     allow_auto_create_topics: bool = True
+    #: Close a READY connection with nothing in flight or queued after this
+    #: long without bytes either way (Java: connections.max.idle.ms, whose
+    #: Selector closes the least recently used idle channel; negative: never).
+    connections_max_idle_ms: int = 540000
+    #: A broker release such as ``(2, 8)``: no API is sent above the version
+    #: that release supports (kafka-python's ``api_version``); None negotiates only.
+    api_version: tuple[int, ...] | None = None
+    #: If no node has answered this long after the client is built, emit
+    #: :class:`~kproto.events.BootstrapFailed` (kafka-python's ``bootstrap_timeout_ms``); None: never.
+    bootstrap_timeout_ms: int | None = attrs.field(default=None, validator=_optional_non_negative)
     #: ``factory(node_id, host, port)`` for the authentication step (SASL), or None.
     #: When None and ``security_protocol`` is SASL_*, the client builds a
     #: :class:`kproto.sasl.SaslAuthenticator` from the ``sasl_*`` options.
@@ -323,6 +333,7 @@ class _Node:
         "port",
         "kind",
         "conn",
+        "active_at",
         "failures",
         "reconnect_at",
         "connects",
@@ -335,6 +346,8 @@ class _Node:
         self.port = port
         self.kind = kind  # "bootstrap" | "broker" | "coordinator"
         self.conn: BrokerConnection | None = None
+        #: When bytes last went either way on ``conn`` (connections_max_idle_ms).
+        self.active_at = 0.0
         self.failures = 0
         self.reconnect_at = -_INF
         self.connects = 0
@@ -390,7 +403,9 @@ class Client:
             max_in_flight_requests_per_connection=config.max_in_flight_requests_per_connection,
             max_response_size=config.max_response_size,
             connection_setup_timeout_ms=setup_ms,
+            version_caps=self._release_caps(config.api_version),
         )
+        self._idle_s = config.connections_max_idle_ms / 1000 if config.connections_max_idle_ms >= 0 else _INF
         self._nodes: dict[int, _Node] = {}
         self._bootstrap_ids: list[int] = []
         for i, (host, port) in enumerate(parse_bootstrap(config.bootstrap_servers)):
@@ -418,6 +433,8 @@ class Client:
         self._expected_cluster_id: str | None = None
         # A broker answered REBOOTSTRAP_REQUIRED (Metadata v13, KIP-1102).
         self._rebootstrap_required = False
+        if config.bootstrap_timeout_ms is not None:
+            self._bootstrap_deadline = now + config.bootstrap_timeout_ms / 1000
         # Responses with trailing bytes, and versions sent, on connections that are gone.
         self._trailing_bytes_closed = 0
         self._versions_closed: dict[int, int] = {}
@@ -445,6 +462,7 @@ class Client:
             raise IllegalStateError(
                 f"connection_made for node {node_id}, which is already {conn.state.value}"
             )
+        node.active_at = now
         conn.connection_made(now)
         self._after_input(now)
 
@@ -482,6 +500,7 @@ class Client:
             if node.connects > 1:
                 return  # late bytes from the previous connection, closed by our Close
             raise IllegalStateError(f"data from node {node_id} before connection_made")
+        node.active_at = now
         conn.receive_data(data, now)
         self._after_input(now)
 
@@ -508,6 +527,7 @@ class Client:
                 continue
             data = conn.data_to_send()
             if data:
+                node.active_at = self._now
                 out.append((node_id, data))
                 if conn.completions:  # requests that expect no response are done
                     self._completions.extend(conn.completions)
@@ -533,6 +553,8 @@ class Client:
                 timer = t
             if conn.state is ConnectionState.WAITING and node.reconnect_at < timer:
                 timer = node.reconnect_at
+            elif conn.state is ConnectionState.READY and node.active_at + self._idle_s < timer:
+                timer = node.active_at + self._idle_s
         due = self._metadata_due()
         if due < timer:
             timer = due
@@ -1031,6 +1053,15 @@ class Client:
             return broker_keys(broker_id, node.host, node.port, None if info is None else (info.host, info.port))
         return broker_keys(None, node.host, node.port, None)
 
+    @staticmethod
+    def _release_caps(release: tuple[int, ...] | None) -> dict[int, int] | None:
+        """``api_key -> highest version`` of the broker release ``api_version`` names (None: no caps)."""
+        if release is None:
+            return None
+        from kproto.protocol.release_versions import release_caps
+
+        return dict(release_caps(release))
+
     def _sasl_authenticator(self) -> Authenticator | None:
         """A fresh SASL authenticator when ``security_protocol`` is SASL_*."""
         cfg = self.config
@@ -1126,10 +1157,24 @@ class Client:
             self._maybe_find_coordinators(now)
         for node in self._nodes.values():
             conn = node.conn
-            if conn is not None and conn.state is ConnectionState.WAITING and node.reconnect_at <= now:
+            if conn is None:
+                continue
+            if conn.state is ConnectionState.WAITING and node.reconnect_at <= now:
                 conn.start_connect(now, setup_timeout_ms=self._reconnect.setup_timeout(node.failures))
                 node.connects += 1
                 self._commands.append(Connect(node_id=node.node_id, host=node.host, port=node.port))
+            elif (
+                conn.state is ConnectionState.READY
+                and now >= node.active_at + self._idle_s
+                and conn.in_flight_count == 0
+                and conn.queued_count == 0
+            ):
+                # connections.max.idle.ms: an idle connection is closed as the
+                # broker would close it (its own connections.max.idle.ms, 10
+                # minutes by default) before a request finds it dead. The next
+                # request to the node reconnects at once (no backoff).
+                conn.close(None, now)
+                self._on_closed(node, conn, now)
         if self._bootstrap_deadline is not None and now >= self._bootstrap_deadline:
             self._bootstrap_deadline = None
             if not self._answered:

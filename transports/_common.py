@@ -90,11 +90,11 @@ class RecordMetadata(NamedTuple):
     serialized_header_size: int
 
 
-#: Options the facade handles itself; all others go to ``ProducerConfig``.
-#: The security options (``security_protocol``, ``ssl_*``, ``sasl_*``, see
-#: ``transports/_tls.py``) are the transports' (TLS) and the client core's
-#: (SASL, through ``make_core``).
-FACADE_OPTIONS = frozenset({"key_serializer", "value_serializer"}) | SECURITY_OPTIONS
+#: Options the facade handles itself; all others go to ``ProducerConfig``
+#: (which also keeps the security options, ``security_protocol``, ``ssl_*``,
+#: ``sasl_*``: the transports build TLS from them, see ``transports/_tls.py``,
+#: and the client core SASL, through ``make_core``).
+FACADE_OPTIONS = frozenset({"key_serializer", "value_serializer"})
 
 
 class FacadeOptions(NamedTuple):
@@ -674,12 +674,8 @@ def make_core(config: ProducerConfig, now: float, security: Security | None = No
     rng = random.Random()
     client = None
     if security is not None and security.sasl:
-        import attrs
+        from kproto.client import Client
 
-        from kproto.client import Client, ClientConfig
-
-        shared = {f.name for f in attrs.fields(ClientConfig)} & set(config.option_names())
-        kwargs = {name: getattr(config, name) for name in shared}
         # SCRAM nonces from the OS's generator: the core itself never draws from it.
-        client = Client(ClientConfig(**kwargs, **client_security_kwargs(security)), now=now, rng=rng)
+        client = Client(config.client_config(**client_security_kwargs(security)), now=now, rng=rng)
     return ProducerCore(config, now=now, rng=rng, client=client)

@@ -103,9 +103,9 @@ __all__ = ["ProducerCore", "validate_topic"]
 def _make_client(config: ProducerConfig, now: float, rng: random.Random) -> Any:
     # Imported here so the producer's unit tests can inject a scripted client
     # without kproto.client, and to keep import order loose between layers.
-    from kproto.client import Client, ClientConfig
+    from kproto.client import Client
 
-    return Client(ClientConfig(**config.client_kwargs()), now=now, rng=rng)
+    return Client(config.client_config(), now=now, rng=rng)
 
 
 class ProducerCore:
