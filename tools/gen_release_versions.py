@@ -9,7 +9,8 @@ Reads ``common/message/*Request.json`` (``apiKey``, ``validVersions``) from
 the ``org.apache.kafka:kafka-clients`` jar of each release in
 :data:`RELEASES`, fetched beforehand with
 ``mvn dependency:get -Dartifact=org.apache.kafka:kafka-clients:<release>:jar -Dtransitive=false``.
-Releases before 2.2 ship no JSON schemas, so 2.2 is the oldest. Only APIs
+Releases before 2.2 ship no JSON schemas, so 2.2 is the oldest. A version
+marked ``latestVersionUnstable`` is left out (brokers do not advertise it). Only APIs
 kproto generates (``kproto.protocol.messages.REQUEST_TYPES``) are kept.
 """
 
@@ -44,7 +45,10 @@ def release_maxima(jar: Path, wanted: set[int]) -> dict[int, int]:
                 continue
             key = int(key_match.group(1))
             if key in wanted:
-                out[key] = int(versions.group(1).rstrip("+").split("-")[-1])
+                top = int(versions.group(1).rstrip("+").split("-")[-1])
+                # A release's brokers do not advertise a version still marked unstable.
+                unstable = re.search(r'"latestVersionUnstable"\s*:\s*true', text) is not None
+                out[key] = top - 1 if unstable else top
     return out
 
 

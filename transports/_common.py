@@ -580,7 +580,8 @@ def dispatch_events(events: Iterable[Any]) -> int:
 
 
 def auth_failure(core: Any) -> BaseException | None:
-    """The authentication failure (SASL or TLS) that keeps the core's client from the cluster.
+    """The authentication failure (SASL or TLS) that keeps the core's client from the cluster,
+    or its ``NoBrokersAvailable`` once ``bootstrap_timeout_ms`` passed with no broker answering.
 
     Facades waiting for metadata raise it at once instead of waiting out
     ``max_block_ms``: credentials or certificates do not fix themselves. A
@@ -588,10 +589,15 @@ def auth_failure(core: Any) -> BaseException | None:
     """
     # ProducerCore.auth_error; a core without that property (the consumer's,
     # a stand-in) is asked through its client.
+    client = getattr(core, "_client", None)
     if hasattr(type(core), "auth_error"):
         error = core.auth_error
     else:
-        error = getattr(getattr(core, "_client", None), "auth_error", None)
+        error = getattr(client, "auth_error", None)
+    if error is None and getattr(getattr(client, "config", None), "bootstrap_timeout_ms", None) is not None:
+        # bootstrap_timeout_ms passed with no broker answering: kafka-python
+        # fails its constructor then; kproto fails the waiting calls.
+        error = getattr(client, "bootstrap_error", None)
     if not isinstance(error, BaseException):
         return None
     try:

@@ -156,7 +156,8 @@ class ProducerCore:
         self._rng = rng if rng is not None else random.Random()
         self._client: Any = client if client is not None else _make_client(config, now, self._rng)
         set_deadline = getattr(self._client, "set_bootstrap_deadline", None)
-        if set_deadline is not None:
+        if set_deadline is not None and config.bootstrap_timeout_ms is None:
+            # bootstrap_timeout_ms, when set, is the client's own deadline.
             set_deadline(now + config.max_block_ms / 1000)
         self._acc = acc = RecordAccumulator(config, self._rng, self._client, now)
         self._ids = IdempotenceState(
