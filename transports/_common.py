@@ -21,6 +21,7 @@ from itertools import repeat
 from typing import TYPE_CHECKING, Any, Generic, NamedTuple, TypeVar
 
 from kproto.errors import IllegalStateError, KafkaError, KafkaTimeoutError, MessageSizeTooLargeError
+from kproto.types import TopicPartition
 from transports._tls import SECURITY_OPTIONS, Security, client_security_kwargs, security_from_configs
 
 if TYPE_CHECKING:
@@ -54,13 +55,6 @@ _D = TypeVar("_D", bound="Delivery")
 #: ``send`` yields to the event loop after this many records that did not
 #: need to wait (an ``await`` that never suspends never lets other tasks run).
 _YIELD_EVERY = 512
-
-
-class TopicPartition(NamedTuple):
-    """A topic and one of its partitions."""
-
-    topic: str
-    partition: int
 
 
 class RecordMetadata(NamedTuple):

@@ -15,14 +15,16 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Generator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from kproto import errors
 from kproto.errors import (
     Cancelled,
     IllegalStateError,
     KafkaError,
     KafkaTimeoutError,
 )
+from kproto.types import TopicPartition
 from transports._asyncio_driver import AsyncioDriver
 from transports._common import (
     PRODUCER_DRIVER,
@@ -34,9 +36,24 @@ from transports._common import (
     split_configs,
     wait_for_topic_async,
 )
+from transports._names import kafka_python_name
 from transports._txn import AsyncTransactions
 
-__all__ = ["DeliveryHandle", "KafkaProducer", "RecordMetadata"]
+if TYPE_CHECKING:  # loaded on first use by __getattr__ below (transports/_names.py)
+    from kproto.consumer import ConsumerRebalanceListener, ConsumerRecord, OffsetAndMetadata
+    from transports._consumer_asyncio import KafkaConsumer
+
+__all__ = [
+    "ConsumerRebalanceListener",
+    "ConsumerRecord",
+    "DeliveryHandle",
+    "KafkaConsumer",
+    "KafkaProducer",
+    "OffsetAndMetadata",
+    "RecordMetadata",
+    "TopicPartition",
+    "errors",
+]
 
 _BYTES_PER_READ = 256 * 1024
 
@@ -308,4 +325,4 @@ def __getattr__(name: str) -> Any:
         from transports._consumer_asyncio import KafkaConsumer
 
         return KafkaConsumer
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return kafka_python_name(__name__, name)

@@ -52,9 +52,11 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from operator import attrgetter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from kproto import errors
 from kproto.errors import IllegalStateError, KafkaError, KafkaTimeoutError
+from kproto.types import TopicPartition
 from transports._common import (
     Delivery,
     RecordMetadata,
@@ -66,10 +68,25 @@ from transports._common import (
     split_configs,
     timeout_error,
 )
+from transports._names import kafka_python_name
 from transports._selector import SelectorDriver
 from transports._txn import SyncTransactions
 
-__all__ = ["FutureRecordMetadata", "KafkaProducer", "RecordMetadata"]
+if TYPE_CHECKING:  # loaded on first use by __getattr__ below (transports/_names.py)
+    from kproto.consumer import ConsumerRebalanceListener, ConsumerRecord, OffsetAndMetadata
+    from transports._consumer_sync import KafkaConsumer
+
+__all__ = [
+    "ConsumerRebalanceListener",
+    "ConsumerRecord",
+    "FutureRecordMetadata",
+    "KafkaConsumer",
+    "KafkaProducer",
+    "OffsetAndMetadata",
+    "RecordMetadata",
+    "TopicPartition",
+    "errors",
+]
 
 log = logging.getLogger(__name__)
 
@@ -825,4 +842,4 @@ def __getattr__(name: str) -> Any:
         from transports._consumer_sync import KafkaConsumer
 
         return KafkaConsumer
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return kafka_python_name(__name__, name)

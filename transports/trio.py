@@ -21,16 +21,18 @@ from __future__ import annotations
 
 from collections.abc import Generator
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import trio  # type: ignore[import-untyped,unused-ignore]  # trio 0.22 has no py.typed
 
+from kproto import errors
 from kproto.errors import (
     Cancelled,
     IllegalStateError,
     KafkaError,
     KafkaTimeoutError,
 )
+from kproto.types import TopicPartition
 from transports._common import (
     PRODUCER_DRIVER,
     AsyncProducerBase,
@@ -41,10 +43,25 @@ from transports._common import (
     split_configs,
     wait_for_topic_async,
 )
+from transports._names import kafka_python_name
 from transports._trio_driver import TrioDriver, core_clock
 from transports._txn import AsyncTransactions
 
-__all__ = ["DeliveryHandle", "KafkaProducer", "RecordMetadata"]
+if TYPE_CHECKING:  # loaded on first use by __getattr__ below (transports/_names.py)
+    from kproto.consumer import ConsumerRebalanceListener, ConsumerRecord, OffsetAndMetadata
+    from transports._consumer_trio import KafkaConsumer
+
+__all__ = [
+    "ConsumerRebalanceListener",
+    "ConsumerRecord",
+    "DeliveryHandle",
+    "KafkaConsumer",
+    "KafkaProducer",
+    "OffsetAndMetadata",
+    "RecordMetadata",
+    "TopicPartition",
+    "errors",
+]
 
 class DeliveryHandle(Delivery):
     """Awaitable outcome of one record: ``await handle`` → :class:`RecordMetadata`.
@@ -342,4 +359,4 @@ def __getattr__(name: str) -> Any:
         from transports._consumer_trio import KafkaConsumer
 
         return KafkaConsumer
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return kafka_python_name(__name__, name)
