@@ -17,14 +17,14 @@ import asyncio
 from collections.abc import Generator
 from typing import TYPE_CHECKING, Any
 
-from kproto import errors
+from kproto import errors as errors
 from kproto.errors import (
     Cancelled,
     IllegalStateError,
     KafkaError,
     KafkaTimeoutError,
 )
-from kproto.types import TopicPartition
+from kproto.types import TopicPartition as TopicPartition
 from transports._asyncio_driver import AsyncioDriver
 from transports._common import (
     PRODUCER_DRIVER,
@@ -36,24 +36,16 @@ from transports._common import (
     split_configs,
     wait_for_topic_async,
 )
-from transports._names import kafka_python_name
+from transports._names import KAFKA_PYTHON_NAMES, kafka_python_name
 from transports._txn import AsyncTransactions
 
 if TYPE_CHECKING:  # loaded on first use by __getattr__ below (transports/_names.py)
-    from kproto.consumer import ConsumerRebalanceListener, ConsumerRecord, OffsetAndMetadata
-    from transports._consumer_asyncio import KafkaConsumer
+    from kproto.consumer import ConsumerRebalanceListener as ConsumerRebalanceListener
+    from kproto.consumer import ConsumerRecord as ConsumerRecord
+    from kproto.consumer import OffsetAndMetadata as OffsetAndMetadata
+    from transports._consumer_asyncio import KafkaConsumer as KafkaConsumer
 
-__all__ = [
-    "ConsumerRebalanceListener",
-    "ConsumerRecord",
-    "DeliveryHandle",
-    "KafkaConsumer",
-    "KafkaProducer",
-    "OffsetAndMetadata",
-    "RecordMetadata",
-    "TopicPartition",
-    "errors",
-]
+__all__ = ["DeliveryHandle", *KAFKA_PYTHON_NAMES]
 
 _BYTES_PER_READ = 256 * 1024
 

@@ -54,9 +54,9 @@ from collections.abc import Callable, Sequence
 from operator import attrgetter
 from typing import TYPE_CHECKING, Any
 
-from kproto import errors
+from kproto import errors as errors
 from kproto.errors import IllegalStateError, KafkaError, KafkaTimeoutError
-from kproto.types import TopicPartition
+from kproto.types import TopicPartition as TopicPartition
 from transports._common import (
     Delivery,
     RecordMetadata,
@@ -68,25 +68,17 @@ from transports._common import (
     split_configs,
     timeout_error,
 )
-from transports._names import kafka_python_name
+from transports._names import KAFKA_PYTHON_NAMES, kafka_python_name
 from transports._selector import SelectorDriver
 from transports._txn import SyncTransactions
 
 if TYPE_CHECKING:  # loaded on first use by __getattr__ below (transports/_names.py)
-    from kproto.consumer import ConsumerRebalanceListener, ConsumerRecord, OffsetAndMetadata
-    from transports._consumer_sync import KafkaConsumer
+    from kproto.consumer import ConsumerRebalanceListener as ConsumerRebalanceListener
+    from kproto.consumer import ConsumerRecord as ConsumerRecord
+    from kproto.consumer import OffsetAndMetadata as OffsetAndMetadata
+    from transports._consumer_sync import KafkaConsumer as KafkaConsumer
 
-__all__ = [
-    "ConsumerRebalanceListener",
-    "ConsumerRecord",
-    "FutureRecordMetadata",
-    "KafkaConsumer",
-    "KafkaProducer",
-    "OffsetAndMetadata",
-    "RecordMetadata",
-    "TopicPartition",
-    "errors",
-]
+__all__ = ["FutureRecordMetadata", *KAFKA_PYTHON_NAMES]
 
 log = logging.getLogger(__name__)
 

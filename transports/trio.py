@@ -25,14 +25,14 @@ from typing import TYPE_CHECKING, Any
 
 import trio  # type: ignore[import-untyped,unused-ignore]  # trio 0.22 has no py.typed
 
-from kproto import errors
+from kproto import errors as errors
 from kproto.errors import (
     Cancelled,
     IllegalStateError,
     KafkaError,
     KafkaTimeoutError,
 )
-from kproto.types import TopicPartition
+from kproto.types import TopicPartition as TopicPartition
 from transports._common import (
     PRODUCER_DRIVER,
     AsyncProducerBase,
@@ -43,25 +43,17 @@ from transports._common import (
     split_configs,
     wait_for_topic_async,
 )
-from transports._names import kafka_python_name
+from transports._names import KAFKA_PYTHON_NAMES, kafka_python_name
 from transports._trio_driver import TrioDriver, core_clock
 from transports._txn import AsyncTransactions
 
 if TYPE_CHECKING:  # loaded on first use by __getattr__ below (transports/_names.py)
-    from kproto.consumer import ConsumerRebalanceListener, ConsumerRecord, OffsetAndMetadata
-    from transports._consumer_trio import KafkaConsumer
+    from kproto.consumer import ConsumerRebalanceListener as ConsumerRebalanceListener
+    from kproto.consumer import ConsumerRecord as ConsumerRecord
+    from kproto.consumer import OffsetAndMetadata as OffsetAndMetadata
+    from transports._consumer_trio import KafkaConsumer as KafkaConsumer
 
-__all__ = [
-    "ConsumerRebalanceListener",
-    "ConsumerRecord",
-    "DeliveryHandle",
-    "KafkaConsumer",
-    "KafkaProducer",
-    "OffsetAndMetadata",
-    "RecordMetadata",
-    "TopicPartition",
-    "errors",
-]
+__all__ = ["DeliveryHandle", *KAFKA_PYTHON_NAMES]
 
 class DeliveryHandle(Delivery):
     """Awaitable outcome of one record: ``await handle`` → :class:`RecordMetadata`.
