@@ -66,11 +66,11 @@ import functools
 import random
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any
 
 import attrs
 
 from kproto.cluster import ClusterMetadata
+from kproto.config import METADATA_RECOVERY_STRATEGIES, ClusterOptions
 from kproto.connection import (
     DEFAULT_MAX_RESPONSE_SIZE,
     Authenticator,
@@ -190,37 +190,10 @@ def parse_bootstrap(servers: str | Sequence[str]) -> list[tuple[str, int]]:
     return out
 
 
-def _non_negative(_inst: object, attribute: attrs.Attribute[int], value: int) -> None:
-    if value < 0:
-        raise KafkaConfigurationError(f"{attribute.name} must be >= 0, got {value}")
-
 
 def _positive(_inst: object, attribute: attrs.Attribute[int], value: int) -> None:
     if value <= 0:
         raise KafkaConfigurationError(f"{attribute.name} must be > 0, got {value}")
-
-
-#: ``security_protocol`` values (Kafka's names).
-SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
-
-
-def _check_security_protocol(_inst: object, _attribute: object, value: object) -> None:
-    if not isinstance(value, str) or value.upper() not in SECURITY_PROTOCOLS:
-        raise KafkaConfigurationError(
-            f"security_protocol={value!r} is not allowed: it must be one of {', '.join(SECURITY_PROTOCOLS)}"
-        )
-
-
-#: ``metadata_recovery_strategy`` values (KIP-899; Java's names, any case).
-METADATA_RECOVERY_STRATEGIES = ("none", "rebootstrap")
-
-
-def _check_recovery_strategy(_inst: object, _attribute: object, value: object) -> None:
-    if not isinstance(value, str) or value.lower() not in METADATA_RECOVERY_STRATEGIES:
-        raise KafkaConfigurationError(
-            f"metadata_recovery_strategy={value!r} is not allowed: "
-            "metadata_recovery_strategy must be 'none' or 'rebootstrap'"
-        )
 
 
 def _optional_non_negative(_inst: object, attribute: attrs.Attribute[int | None], value: int | None) -> None:
@@ -228,87 +201,27 @@ def _optional_non_negative(_inst: object, attribute: attrs.Attribute[int | None]
         raise KafkaConfigurationError(f"{attribute.name} must be >= 0, got {value}")
 
 
-def _check_bootstrap(_inst: object, _attribute: object, value: str | Sequence[str]) -> None:
-    parse_bootstrap(value)
-
-
 @attrs.frozen(kw_only=True)
-class ClientConfig:
-    """Settings of the cluster client (names and defaults as the Java client)."""
+class ClientConfig(ClusterOptions):
+    """Settings of the cluster client: :class:`~kproto.config.ClusterOptions`
+    (names, defaults and checks shared with the facades' configs) plus what
+    only an embedder sets."""
 
-    #: ``"host[:port]"``, comma-separated, or a list; ``[::1]:9092`` for IPv6.
-    bootstrap_servers: str | Sequence[str] = attrs.field(default="localhost:9092", validator=_check_bootstrap)
-    #: Sent in every request header; shows in broker logs and quotas.
-    client_id: str = "kproto"
-    #: A request fails if its response has not arrived this long after ``send``.
-    request_timeout_ms: int = attrs.field(default=30000, validator=_non_negative)
-    #: Metadata is refreshed at least this often.
-    metadata_max_age_ms: int = attrs.field(default=300000, validator=_non_negative)
-    #: First reconnect backoff; doubles per failed attempt.
-    reconnect_backoff_ms: int = attrs.field(default=50, validator=_non_negative)
-    #: Cap of the reconnect backoff.
-    reconnect_backoff_max_ms: int = attrs.field(default=1000, validator=_non_negative)
-    #: Pause between metadata or coordinator lookup attempts.
-    retry_backoff_ms: int = attrs.field(default=100, validator=_non_negative)
-    #: Requests awaiting a response per connection.
-    max_in_flight_requests_per_connection: int = attrs.field(default=5, validator=_positive)
-    #: TCP connect plus the handshake (ApiVersions, authentication) of a node's
-    #: first attempt must finish within this (Java: socket.connection.setup.timeout.ms).
-    #: After each consecutive failed attempt to that node it doubles, up to
-    #: ``socket_connection_setup_timeout_max_ms`` (KIP-601); a ready connection resets it.
-    socket_connection_setup_timeout_ms: int = attrs.field(default=10000, validator=_non_negative)
-    #: Cap of the growing connection setup timeout (Java: socket.connection.setup.timeout.max.ms).
-    #: A value below ``socket_connection_setup_timeout_ms`` means no growth.
-    socket_connection_setup_timeout_max_ms: int = attrs.field(default=30000, validator=_non_negative)
     #: Former name of ``socket_connection_setup_timeout_ms``, kept for embedders;
     #: when set it wins.
     connection_setup_timeout_ms: int | None = attrs.field(default=None, validator=_optional_non_negative)
-    #: What to do when no broker from the metadata can be reached (KIP-899):
-    #: 'rebootstrap' forgets the metadata brokers and starts again from
-    #: ``bootstrap_servers`` (which the driver resolves again on ``Connect``);
-    #: 'none' keeps retrying the known brokers for ever. The default is
-    #: 'rebootstrap', as in Java since 4.0: it only acts when the client would
-    #: otherwise be stuck for good (every known broker unreachable, or no
-    #: metadata for ``metadata_recovery_rebootstrap_trigger_ms``), and the
-    #: bootstrap list is the user's own statement of where the cluster is. A
-    #: rebootstrap that reaches a cluster with another cluster id is refused.
-    metadata_recovery_strategy: str = attrs.field(default="rebootstrap", validator=_check_recovery_strategy)
-    #: With 'rebootstrap': re-bootstrap also when metadata could not be fetched
-    #: for this long although some broker still looks reachable (KIP-1102).
-    metadata_recovery_rebootstrap_trigger_ms: int = attrs.field(default=300000, validator=_non_negative)
-    #: Bound on a response frame's declared size (see ``kproto.connection``).
+    #: Bound on a response frame's declared size (see ``kproto.connection``);
+    #: the facades set it from ``receive_message_max_bytes``.
     max_response_size: int = attrs.field(default=DEFAULT_MAX_RESPONSE_SIZE, validator=_positive)
-    #: Ask brokers to auto-create topics named in Metadata requests.
-    allow_auto_create_topics: bool = True
-    #: Close a READY connection with nothing in flight or queued after this
-    #: long without bytes either way (Java: connections.max.idle.ms, whose
-    #: Selector closes the least recently used idle channel; negative: never).
-    connections_max_idle_ms: int = 540000
-    #: A broker release such as ``(2, 8)``: no API is sent above the version
-    #: that release supports (kafka-python's ``api_version``); None negotiates only.
-    api_version: tuple[int, ...] | None = None
-    #: If no node has answered this long after the client is built, emit
-    #: :class:`~kproto.events.BootstrapFailed` (kafka-python's ``bootstrap_timeout_ms``); None: never.
-    bootstrap_timeout_ms: int | None = attrs.field(default=None, validator=_optional_non_negative)
     #: ``factory(node_id, host, port)`` for the authentication step (SASL), or None.
     #: When None and ``security_protocol`` is SASL_*, the client builds a
     #: :class:`kproto.sasl.SaslAuthenticator` from the ``sasl_*`` options.
     authenticator: Callable[[int, str, int], Authenticator] | None = None
-    #: 'PLAINTEXT', 'SSL', 'SASL_PLAINTEXT' or 'SASL_SSL'. TLS is the transport's
-    #: business; the core only reads the SASL part.
-    security_protocol: str = attrs.field(default="PLAINTEXT", validator=_check_security_protocol)
-    #: 'PLAIN', 'SCRAM-SHA-256', 'SCRAM-SHA-512' or 'OAUTHBEARER' (with SASL_*).
-    sasl_mechanism: str | None = None
-    #: User name for PLAIN and SCRAM.
-    sasl_plain_username: str | None = attrs.field(default=None, repr=False)
-    #: Password for PLAIN and SCRAM (never shown in reprs, logs or errors).
-    sasl_plain_password: str | None = attrs.field(default=None, repr=False)
-    #: OAUTHBEARER token provider: ``provider()`` or ``provider.token()`` -> str.
-    sasl_oauth_token_provider: Any = attrs.field(default=None, repr=False)
     #: SCRAM client nonce factory; None draws from the client's ``rng``.
     sasl_nonce_factory: Callable[[], str] | None = attrs.field(default=None, repr=False)
 
     def __attrs_post_init__(self) -> None:
+        self.check_cluster()
         if self.security_protocol.upper().startswith("SASL_") and self.authenticator is None:
             from kproto.sasl import make_mechanism
 

@@ -36,6 +36,9 @@ if TYPE_CHECKING:
 __all__ = [
     "DNS_LOOKUPS",
     "IGNORED_OPTIONS",
+    "METADATA_RECOVERY_STRATEGIES",
+    "SECURITY_PROTOCOLS",
+    "ClusterOptions",
     "CommonConfig",
     "bad_option",
     "check_int",
@@ -48,8 +51,12 @@ MAX_INT: Final = 2**31 - 1
 MAX_LONG: Final = 2**63 - 1
 #: ``client_dns_lookup`` values (KIP-235, KIP-302; Java's names).
 DNS_LOOKUPS: Final = ("use_all_dns_ips", "resolve_canonical_bootstrap_servers_only")
-_RECOVERY_STRATEGIES: Final = ("none", "rebootstrap")
-_PROTOCOLS: Final = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+#: ``metadata_recovery_strategy`` values (KIP-899; Java's names, any case).
+METADATA_RECOVERY_STRATEGIES: Final = ("none", "rebootstrap")
+#: ``security_protocol`` values (Kafka's names, any case).
+SECURITY_PROTOCOLS: Final = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+_RECOVERY_STRATEGIES: Final = METADATA_RECOVERY_STRATEGIES
+_PROTOCOLS: Final = SECURITY_PROTOCOLS
 
 #: kafka-python options kproto accepts and ignores, with the reason the warning gives.
 IGNORED_OPTIONS: Final[Mapping[str, str]] = {
@@ -114,11 +121,13 @@ def _check_socket_options(value: object) -> None:
 
 
 @attrs.frozen(kw_only=True)
-class CommonConfig:
-    """Options every producer and consumer takes; see the module docstring."""
+class ClusterOptions:
+    """The options the cluster client reads, declared once.
 
-    #: How ``from_kwargs`` names this class in an unknown-option error.
-    _WHAT: ClassVar[str] = "client"
+    :class:`kproto.client.ClientConfig` (the core's, for embedders) and
+    :class:`CommonConfig` (every facade's) both extend it, so a name, its
+    default and its check exist in one place.
+    """
 
     # --- the cluster ------------------------------------------------------------
     #: ``host[:port]`` or a list of them; the first cluster contact.
@@ -143,9 +152,15 @@ class CommonConfig:
     socket_connection_setup_timeout_ms: int = 10000
     #: Cap of the growing connection setup timeout (Java: socket.connection.setup.timeout.max.ms).
     socket_connection_setup_timeout_max_ms: int = 30000
-    #: 'rebootstrap' (default, as Java 4.0) or 'none': when no broker from the
-    #: metadata can be reached, go back to ``bootstrap_servers`` (KIP-899).
-    #: See :class:`kproto.client.ClientConfig` for why this default.
+    #: What to do when no broker from the metadata can be reached (KIP-899):
+    #: 'rebootstrap' forgets the metadata brokers and starts again from
+    #: ``bootstrap_servers`` (which the driver resolves again on ``Connect``);
+    #: 'none' keeps retrying the known brokers for ever. The default is
+    #: 'rebootstrap', as in Java since 4.0: it only acts when the client would
+    #: otherwise be stuck for good (every known broker unreachable, or no
+    #: metadata for ``metadata_recovery_rebootstrap_trigger_ms``), and the
+    #: bootstrap list is the user's own statement of where the cluster is. A
+    #: rebootstrap that reaches a cluster with another cluster id is refused.
     metadata_recovery_strategy: str = "rebootstrap"
     #: With 'rebootstrap': also re-bootstrap after this long without metadata (KIP-1102).
     metadata_recovery_rebootstrap_trigger_ms: int = 300000
@@ -160,69 +175,19 @@ class CommonConfig:
     #: If no broker has answered this long after construction, waiting calls
     #: fail with ``NoBrokersAvailable`` (None: they wait their own timeouts).
     bootstrap_timeout_ms: int | None = None
-    #: Largest response frame accepted; a larger one closes its connection
-    #: with a protocol error (None: kproto's cap, see ``client_config``).
-    receive_message_max_bytes: int | None = None
-
-    # --- sockets (applied by the transports) ------------------------------------------
-    #: 'use_all_dns_ips' (try every address a name resolves to, in turn) or
-    #: 'resolve_canonical_bootstrap_servers_only' (KIP-235: bootstrap names are
-    #: replaced by their canonical names first).
-    client_dns_lookup: str = "use_all_dns_ips"
-    #: SO_SNDBUF for every broker socket (None or -1: the OS default).
-    send_buffer_bytes: int | None = None
-    #: SO_RCVBUF for every broker socket (None or -1: the OS default).
-    receive_buffer_bytes: int | None = None
-    #: ``[(level, option, value), ...]`` set on every broker socket; None: kproto's (TCP_NODELAY).
-    socket_options: Sequence[tuple[int, int, int | bytes]] | None = None
-    #: The sync transport's ``selectors.BaseSelector`` class (None: ``selectors.DefaultSelector``).
-    selector: Callable[[], Any] | None = None
-    #: SOCKS5 proxy ``socks5://[user:pass@]host:port`` (implemented by the proxy work).
-    socks5_proxy: str | None = None
-    #: Proxy URL, kafka-python 3's spelling of ``socks5_proxy``.
-    proxy_url: str | None = None
-
-    # --- security ------------------------------------------------------------
     #: 'PLAINTEXT', 'SSL', 'SASL_PLAINTEXT' or 'SASL_SSL'.
     security_protocol: str = "PLAINTEXT"
-    #: TLS options, used by the transports (``transports/_tls.py``).
-    ssl_context: Any = None
-    ssl_check_hostname: bool = True
-    ssl_cafile: str | None = None
-    ssl_certfile: str | None = None
-    ssl_keyfile: str | None = None
-    ssl_password: str | None = attrs.field(default=None, repr=False)
-    ssl_crlfile: str | None = None
-    ssl_ciphers: str | None = None
     #: SASL options, used by the client's authenticator.
     sasl_mechanism: str | None = None
-    sasl_plain_username: str | None = None
+    sasl_plain_username: str | None = attrs.field(default=None, repr=False)
     sasl_plain_password: str | None = attrs.field(default=None, repr=False)
     sasl_oauth_token_provider: Any = attrs.field(default=None, repr=False)
-    #: GSSAPI (Kerberos) names (implemented by the GSSAPI work).
-    sasl_kerberos_service_name: str = "kafka"
-    sasl_kerberos_name: Any = None
-    sasl_kerberos_domain_name: str | None = None
-
-    # --- metrics (implemented by the metrics work) ---------------------------
-    #: Record metrics; ``metrics()`` answers either way.
-    metrics_enabled: bool = True
-    #: Samples kept per metric.
-    metrics_num_samples: int = 2
-    #: Window of one sample.
-    metrics_sample_window_ms: int = 30000
-    #: Reporter classes, called with the metrics.
-    metric_reporters: Sequence[Any] = ()
-
-    # --- no meaning for kproto ----------------------------------------------------
-    #: kafka-python's network client class; accepted and ignored (see :data:`IGNORED_OPTIONS`).
-    kafka_client: Any = None
 
     def __attrs_post_init__(self) -> None:
-        self.check_common()
+        self.check_cluster()
 
-    def check_common(self) -> None:
-        """Check the shared options; raise KafkaConfigurationError naming the first bad one."""
+    def check_cluster(self) -> None:
+        """Check the cluster options; raise KafkaConfigurationError naming the first bad one."""
         servers = self.bootstrap_servers
         if isinstance(servers, str):
             servers = [s for s in servers.split(",") if s.strip()]
@@ -248,9 +213,8 @@ class CommonConfig:
         strategy = self.metadata_recovery_strategy
         if not isinstance(strategy, str) or strategy.lower() not in _RECOVERY_STRATEGIES:
             raise bad_option("metadata_recovery_strategy", strategy, "'none' or 'rebootstrap'")
-        for name in ("allow_auto_create_topics", "ssl_check_hostname", "metrics_enabled"):
-            if not isinstance(getattr(self, name), bool):
-                raise bad_option(name, getattr(self, name), "True or False")
+        if not isinstance(self.allow_auto_create_topics, bool):
+            raise bad_option("allow_auto_create_topics", self.allow_auto_create_topics, "True or False")
         check_int("connections_max_idle_ms", self.connections_max_idle_ms, -1, MAX_LONG)
         if self.api_version is not None and parse_api_version(self.api_version) != self.api_version:
             raise bad_option("api_version", self.api_version, "None or a tuple of ints such as (2, 8)")
@@ -259,6 +223,77 @@ class CommonConfig:
 
             release_caps(self.api_version)  # a release kproto knows: named error otherwise
         _optional_int("bootstrap_timeout_ms", self.bootstrap_timeout_ms)
+        if not isinstance(self.security_protocol, str) or self.security_protocol.upper() not in _PROTOCOLS:
+            raise bad_option("security_protocol", self.security_protocol, "'" + "', '".join(_PROTOCOLS) + "'")
+
+
+@attrs.frozen(kw_only=True)
+class CommonConfig(ClusterOptions):
+    """Options every producer and consumer takes (the cluster's and the facades'); see the module docstring."""
+
+    #: How ``from_kwargs`` names this class in an unknown-option error.
+    _WHAT: ClassVar[str] = "client"
+
+    #: Largest response frame accepted; a larger one closes its connection
+    #: with a protocol error (None: kproto's cap, see ``client_config``).
+    receive_message_max_bytes: int | None = None
+
+    # --- sockets (applied by the transports) ------------------------------------------
+    #: 'use_all_dns_ips' (try every address a name resolves to, in turn) or
+    #: 'resolve_canonical_bootstrap_servers_only' (KIP-235: bootstrap names are
+    #: replaced by their canonical names first).
+    client_dns_lookup: str = "use_all_dns_ips"
+    #: SO_SNDBUF for every broker socket (None or -1: the OS default).
+    send_buffer_bytes: int | None = None
+    #: SO_RCVBUF for every broker socket (None or -1: the OS default).
+    receive_buffer_bytes: int | None = None
+    #: ``[(level, option, value), ...]`` set on every broker socket; None: kproto's (TCP_NODELAY).
+    socket_options: Sequence[tuple[int, int, int | bytes]] | None = None
+    #: The sync transport's ``selectors.BaseSelector`` class (None: ``selectors.DefaultSelector``).
+    selector: Callable[[], Any] | None = None
+    #: SOCKS5 proxy ``socks5://[user:pass@]host:port`` (implemented by the proxy work).
+    socks5_proxy: str | None = None
+    #: Proxy URL, kafka-python 3's spelling of ``socks5_proxy``.
+    proxy_url: str | None = None
+
+    # --- security ------------------------------------------------------------
+    #: TLS options, used by the transports (``transports/_tls.py``).
+    ssl_context: Any = None
+    ssl_check_hostname: bool = True
+    ssl_cafile: str | None = None
+    ssl_certfile: str | None = None
+    ssl_keyfile: str | None = None
+    ssl_password: str | None = attrs.field(default=None, repr=False)
+    ssl_crlfile: str | None = None
+    ssl_ciphers: str | None = None
+    #: GSSAPI (Kerberos) names (implemented by the GSSAPI work).
+    sasl_kerberos_service_name: str = "kafka"
+    sasl_kerberos_name: Any = None
+    sasl_kerberos_domain_name: str | None = None
+
+    # --- metrics (implemented by the metrics work) ---------------------------
+    #: Record metrics; ``metrics()`` answers either way.
+    metrics_enabled: bool = True
+    #: Samples kept per metric.
+    metrics_num_samples: int = 2
+    #: Window of one sample.
+    metrics_sample_window_ms: int = 30000
+    #: Reporter classes, called with the metrics.
+    metric_reporters: Sequence[Any] = ()
+
+    # --- no meaning for kproto ----------------------------------------------------
+    #: kafka-python's network client class; accepted and ignored (see :data:`IGNORED_OPTIONS`).
+    kafka_client: Any = None
+
+    def __attrs_post_init__(self) -> None:
+        self.check_common()
+
+    def check_common(self) -> None:
+        """Check the shared options; raise KafkaConfigurationError naming the first bad one."""
+        self.check_cluster()
+        for name in ("ssl_check_hostname", "metrics_enabled"):
+            if not isinstance(getattr(self, name), bool):
+                raise bad_option(name, getattr(self, name), "True or False")
         _optional_int("receive_message_max_bytes", self.receive_message_max_bytes, 1, MAX_INT)
         if self.client_dns_lookup not in DNS_LOOKUPS:
             raise bad_option("client_dns_lookup", self.client_dns_lookup, " or ".join(map(repr, DNS_LOOKUPS)))
@@ -273,8 +308,6 @@ class CommonConfig:
                 raise bad_option(name, value, "None or a str")
         if not isinstance(self.sasl_kerberos_service_name, str) or not self.sasl_kerberos_service_name:
             raise bad_option("sasl_kerberos_service_name", self.sasl_kerberos_service_name, "a non-empty str")
-        if not isinstance(self.security_protocol, str) or self.security_protocol.upper() not in _PROTOCOLS:
-            raise bad_option("security_protocol", self.security_protocol, "'" + "', '".join(_PROTOCOLS) + "'")
         check_int("metrics_num_samples", self.metrics_num_samples, 1)
         check_int("metrics_sample_window_ms", self.metrics_sample_window_ms, 1, MAX_LONG)
         reporters = self.metric_reporters
