@@ -25,12 +25,14 @@ address costs nothing).
 from __future__ import annotations
 
 import contextlib
+import errno
 import selectors
 import socket
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
 __all__ = [
+    "Attempt",
     "SocketSettings",
     "addresses",
     "asyncio_connect_any",
@@ -124,6 +126,49 @@ def resolve(host: str, port: int, settings: SocketSettings, *, bootstrap: bool) 
     for name in dict.fromkeys(_canonical(info[4]) for info in addresses(infos, settings)):
         out += [(info, name) for info in addresses(socket.getaddrinfo(name, port, type=socket.SOCK_STREAM), settings)]
     return out
+
+
+class Attempt:
+    """A sync connection attempt over its addresses, one non-blocking ``connect`` at a time.
+
+    :meth:`start` opens a socket to the next address; the driver waits for it
+    to be writable, reads ``SO_ERROR``, and on a failure calls :meth:`start`
+    again while :meth:`more` says addresses are left (``use_all_dns_ips``).
+    """
+
+    __slots__ = ("error", "name", "settings", "targets")
+
+    def __init__(self, targets: Sequence[tuple[_AddrInfo, str]], settings: SocketSettings, what: str) -> None:
+        self.targets = list(targets)
+        self.settings = settings
+        #: The name TLS verifies for the address being tried.
+        self.name = ""
+        #: Why the last address failed.
+        self.error: BaseException = OSError(f"{what} resolved to no address")
+
+    def more(self) -> bool:
+        """Addresses are left to try."""
+        return bool(self.targets)
+
+    def fail(self, error: BaseException) -> None:
+        """The address being tried failed with ``error``."""
+        self.error = error
+
+    def start(self) -> socket.socket | None:
+        """A socket connecting (or connected) to the next address that takes a connect; None: none left."""
+        while self.targets:
+            info, self.name = self.targets.pop(0)
+            try:
+                sock = new_socket(info, self.settings)
+            except OSError as exc:
+                self.error = exc
+                continue
+            code = sock.connect_ex(info[4])
+            if code in (0, errno.EINPROGRESS, errno.EWOULDBLOCK):
+                return sock
+            sock.close()
+            self.error = OSError(code, errno.errorcode.get(code, "connect failed"))
+        return None
 
 
 async def asyncio_open_socket(

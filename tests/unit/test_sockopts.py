@@ -144,3 +144,37 @@ def test_trio_tries_every_address_in_turn(listener: socket.socket) -> None:
         sock.close()
 
     trio.run(run)
+
+
+def test_sync_attempt_moves_to_the_next_address_when_one_refuses(listener: socket.socket) -> None:
+    """The selector transport's flow: start, wait until writable, read SO_ERROR, next address on failure."""
+    from transports._sockopts import Attempt
+
+    refused, good = _info(_closed_port()), _info(listener.getsockname()[1])
+    attempt = Attempt([(refused, "h"), (good, "h")], SocketSettings(), "h:1")
+    sel = selectors.DefaultSelector()
+    errors = []
+    sock = attempt.start()
+    while sock is not None:
+        sel.register(sock, selectors.EVENT_WRITE)
+        sel.select(5)
+        sel.unregister(sock)
+        err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        if not err:
+            break
+        errors.append(err)
+        sock.close()
+        attempt.fail(OSError(err, "connect failed"))
+        sock = attempt.start() if attempt.more() else None
+    sel.close()
+    assert sock is not None and sock.getpeername() == good[4]
+    assert errors and not attempt.more()
+    sock.close()
+    only_first = Attempt(addresses_of([refused, good], all_addresses=False), SocketSettings(), "h:1")
+    first = only_first.start()
+    assert first is not None and not only_first.more()  # use_all_dns_ips off: one address only
+    first.close()
+
+
+def addresses_of(infos: list[Any], *, all_addresses: bool) -> list[tuple[Any, str]]:
+    return [(i, "h") for i in addresses(infos, SocketSettings(all_addresses=all_addresses))]
