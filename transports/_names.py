@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["KAFKA_PYTHON_NAMES", "kafka_python_name"]
+__all__ = ["KAFKA_PYTHON_NAMES", "LAZY_NAMES", "kafka_python_name"]
 
 #: The names each transport module exports, facades included.
 KAFKA_PYTHON_NAMES = (
@@ -24,7 +24,13 @@ KAFKA_PYTHON_NAMES = (
     "ConsumerRecord",
     "errors",
 )
-_CONSUMER_NAMES = frozenset({"OffsetAndMetadata", "ConsumerRebalanceListener", "ConsumerRecord"})
+#: ``name -> module`` of the names loaded on first use (the consumer's value types).
+LAZY_NAMES: dict[str, str] = {
+    "OffsetAndMetadata": "kproto.consumer",
+    "ConsumerRebalanceListener": "kproto.consumer",
+    "ConsumerRecord": "kproto.consumer",
+}
+_CONSUMER_NAMES = frozenset(LAZY_NAMES)
 
 
 def kafka_python_name(module: str, name: str) -> Any:

@@ -188,6 +188,11 @@ class ProducerCore:
         self.send_many = acc.append_many
 
     @property
+    def config(self) -> ProducerConfig:
+        """The validated options (the transports read the socket options from it)."""
+        return self._config
+
+    @property
     def _buffer_used(self) -> int:
         """Bytes of the records not yet completed (read by the fuzz harness's invariant)."""
         return self._acc.buffer_used
