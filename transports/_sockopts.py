@@ -24,10 +24,13 @@ address costs nothing).
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import errno
+import ipaddress
 import selectors
 import socket
+import threading
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
@@ -39,6 +42,7 @@ __all__ = [
     "asyncio_open_socket",
     "new_socket",
     "resolve",
+    "resolve_later",
     "trio_connect_any",
     "trio_open_socket",
 ]
@@ -126,6 +130,47 @@ def resolve(host: str, port: int, settings: SocketSettings, *, bootstrap: bool) 
     for name in dict.fromkeys(_canonical(info[4]) for info in addresses(infos, settings)):
         out += [(info, name) for info in addresses(socket.getaddrinfo(name, port, type=socket.SOCK_STREAM), settings)]
     return out
+
+
+_pool: concurrent.futures.ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+#: Names resolved at once for the sync transport; more wait their turn.
+_RESOLVER_THREADS = 4
+
+
+def _is_numeric(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+def resolve_later(
+    host: str, port: int, settings: SocketSettings, *, bootstrap: bool, notify: Callable[[], None]
+) -> concurrent.futures.Future[list[tuple[_AddrInfo, str]]]:
+    """:func:`resolve` off the caller's thread, for the sync transport's I/O loop.
+
+    A numeric address (nothing to look up, unless its canonical name is
+    wanted) resolves at once on the caller's thread. A name goes to a small
+    shared pool of resolver threads, and ``notify()`` (the driver's wake-up)
+    is called from there when the answer is in: a slow resolver delays that
+    one connection, not the loop's other connections.
+    """
+    global _pool
+    if _is_numeric(host) and not (bootstrap and settings.canonical_bootstrap):
+        done: concurrent.futures.Future[list[tuple[_AddrInfo, str]]] = concurrent.futures.Future()
+        try:
+            done.set_result(resolve(host, port, settings, bootstrap=bootstrap))
+        except Exception as exc:
+            done.set_exception(exc)
+        return done
+    with _pool_lock:
+        if _pool is None:
+            _pool = concurrent.futures.ThreadPoolExecutor(_RESOLVER_THREADS, thread_name_prefix="kproto-resolver")
+        pending = _pool.submit(resolve, host, port, settings, bootstrap=bootstrap)
+    pending.add_done_callback(lambda _f: notify())
+    return pending
 
 
 class Attempt:

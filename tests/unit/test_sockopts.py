@@ -178,3 +178,19 @@ def test_sync_attempt_moves_to_the_next_address_when_one_refuses(listener: socke
 
 def addresses_of(infos: list[Any], *, all_addresses: bool) -> list[tuple[Any, str]]:
     return [(i, "h") for i in addresses(infos, SocketSettings(all_addresses=all_addresses))]
+
+
+def test_sync_names_resolve_off_the_loop_thread_numeric_addresses_at_once() -> None:
+    import threading
+
+    from transports._sockopts import resolve_later
+
+    rang = threading.Event()
+    numeric = resolve_later("127.0.0.1", 9092, SocketSettings(), bootstrap=True, notify=rang.set)
+    assert numeric.done() and numeric.result()[0][0][4] == ("127.0.0.1", 9092)
+    named = resolve_later("localhost", 9092, SocketSettings(), bootstrap=False, notify=rang.set)
+    assert rang.wait(10) and named.done()  # the driver is woken when the answer is in
+    [(info, name)] = named.result()
+    assert info[4][1] == 9092 and name == "localhost"
+    failed = resolve_later("no-such-host.invalid", 9092, SocketSettings(), bootstrap=False, notify=lambda: None)
+    assert isinstance(failed.exception(timeout=30), OSError)
