@@ -13,13 +13,12 @@
   lookup, as Java's ``getCanonicalHostName``), which TLS then verifies;
 - ``selector``: the sync transport's ``selectors.BaseSelector`` class.
 
-Name resolution never blocks an event loop: asyncio resolves with
+Name resolution never blocks an I/O loop: asyncio resolves with
 ``loop.getaddrinfo`` (the default executor), trio with
-``trio.socket.getaddrinfo`` (a worker thread). The sync transport is a
-blocking client; it resolves on its own I/O thread with ``getaddrinfo`` when
-the core asks for a connection, so a slow resolver delays that thread's other
-connections for at most the resolver's own timeout (a cached or numeric
-address costs nothing).
+``trio.socket.getaddrinfo`` (a worker thread), and the sync transport hands
+names to a small shared pool of resolver threads (:func:`resolve_later`) and
+goes on serving its other connections until the answer wakes it; numeric
+addresses need no lookup and connect at once.
 """
 
 from __future__ import annotations
