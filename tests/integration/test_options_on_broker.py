@@ -20,8 +20,8 @@ from typing import Any
 
 import pytest
 from _adapters import TRANSPORTS, open_consumer, open_producer, run, sleep
-from _broker import TansuBroker, free_port
-from _proxy import FaultProxy
+from _broker import TansuBroker
+from _proxy import FaultProxy, tansu_behind_proxy
 
 from kproto.consumer import TopicPartition
 from kproto.protocol.messages import REQUEST_TYPES
@@ -32,15 +32,8 @@ kafka = pytest.importorskip("kafka")
 
 @pytest.fixture(scope="module")
 def proxied() -> Iterator[tuple[TansuBroker, FaultProxy]]:
-    target = free_port()
-    proxy = FaultProxy(target)
-    broker = TansuBroker(port=target, advertised_port=proxy.port)
-    broker.start()
-    try:
-        yield broker, proxy
-    finally:
-        broker.stop()
-        proxy.close()
+    with tansu_behind_proxy() as pair:
+        yield pair
 
 
 def _wait_for(condition: Any, timeout: float = 10.0) -> bool:
