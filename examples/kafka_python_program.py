@@ -6,7 +6,7 @@
 JSON records with callbacks and serializers, consumes them back in a group by
 iteration, commits each one, and checks the end offsets and committed offsets.
 ``tests/integration/test_kafka_python_program.py`` runs it both ways (kafka-python
-itself and kproto) against a real broker.
+itself and kproto) against Tansu and Apache Kafka.
 """
 
 import json
@@ -26,9 +26,9 @@ def produce(bootstrap, topic):
         value_serializer=lambda v: json.dumps(v).encode("utf-8"),
         acks="all",
         linger_ms=5,
-        # One record per batch: Tansu (the test broker) answers ListOffsets
-        # with the last batch's base offset + 1, so end offsets are only
-        # right there with single-record batches.
+        # One record per batch: Tansu (one of the test brokers) answers
+        # ListOffsets with the last batch's base offset + 1, so end offsets
+        # are only right there with single-record batches.
         batch_size=1,
     )
     for n in range(RECORDS - 1):
