@@ -25,6 +25,7 @@ from kproto.protocol.release_versions import RELEASES, release_caps
 from kproto.protocol.versions import max_version
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _adapters import TRANSPORTS, open_consumer, open_producer, run  # noqa: E402
 from test_client import T0, Pair, Recorder  # noqa: E402
 
 API_VERSIONS_KEY = 18
@@ -191,19 +192,20 @@ def test_no_bootstrap_timeout_by_default() -> None:
 
 
 @pytest.mark.parametrize("facade", ["producer", "consumer"])
-def test_sync_facades_fail_waiting_calls_at_bootstrap_timeout(facade: str) -> None:
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_facades_fail_waiting_calls_at_bootstrap_timeout(transport: str, facade: str) -> None:
     """Nothing listens on the discard port: the first waiting call fails once the timeout passed,
     with NoBrokersAvailable, not after max_block_ms (60 s) or its own timeout."""
-    from transports.sync import KafkaConsumer, KafkaProducer
-
     kw: dict[str, Any] = {"bootstrap_servers": "127.0.0.1:9", "bootstrap_timeout_ms": 200}
-    if facade == "producer":
-        producer = KafkaProducer(**kw)
-        with pytest.raises(NoBrokersAvailable, match="127.0.0.1:9"):
-            producer.send("t", b"x")
-        producer.close(0)
-    else:
-        consumer = KafkaConsumer("t", **kw)
-        with pytest.raises(NoBrokersAvailable, match="127.0.0.1:9"):
-            consumer.poll(timeout_ms=60_000)
-        consumer.close(autocommit=False)
+
+    async def scenario() -> None:
+        if facade == "producer":
+            async with open_producer(transport, **kw) as p:
+                with pytest.raises(NoBrokersAvailable, match="127.0.0.1:9"):
+                    await p.send("t", b"x")
+        else:
+            async with open_consumer(transport, "t", **kw) as c:
+                with pytest.raises(NoBrokersAvailable, match="127.0.0.1:9"):
+                    await c.poll(60_000)
+
+    run(transport, scenario)
