@@ -3,15 +3,14 @@
 ``from transports.sync import KafkaConsumer, TopicPartition, OffsetAndMetadata``
 works as ``from kafka import ...`` does, and the same names come from
 ``transports.asyncio`` and ``transports.trio``. The consumer's value types are
-looked up on first use (the transport modules' ``__getattr__``), so importing a
-producer does not import the consumer package.
+looked up on first use (:data:`LAZY_NAMES`, handed to each transport module's
+``lazy_exports`` ``__getattr__``), so importing a producer does not import the
+consumer package.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
-__all__ = ["KAFKA_PYTHON_NAMES", "LAZY_NAMES", "kafka_python_name"]
+__all__ = ["KAFKA_PYTHON_NAMES", "LAZY_NAMES"]
 
 #: The names each transport module exports, facades included.
 KAFKA_PYTHON_NAMES = (
@@ -30,17 +29,3 @@ LAZY_NAMES: dict[str, str] = {
     "ConsumerRebalanceListener": "kproto.consumer",
     "ConsumerRecord": "kproto.consumer",
 }
-_CONSUMER_NAMES = frozenset(LAZY_NAMES)
-
-
-def kafka_python_name(module: str, name: str) -> Any:
-    """The value of ``name`` for a transport module's ``__getattr__``.
-
-    Raises:
-        AttributeError: ``name`` is not one of the shared names.
-    """
-    if name in _CONSUMER_NAMES:
-        import kproto.consumer
-
-        return getattr(kproto.consumer, name)
-    raise AttributeError(f"module {module!r} has no attribute {name!r}")

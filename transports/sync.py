@@ -63,16 +63,17 @@ from transports._common import (
     auth_failure,
     crashed_error,
     dispatch_events,
+    lazy_exports,
     make_core,
     prepare_send,
     split_configs,
     timeout_error,
 )
-from transports._names import KAFKA_PYTHON_NAMES, kafka_python_name
+from transports._names import KAFKA_PYTHON_NAMES, LAZY_NAMES
 from transports._selector import SelectorDriver
 from transports._txn import SyncTransactions
 
-if TYPE_CHECKING:  # loaded on first use by __getattr__ below (transports/_names.py)
+if TYPE_CHECKING:  # loaded on first use by __getattr__ below (LAZY_NAMES)
     from kproto.consumer import ConsumerRebalanceListener as ConsumerRebalanceListener
     from kproto.consumer import ConsumerRecord as ConsumerRecord
     from kproto.consumer import OffsetAndMetadata as OffsetAndMetadata
@@ -824,14 +825,14 @@ class KafkaProducer(SyncTransactions):
         return bool(self._loop.call(lambda core, now: core.bootstrap_connected(), self._max_block))
 
 
-def __getattr__(name: str) -> Any:
-    """``from transports.sync import KafkaConsumer``: loaded on first use.
+#: ``from transports.sync import KafkaConsumer`` loads the consumer on first use.
+__getattr__ = lazy_exports(__name__, {"KafkaConsumer": "transports._consumer_sync", **LAZY_NAMES})
 
-    Lazy, so the producer does not import the consumer (and a consumer import
-    error cannot break the producer).
-    """
-    if name == "KafkaConsumer":
-        from transports._consumer_sync import KafkaConsumer
+# KafkaAdminClient and the admin types (NewTopic, ConfigResource, ACL...), loaded on first use (issue 13).
+from typing import TYPE_CHECKING  # noqa: E402
 
-        return KafkaConsumer
-    return kafka_python_name(__name__, name)
+from transports._admin_exports import with_admin  # noqa: E402
+
+if TYPE_CHECKING:
+    from transports._admin_sync import *  # noqa: F403
+__getattr__ = with_admin(__getattr__, "transports._admin_sync")
