@@ -3,8 +3,10 @@
 All tasks live in the nursery the facade owns: the driver task, and per broker
 connection one task that opens a TCP (and TLS) stream and reads into the core
 while a writer task sends what :func:`~transports._driving.pump` queued.
-Names resolve in trio's worker thread (``trio.open_tcp_stream``). Nothing
-escapes into the user's nursery.
+Names resolve in trio's worker thread (``trio.socket.getaddrinfo``, in
+``trio_open_socket``, transports/_sockopts.py, which also sets the socket
+options and tries every address in turn). Nothing escapes into the user's
+nursery.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import trio  # type: ignore[import-untyped,unused-ignore]  # trio 0.22 has no py
 
 from kproto.driving import Connect
 from transports._driving import Conn, EventLoopDriver
+from transports._sockopts import trio_open_socket
 from transports._tls import Security
 
 __all__ = ["TrioDriver", "core_clock"]
@@ -135,9 +138,11 @@ class TrioDriver(EventLoopDriver[_Conn]):
                 conn.has_data.set()
 
     async def open(self, conn: _Conn) -> None:
-        conn.stream = await trio.open_tcp_stream(conn.host, conn.port)
+        sock, name = await trio_open_socket(conn.host, conn.port, self.sockets, bootstrap=conn.node_id < 0)
+        # trio's SocketStream turns TCP_NODELAY on whatever socket_options say.
+        conn.stream = trio.SocketStream(sock)
         if self.ssl_context is not None:
-            conn.stream = tls = trio.SSLStream(conn.stream, self.ssl_context, server_hostname=conn.host)
+            conn.stream = tls = trio.SSLStream(conn.stream, self.ssl_context, server_hostname=name)
             await tls.do_handshake()
 
     def open_failed(self, exc: BaseException, conn: _Conn) -> BaseException | None:

@@ -109,9 +109,19 @@ def test_idle_connections_closed_then_reopened(proxied: tuple[TansuBroker, Fault
     run(transport, scenario)
 
 
+def _broker_sockets(transport: str, facade: Any) -> list[Any]:
+    """The sockets of a producer's open broker connections (each driver's own bookkeeping)."""
+    if transport == "sync":
+        return [conn.sock for conn in facade._loop._conns.values()]
+    if transport == "asyncio":
+        return [c.transport.get_extra_info("socket") for c in facade._driver.conns.values() if c.transport is not None]
+    return [c.stream.socket for c in facade._driver.conns.values() if c.stream is not None]
+
+
 @pytest.mark.parametrize("transport", TRANSPORTS)
 def test_socket_and_dns_options_work_on_a_real_connection(proxied: tuple[TansuBroker, FaultProxy], transport: str) -> None:
-    """Sockets get the options (SO_KEEPALIVE, buffer sizes) and a bootstrap IP is replaced by its canonical name."""
+    """Every broker socket carries the options (SO_KEEPALIVE, buffer sizes, read back with getsockopt);
+    a bootstrap IP replaced by its canonical (reverse-lookup) name still reaches the broker."""
     broker, proxy = proxied
     canonical = socket.getnameinfo(("127.0.0.1", proxy.port), socket.NI_NAMEREQD)[0]
     assert canonical != "127.0.0.1"
@@ -123,9 +133,16 @@ def test_socket_and_dns_options_work_on_a_real_connection(proxied: tuple[TansuBr
             client_dns_lookup="resolve_canonical_bootstrap_servers_only",
             socket_options=[(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)],
             send_buffer_bytes=65536,
-            receive_buffer_bytes=65536,
+            receive_buffer_bytes=4096,
         ) as p:
             meta = await p.send_and_wait(f"t-{uuid.uuid4().hex[:10]}", b"x")
             assert meta.offset >= 0
+            socks = _broker_sockets(transport, p.p)
+            assert socks
+            for sock in socks:
+                assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) == 1
+                assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF) >= 65536
+                # Below the OS default: set by us (Linux doubles the value asked, socket(7)).
+                assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) <= 2 * 4096
 
     run(transport, scenario)
