@@ -118,6 +118,17 @@ def _broker_sockets(transport: str, facade: Any) -> list[Any]:
     return [c.stream.socket for c in facade._driver.conns.values() if c.stream is not None]
 
 
+def test_sync_producer_on_another_selector_class(proxied: tuple[TansuBroker, FaultProxy]) -> None:
+    import selectors
+
+    from transports.sync import KafkaProducer
+
+    broker, proxy = proxied
+    with KafkaProducer(bootstrap_servers=f"127.0.0.1:{proxy.port}", selector=selectors.SelectSelector) as p:
+        assert p.send(f"t-{uuid.uuid4().hex[:10]}", b"x").get(timeout=30).offset >= 0
+        assert type(p._loop._sel) is selectors.SelectSelector
+
+
 @pytest.mark.parametrize("transport", TRANSPORTS)
 def test_socket_and_dns_options_work_on_a_real_connection(proxied: tuple[TansuBroker, FaultProxy], transport: str) -> None:
     """Every broker socket carries the options (SO_KEEPALIVE, buffer sizes, read back with getsockopt);

@@ -79,3 +79,24 @@ def test_metric_group_prefix_names_the_consumer_metrics() -> None:
         assert "billing-metrics" in consumer.metrics()
     finally:
         consumer.close(autocommit=False)
+
+
+def test_sync_facade_runs_on_the_selector_class_given() -> None:
+    """``selector``: the sync transport's selectors class (kafka-python's option)."""
+    import selectors
+
+    from transports.sync import KafkaConsumer, KafkaProducer
+
+    producer = KafkaProducer(bootstrap_servers="127.0.0.1:9", selector=selectors.SelectSelector)
+    consumer = KafkaConsumer(bootstrap_servers="127.0.0.1:9", selector=selectors.PollSelector)
+    try:
+        assert type(producer._loop._sel) is selectors.SelectSelector
+        assert consumer._driver is not None and type(consumer._driver._sel) is selectors.PollSelector
+    finally:
+        producer.close(0)
+        consumer.close(autocommit=False)
+    default = KafkaProducer(bootstrap_servers="127.0.0.1:9")
+    try:
+        assert type(default._loop._sel) is selectors.DefaultSelector
+    finally:
+        default.close(0)
