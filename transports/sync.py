@@ -59,7 +59,6 @@ from kproto.errors import IllegalStateError, KafkaError, KafkaTimeoutError
 from kproto.types import TopicPartition as TopicPartition
 from transports._common import (
     Delivery,
-    RecordMetadata,
     auth_failure,
     crashed_error,
     dispatch_events,
@@ -68,6 +67,9 @@ from transports._common import (
     prepare_send,
     split_configs,
     timeout_error,
+)
+from transports._common import (
+    RecordMetadata as RecordMetadata,
 )
 from transports._names import KAFKA_PYTHON_NAMES, LAZY_NAMES
 from transports._selector import SelectorDriver
