@@ -14,6 +14,7 @@ import attrs
 
 from kproto.errors import KafkaError
 from kproto.events import ClientEvent, Event
+from kproto.types import TopicPartition
 
 __all__ = [
     "ConsumerGroupMetadata",
@@ -35,13 +36,6 @@ __all__ = [
 #: ``ConsumerRecord.timestamp_type`` values, as in the batch attributes.
 TIMESTAMP_CREATE_TIME = 0
 TIMESTAMP_LOG_APPEND_TIME = 1
-
-
-class TopicPartition(NamedTuple):
-    """A topic name and a partition index."""
-
-    topic: str
-    partition: int
 
 
 class ConsumerGroupMetadata(NamedTuple):
