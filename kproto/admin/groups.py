@@ -42,7 +42,8 @@ _OFFSET_FETCH_RETRY = (*_COORDINATOR_CODES, UnstableOffsetCommitError.errno)
 def list_consumer_groups(
     engine: AdminEngine, *, now: float, states: Iterable[str] = (), timeout_ms: int | None = None
 ) -> AdminOp:
-    """See :meth:`AdminCore.list_consumer_groups`."""
+    """ListGroups on every broker, as Java does (each broker lists the groups it
+    coordinates). One entry per broker id: ``[(group_id, protocol_type, state)]``."""
     states_filter = list(states)
 
     def build(keys: list[int], _t: int) -> Any:
@@ -64,7 +65,8 @@ def describe_consumer_groups(
     include_authorized_operations: bool = False,
     timeout_ms: int | None = None,
 ) -> AdminOp:
-    """See :meth:`AdminCore.describe_consumer_groups`."""
+    """DescribeGroups at each group's coordinator; one entry per group, a dict
+    (``group_id``, ``state``, ``protocol_type``, ``protocol``, ``members``)."""
 
     def build(keys: list[str], _t: int) -> Any:
         return DescribeGroupsRequest(groups=keys, include_authorized_operations=include_authorized_operations)
@@ -110,7 +112,10 @@ def list_consumer_group_offsets(
     require_stable: bool = False,
     timeout_ms: int | None = None,
 ) -> AdminOp:
-    """See :meth:`AdminCore.list_consumer_group_offsets`."""
+    """OffsetFetch at the group's coordinator: result ``{group_id: {TopicPartition:
+    OffsetAndMetadata}}``. Partitions without a committed offset, or whose answer
+    carries a final error, are left out (as Java's handler does);
+    UNSTABLE_OFFSET_COMMIT (KIP-447) and coordinator errors retry the group."""
     parts = None if partitions is None else list(partitions)
 
     def build(keys: list[str], _t: int) -> Any:
@@ -149,7 +154,8 @@ def alter_consumer_group_offsets(
     now: float,
     timeout_ms: int | None = None,
 ) -> AdminOp:
-    """See :meth:`AdminCore.alter_consumer_group_offsets`."""
+    """OffsetCommit as a simple (non-member) commit at the coordinator; the group
+    must be empty. Result ``{group_id: {TopicPartition: None | KafkaError}}``."""
     wanted = {
         tp: o if isinstance(o, OffsetAndMetadata) else OffsetAndMetadata(int(o)) for tp, o in offsets.items()
     }
@@ -187,7 +193,7 @@ def delete_consumer_group_offsets(
     now: float,
     timeout_ms: int | None = None,
 ) -> AdminOp:
-    """See :meth:`AdminCore.delete_consumer_group_offsets`."""
+    """OffsetDelete (KIP-496) at the coordinator: ``{group_id: {TopicPartition: None | KafkaError}}``."""
     parts = list(partitions)
 
     def build(keys: list[str], _t: int) -> Any:
@@ -211,7 +217,7 @@ def delete_consumer_group_offsets(
 def delete_consumer_groups(
     engine: AdminEngine, group_ids: Iterable[str], *, now: float, timeout_ms: int | None = None
 ) -> AdminOp:
-    """See :meth:`AdminCore.delete_consumer_groups`."""
+    """DeleteGroups at each group's coordinator; value None per deleted group."""
 
     def build(keys: list[str], _t: int) -> Any:
         return DeleteGroupsRequest(groups_names=keys)

@@ -27,7 +27,8 @@ from kproto.protocol.messages import list_offsets as _lo
 def delete_records(
     engine: AdminEngine, offsets: Mapping[TopicPartition, int], *, now: float, timeout_ms: int | None = None
 ) -> AdminOp:
-    """See :meth:`AdminCore.delete_records`."""
+    """DeleteRecords at each partition's leader (one request per leader); value
+    ``{"low_watermark": n}`` per partition. Offset -1 deletes up to the high watermark."""
     before = dict(offsets)
 
     def build(keys: list[TopicPartition], t_ms: int) -> Any:
@@ -55,7 +56,9 @@ def list_offsets(
     isolation_level: int = 0,
     timeout_ms: int | None = None,
 ) -> AdminOp:
-    """See :meth:`AdminCore.list_offsets`."""
+    """ListOffsets at each partition's leader; ``specs`` maps a partition to an
+    :class:`~kproto.admin.types.OffsetSpec` value or a timestamp. Value per
+    partition: :class:`~kproto.admin.types.ListOffsetsResultInfo`."""
     wanted = dict(specs)
 
     def build(keys: list[TopicPartition], t_ms: int) -> Any:
@@ -92,7 +95,8 @@ def elect_leaders(
     now: float,
     timeout_ms: int | None = None,
 ) -> AdminOp:
-    """See :meth:`AdminCore.elect_leaders`."""
+    """ElectLeaders (KIP-460) at the controller; 0 preferred, 1 unclean. Value None
+    per partition elected (ELECTION_NOT_NEEDED is an error entry, as Java reports it)."""
     parts = list(dict.fromkeys(partitions))
 
     def build(keys: list[TopicPartition], t_ms: int) -> Any:

@@ -29,7 +29,8 @@ from kproto.protocol.messages import describe_user_scram_credentials as _dus
 def describe_user_scram_credentials(
     engine: AdminEngine, users: Iterable[str] | None = None, *, now: float, timeout_ms: int | None = None
 ) -> AdminOp:
-    """See :meth:`AdminCore.describe_user_scram_credentials`."""
+    """DescribeUserScramCredentials at any broker; per user, ``[(ScramMechanism,
+    iterations)]``. With ``users=None`` one entry ``None: {user: [...]}`` for all."""
     names = None if users is None else list(dict.fromkeys(users))
 
     def build(keys: list[Any], _t: int) -> Any:
@@ -63,7 +64,11 @@ def alter_user_scram_credentials(
     now: float,
     timeout_ms: int | None = None,
 ) -> AdminOp:
-    """See :meth:`AdminCore.alter_user_scram_credentials`."""
+    """AlterUserScramCredentials at any broker (it forwards to the controller,
+    KIP-590); value None per user altered. Each upsertion must carry its
+    ``salt`` (kproto draws no randomness; a facade passes
+    ``secrets.token_bytes(24)``): one without fails the call with
+    :class:`~kproto.errors.IllegalArgumentError` before anything is sent."""
     deletions: list[Any] = []
     upsertions: list[Any] = []
     users: list[str] = []

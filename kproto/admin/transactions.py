@@ -33,7 +33,8 @@ def list_transactions(
     producer_id_filters: Iterable[int] = (),
     timeout_ms: int | None = None,
 ) -> AdminOp:
-    """See :meth:`AdminCore.list_transactions`."""
+    """ListTransactions (KIP-664) on every broker; per broker id,
+    ``[(transactional_id, producer_id, state)]``."""
     states, pids = list(state_filters), list(producer_id_filters)
 
     def build(_keys: list[int], _t: int) -> Any:
@@ -54,7 +55,7 @@ def list_transactions(
 def describe_transactions(
     engine: AdminEngine, transactional_ids: Iterable[str], *, now: float, timeout_ms: int | None = None
 ) -> AdminOp:
-    """See :meth:`AdminCore.describe_transactions`."""
+    """DescribeTransactions (KIP-664) at each id's transaction coordinator; a dict per id."""
 
     def build(keys: list[str], _t: int) -> Any:
         return _dtx.DescribeTransactionsRequest(transactional_ids=keys)
@@ -89,7 +90,9 @@ def fence_producers(
     transaction_timeout_ms: int = 60000,
     timeout_ms: int | None = None,
 ) -> AdminOp:
-    """See :meth:`AdminCore.fence_producers`."""
+    """Fence each transactional id's producers (KIP-618): InitProducerId at its
+    coordinator bumps the epoch, as Java's ``fenceProducers``. Value per id:
+    ``{"producer_id", "producer_epoch"}``."""
 
     def build(keys: list[str], _t: int) -> Any:
         return InitProducerIdRequest(
@@ -113,7 +116,9 @@ def fence_producers(
 def describe_producers(
     engine: AdminEngine, partitions: Iterable[TopicPartition], *, now: float, timeout_ms: int | None = None
 ) -> AdminOp:
-    """See :meth:`AdminCore.describe_producers`."""
+    """DescribeProducers (KIP-664) at each partition's leader; per partition, a list
+    of ``{"producer_id", "producer_epoch", "last_sequence", "last_timestamp",
+    "coordinator_epoch", "current_txn_start_offset"}``."""
     parts = list(dict.fromkeys(partitions))
 
     def build(keys: list[TopicPartition], _t: int) -> Any:
