@@ -447,47 +447,32 @@ class RecordAccumulator:
         now: float,
         chosen: bool,
     ) -> None:
-        """Add a record to ``ps`` (its open batch, else a new one); ``chosen``: by the partitioner."""
-        b = ps.open
-        if b is None or not (size := b.append(ts, key, value, hb, self.batch_size)):
-            b, size = self._append_new(tp, ps, key, value, hb, ts, now, chosen)
-        b.tokens.append(token)
-        self.buffer_used += size
-        if b.size >= self.batch_size:
-            self.close_batch(b)
-
-    def _append_new(
-        self,
-        tp: TopicState,
-        ps: PartitionState,
-        key: bytes | None,
-        value: bytes | None,
-        hb: bytes,
-        ts: int,
-        now: float,
-        chosen: bool,
-    ) -> tuple[ProducerBatch, int]:
-        """Append to a new batch of ``ps``: it has none open, or the open one is full (closed here).
+        """Add a record to ``ps`` (its open batch, else a new one); ``chosen``: by the partitioner.
 
         KIP-480: when the sticky partition's batch is full, the partitioner
         moves on (on closing it) and a None-key record goes to the next one.
         """
-        if type(ts) is not int:  # (with an open batch, a bad one fails in its append)
-            raise TypeError(f"timestamp_ms must be an int, not {type(ts).__name__}")
-        full = ps.open
-        if full is not None:
-            self.close_batch(full)
-            sticky = self._sticky
-            if chosen and key is None and sticky is not None:
-                ps = tp.parts[sticky.partition(tp.name, key, tp.partitions, tp.available)]
-                b = ps.open
-                if b is not None:
-                    size = b.append(ts, key, value, hb, self.batch_size)
-                    if size:
-                        return b, size
-                    self.close_batch(b)
-        b = self._new_batch(ps, now)
-        return b, b.append(ts, key, value, hb, self.batch_size)
+        b = ps.open
+        if b is None or not (size := b.append(ts, key, value, hb, self.batch_size)):
+            if type(ts) is not int:  # (with an open batch, a bad one fails in its append)
+                raise TypeError(f"timestamp_ms must be an int, not {type(ts).__name__}")
+            if b is not None:  # full
+                self.close_batch(b)
+                b = None
+                sticky = self._sticky
+                if chosen and key is None and sticky is not None:
+                    ps = tp.parts[sticky.partition(tp.name, key, tp.partitions, tp.available)]
+                    b = ps.open
+                    if b is not None and not (size := b.append(ts, key, value, hb, self.batch_size)):
+                        self.close_batch(b)
+                        b = None
+            if b is None:
+                b = self._new_batch(ps, now)
+                size = b.append(ts, key, value, hb, self.batch_size)
+        b.tokens.append(token)
+        self.buffer_used += size
+        if b.size >= self.batch_size:
+            self.close_batch(b)
 
     def _new_batch(self, ps: PartitionState, now: float) -> ProducerBatch:
         self._order += 1
