@@ -13,7 +13,15 @@ from typing import Any
 from kproto.consumer import TopicPartition
 from kproto.errors import KafkaError, NotControllerError, ThrottlingQuotaExceededError, error_from_code
 
-__all__ = ["Retry", "by_topic", "controller_answer", "error_for", "per_partition", "retry_or_fail"]
+__all__ = [
+    "Retry",
+    "by_topic",
+    "controller_answer",
+    "error_for",
+    "per_partition",
+    "per_unit",
+    "retry_or_fail",
+]
 
 
 class Retry:
@@ -70,4 +78,26 @@ def per_partition(topics: Any, what: str, value: Callable[[Any], Any]) -> dict[T
                 if code
                 else value(p)
             )
+    return out
+
+
+def _none(unit: Any) -> None:
+    return None
+
+
+def per_unit(
+    units: Iterable[Any],
+    key: Callable[[Any], Any],
+    what: str,
+    value: Callable[[Any], Any] = _none,
+    answer: Callable[[int, str | None, str], KafkaError | Retry] = error_for,
+) -> dict[Any, Any]:
+    """Per unit of an answer (a topic, group, user... named by ``key(u)``): ``value(u)``,
+    or for a nonzero ``error_code`` ``answer(code, message, "<what> <key>")``
+    (:func:`error_for`: final; :func:`retry_or_fail`, :func:`controller_answer`)."""
+    out: dict[Any, Any] = {}
+    for u in units:
+        k = key(u)
+        code = u.error_code
+        out[k] = answer(code, getattr(u, "error_message", None), f"{what} {k!r}") if code else value(u)
     return out

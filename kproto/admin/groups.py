@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from kproto.admin.answers import Retry, by_topic, error_for, retry_or_fail
+from kproto.admin.answers import Retry, by_topic, error_for, per_unit, retry_or_fail
 from kproto.admin.engine import (
     COORDINATOR,
     AdminEngine,
@@ -72,35 +72,33 @@ def describe_consumer_groups(
         return DescribeGroupsRequest(groups=keys, include_authorized_operations=include_authorized_operations)
 
     def parse(resp: Any, keys: list[str]) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for g in resp.groups:
-            if g.error_code:
-                out[g.group_id] = retry_or_fail(
-                    g.error_code, g.error_message, f"describe group {g.group_id!r}"
-                )
-                continue
-            out[g.group_id] = {
-                "group_id": g.group_id,
-                "state": g.group_state,
-                "protocol_type": g.protocol_type,
-                "protocol": g.protocol_data,
-                "members": [
-                    {
-                        "member_id": m.member_id,
-                        "group_instance_id": m.group_instance_id,
-                        "client_id": m.client_id,
-                        "client_host": m.client_host,
-                        "member_metadata": m.member_metadata,
-                        "member_assignment": m.member_assignment,
-                    }
-                    for m in g.members
-                ],
-                "authorized_operations": g.authorized_operations,
-            }
-        return out
+        return per_unit(
+            resp.groups, lambda g: g.group_id, "describe group", _group_description, retry_or_fail
+        )
 
     keys = list(dict.fromkeys(group_ids))
     return engine.start("describe_consumer_groups", keys, COORDINATOR, build, parse, now, timeout_ms)
+
+
+def _group_description(g: Any) -> dict[str, Any]:
+    return {
+        "group_id": g.group_id,
+        "state": g.group_state,
+        "protocol_type": g.protocol_type,
+        "protocol": g.protocol_data,
+        "members": [
+            {
+                "member_id": m.member_id,
+                "group_instance_id": m.group_instance_id,
+                "client_id": m.client_id,
+                "client_host": m.client_host,
+                "member_metadata": m.member_metadata,
+                "member_assignment": m.member_assignment,
+            }
+            for m in g.members
+        ],
+        "authorized_operations": g.authorized_operations,
+    }
 
 
 def list_consumer_group_offsets(
@@ -223,12 +221,7 @@ def delete_consumer_groups(
         return DeleteGroupsRequest(groups_names=keys)
 
     def parse(resp: Any, keys: list[str]) -> dict[str, Any]:
-        return {
-            r.group_id: retry_or_fail(r.error_code, None, f"delete group {r.group_id!r}")
-            if r.error_code
-            else None
-            for r in resp.results
-        }
+        return per_unit(resp.results, lambda r: r.group_id, "delete group", answer=retry_or_fail)
 
     keys = list(dict.fromkeys(group_ids))
     return engine.start("delete_consumer_groups", keys, COORDINATOR, build, parse, now, timeout_ms)

@@ -9,7 +9,7 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from kproto.admin.answers import controller_answer, error_for, retry_or_fail
+from kproto.admin.answers import controller_answer, error_for, per_unit, retry_or_fail
 from kproto.admin.engine import (
     ANY,
     CONTROLLER,
@@ -144,12 +144,7 @@ def create_partitions(
         )
 
     def parse(resp: Any, keys: list[str]) -> dict[str, Any]:
-        return {
-            r.name: controller_answer(r.error_code, r.error_message, f"create partitions of {r.name!r}")
-            if r.error_code
-            else None
-            for r in resp.results
-        }
+        return per_unit(resp.results, lambda r: r.name, "create partitions of", answer=controller_answer)
 
     return engine.start("create_partitions", list(wanted), CONTROLLER, build, parse, now, timeout_ms)
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from kproto.admin.answers import by_topic, per_partition, retry_or_fail
+from kproto.admin.answers import by_topic, per_partition, per_unit, retry_or_fail
 from kproto.admin.engine import (
     COORDINATOR,
     LEADER,
@@ -61,25 +61,23 @@ def describe_transactions(
         return _dtx.DescribeTransactionsRequest(transactional_ids=keys)
 
     def parse(resp: Any, keys: list[str]) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for t in resp.transaction_states:
-            if t.error_code:
-                out[t.transactional_id] = retry_or_fail(
-                    t.error_code, None, f"describe {t.transactional_id!r}"
-                )
-                continue
-            out[t.transactional_id] = {
-                "state": t.transaction_state,
-                "timeout_ms": t.transaction_timeout_ms,
-                "start_time_ms": t.transaction_start_time_ms,
-                "producer_id": t.producer_id,
-                "producer_epoch": t.producer_epoch,
-                "partitions": sorted(TopicPartition(d.topic, p) for d in t.topics for p in d.partitions),
-            }
-        return out
+        return per_unit(
+            resp.transaction_states, lambda t: t.transactional_id, "describe", _transaction, retry_or_fail
+        )
 
     keys = list(dict.fromkeys(transactional_ids))
     return _at_transaction_coordinator(engine, "describe_transactions", keys, build, parse, now, timeout_ms)
+
+
+def _transaction(t: Any) -> dict[str, Any]:
+    return {
+        "state": t.transaction_state,
+        "timeout_ms": t.transaction_timeout_ms,
+        "start_time_ms": t.transaction_start_time_ms,
+        "producer_id": t.producer_id,
+        "producer_epoch": t.producer_epoch,
+        "partitions": sorted(TopicPartition(d.topic, p) for d in t.topics for p in d.partitions),
+    }
 
 
 def fence_producers(
