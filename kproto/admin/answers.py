@@ -66,6 +66,15 @@ def by_topic(
     return out
 
 
+def topic_entries(
+    partitions: Iterable[TopicPartition],
+    topic: Callable[..., Any],
+    partition: Callable[[TopicPartition], Any],
+) -> list[Any]:
+    """``[topic(name=t, partitions=[partition(tp)...])...]``: a request's per-topic entries."""
+    return [topic(name=t, partitions=p) for t, p in by_topic(partitions, partition).items()]
+
+
 def per_partition(topics: Any, what: str, value: Callable[[Any], Any]) -> dict[TopicPartition, Any]:
     """Per partition of a leader's answer: ``value(p)``, or its error (retried when retriable)."""
     out: dict[TopicPartition, Any] = {}

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from kproto.admin.answers import by_topic, controller_answer, per_partition
+from kproto.admin.answers import by_topic, controller_answer, per_partition, topic_entries
 from kproto.admin.engine import (
     CONTROLLER,
     LEADER,
@@ -32,11 +32,12 @@ def delete_records(
     before = dict(offsets)
 
     def build(keys: list[TopicPartition], t_ms: int) -> Any:
-        per_topic = by_topic(
-            keys, lambda tp: _dr.DeleteRecordsPartition(partition_index=tp.partition, offset=before[tp])
-        )
         return _dr.DeleteRecordsRequest(
-            topics=[_dr.DeleteRecordsTopic(name=t, partitions=p) for t, p in per_topic.items()],
+            topics=topic_entries(
+                keys,
+                _dr.DeleteRecordsTopic,
+                lambda tp: _dr.DeleteRecordsPartition(partition_index=tp.partition, offset=before[tp]),
+            ),
             timeout_ms=t_ms,
         )
 
@@ -62,13 +63,14 @@ def list_offsets(
     wanted = dict(specs)
 
     def build(keys: list[TopicPartition], t_ms: int) -> Any:
-        per_topic = by_topic(
-            keys, lambda tp: _lo.ListOffsetsPartition(partition_index=tp.partition, timestamp=wanted[tp])
-        )
         return _lo.ListOffsetsRequest(
             replica_id=-1,
             isolation_level=isolation_level,
-            topics=[_lo.ListOffsetsTopic(name=t, partitions=p) for t, p in per_topic.items()],
+            topics=topic_entries(
+                keys,
+                _lo.ListOffsetsTopic,
+                lambda tp: _lo.ListOffsetsPartition(partition_index=tp.partition, timestamp=wanted[tp]),
+            ),
             timeout_ms=t_ms,
         )
 
