@@ -31,15 +31,8 @@ from collections.abc import Iterator
 from typing import Final
 
 from kproto.errors import CorruptRecordChecksumError, CorruptRecordError, DecodeError, UnsupportedCodecError
+from kproto.protocol import record_types as rt
 from kproto.protocol.compression import CODEC_LZ4, DEFAULT_MAX_DECOMPRESSED, decompress
-from kproto.protocol.record_types import (
-    TIMESTAMP_CREATE_TIME,
-    TIMESTAMP_LOG_APPEND_TIME,
-    TIMESTAMP_NONE,
-    ControlRecord,
-    Record,
-    RecordTuple,
-)
 
 __all__ = ["LegacyBatch", "parse_legacy_batch", "read_legacy_message_set"]
 
@@ -81,7 +74,7 @@ class LegacyBatch:
     is_control: Final = False
 
     def __init__(
-        self, magic: int, crc: int, attributes: int, timestamp: int, size: int, records: list[Record]
+        self, magic: int, crc: int, attributes: int, timestamp: int, size: int, records: list[rt.Record]
     ):
         self.magic = magic
         self.crc = crc
@@ -103,8 +96,10 @@ class LegacyBatch:
     def timestamp_type(self) -> int:
         """TIMESTAMP_NONE for magic 0, else from attributes bit 3."""
         if self.magic == 0:
-            return TIMESTAMP_NONE
-        return TIMESTAMP_LOG_APPEND_TIME if self.attributes & _ATTR_LOG_APPEND else TIMESTAMP_CREATE_TIME
+            return rt.TIMESTAMP_NONE
+        return (
+            rt.TIMESTAMP_LOG_APPEND_TIME if self.attributes & _ATTR_LOG_APPEND else rt.TIMESTAMP_CREATE_TIME
+        )
 
     @property
     def last_offset(self) -> int:
@@ -116,20 +111,20 @@ class LegacyBatch:
         """The offset to fetch from after this message."""
         return self.last_offset + 1
 
-    def records(self) -> list[Record]:
+    def records(self) -> list[rt.Record]:
         """The message, or a wrapper's inner messages with absolute offsets."""
         return list(self._records)
 
-    def record_tuples(self) -> list[RecordTuple]:
+    def record_tuples(self) -> list[rt.RecordTuple]:
         """:meth:`records` as plain tuples (here the same objects)."""
-        out: list[RecordTuple] = list(self._records)
+        out: list[rt.RecordTuple] = list(self._records)
         return out
 
-    def control_record(self) -> ControlRecord | None:
+    def control_record(self) -> rt.ControlRecord | None:
         """Always None: magic < 2 has no control batches."""
         return None
 
-    def __iter__(self) -> Iterator[Record]:
+    def __iter__(self) -> Iterator[rt.Record]:
         return iter(self._records)
 
     def __repr__(self) -> str:
@@ -214,12 +209,12 @@ def parse_legacy_batch(
     codec = attributes & _ATTR_CODEC
     size = end - start
     ts_type = (
-        TIMESTAMP_NONE
+        rt.TIMESTAMP_NONE
         if magic == 0
-        else (TIMESTAMP_LOG_APPEND_TIME if attributes & _ATTR_LOG_APPEND else TIMESTAMP_CREATE_TIME)
+        else (rt.TIMESTAMP_LOG_APPEND_TIME if attributes & _ATTR_LOG_APPEND else rt.TIMESTAMP_CREATE_TIME)
     )
     if not codec:
-        rec = Record(offset, timestamp, ts_type, key, value, _NO_HEADERS)
+        rec = rt.Record(offset, timestamp, ts_type, key, value, _NO_HEADERS)
         return LegacyBatch(magic, crc, attributes, timestamp, size, [rec])
     if codec > CODEC_LZ4:
         raise UnsupportedCodecError(f"codec id {codec} is not valid for magic {magic}")
@@ -247,7 +242,7 @@ def parse_legacy_batch(
             its = timestamp
         elif magic == 0 or imagic == 0:
             its = -1
-        records.append(Record(ioffset + shift, its, ts_type, ikey, ivalue, _NO_HEADERS))
+        records.append(rt.Record(ioffset + shift, its, ts_type, ikey, ivalue, _NO_HEADERS))
     return LegacyBatch(magic, crc, attributes, timestamp, size, records)
 
 
