@@ -67,7 +67,7 @@ from transports._common import (
     timeout_error,
 )
 from transports._selector import SelectorDriver
-from transports._txn import SyncTransactions
+from transports._txn import AGAIN, SyncTransactions
 
 __all__ = ["FutureRecordMetadata", "KafkaProducer", "RecordMetadata"]
 
@@ -79,7 +79,7 @@ _new = object.__new__
 _sleep = time.sleep
 #: ``send`` yields the GIL after this many records (see ``KafkaProducer.send``).
 _YIELD_EVERY = 256
-_AGAIN = object()
+_AGAIN = AGAIN
 #: Records queued for the I/O thread but not yet given to the core. This is
 #: memory on top of ``buffer_memory``; 32k tuples is a few MB at most and
 #: large enough that a sender rarely waits for the I/O thread to catch up.
