@@ -761,6 +761,7 @@ class Client:
             if self._last_error is None:  # a connection's own error says more than its request's
                 self._last_error = error
             return
+        assert response is not None  # no error: the answer came
         expected, got = self._expected_cluster_id, getattr(response, "cluster_id", None)
         if expected is not None and got is not None and got != expected:
             # KIP-899: a re-bootstrap must not move the client to another

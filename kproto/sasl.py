@@ -45,13 +45,20 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import random
 import stringprep
 import unicodedata
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 from kproto.connection import BrokerConnection, ConnectionState
-from kproto.errors import AuthenticationFailedError, KafkaError
+from kproto.errors import (
+    AuthenticationFailedError,
+    IllegalSaslStateError,
+    KafkaError,
+    SaslAuthenticationFailedError,
+    UnsupportedSaslMechanismError,
+)
 from kproto.protocol.messages import (
     SaslAuthenticateRequest,
     SaslAuthenticateResponse,
@@ -169,7 +176,7 @@ def _scram_name(name: str) -> str:
     return name.replace("=", "=3D").replace(",", "=2C")
 
 
-def nonce_from_rng(rng: Any) -> Callable[[], str]:
+def nonce_from_rng(rng: random.Random) -> Callable[[], str]:
     """A SCRAM nonce factory drawing from ``rng`` (a ``random.Random``).
 
     The nonce is 24 random bytes in base64: printable, no ``,`` (RFC 5802).
@@ -406,9 +413,9 @@ def make_mechanism(
 
 
 _HANDSHAKE_VERSION = 1  # v1: tokens travel in SaslAuthenticate (KIP-152)
-_UNSUPPORTED_SASL_MECHANISM = 33
-_ILLEGAL_SASL_STATE = 34
-_SASL_AUTHENTICATION_FAILED = 58
+_UNSUPPORTED_SASL_MECHANISM = UnsupportedSaslMechanismError.errno
+_ILLEGAL_SASL_STATE = IllegalSaslStateError.errno
+_SASL_AUTHENTICATION_FAILED = SaslAuthenticationFailedError.errno
 
 
 class SaslAuthenticator:
@@ -527,14 +534,16 @@ def authenticator_for(
     security_protocol: str,
     mechanism: str | None,
     *,
-    username: Any,
-    password: Any,
-    token_provider: Any,
+    username: str | None,
+    password: str | None,
+    token_provider: TokenProvider,
     nonce: Callable[[], str],
 ) -> SaslAuthenticator | None:
     """A fresh SASL authenticator for one connection when ``security_protocol`` is SASL_*, else None."""
     if not security_protocol.upper().startswith("SASL_"):
         return None
     return SaslAuthenticator(
-        make_mechanism(mechanism or "", username=username, password=password, token_provider=token_provider, nonce=nonce)
+        make_mechanism(
+            mechanism or "", username=username, password=password, token_provider=token_provider, nonce=nonce
+        )
     )

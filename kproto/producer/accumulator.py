@@ -41,7 +41,7 @@ import random
 import re
 from collections import deque
 from collections.abc import Callable, Sequence
-from typing import Any, Final, NamedTuple
+from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
 from kproto.errors import (
     IllegalArgumentError,
@@ -61,6 +61,10 @@ from kproto.protocol.records import (
     encode_headers,
     record_size_bound,
 )
+
+if TYPE_CHECKING:
+    from kproto.client import Client
+    from kproto.protocol.record_types import Record
 
 __all__ = [
     "CLOSED",
@@ -234,7 +238,7 @@ class RecordAccumulator:
         now: the driver's clock now, in seconds.
     """
 
-    def __init__(self, config: ProducerConfig, rng: random.Random, client: Any, now: float) -> None:
+    def __init__(self, config: ProducerConfig, rng: random.Random, client: Client, now: float) -> None:
         self._client = client
         #: The latest time a call or a driving input brought.
         self.now = now
@@ -383,7 +387,7 @@ class RecordAccumulator:
         raise NotImplementedError  # replaced below the class
 
     def append_many(
-        self, records: deque[Any], now: float, failed: Callable[[object, Exception], None]
+        self, records: deque[object], now: float, failed: Callable[[object, Exception], None]
     ) -> bool:
         """:meth:`ProducerCore.send_many`: the fast path in a loop, else :meth:`append` per record.
 
@@ -557,7 +561,7 @@ class RecordAccumulator:
         if ps not in self.queued:
             self.queued[ps] = None
 
-    def split(self, b: ProducerBatch, records: Sequence[Any]) -> list[ProducerBatch]:
+    def split(self, b: ProducerBatch, records: Sequence[Record]) -> list[ProducerBatch]:
         """Two CLOSED batches with half of ``b``'s ``records`` each (``b`` was refused as too large).
 
         They keep ``b``'s creation time, order and attempt state; ``b``'s
