@@ -7,7 +7,7 @@ settles the first two and routes a :class:`Retry` again after the backoff.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from kproto.consumer import TopicPartition
@@ -69,10 +69,16 @@ def by_topic(
 def topic_entries(
     partitions: Iterable[TopicPartition],
     topic: Callable[..., Any],
-    partition: Callable[[TopicPartition], Any],
+    partition: Callable[..., Any],
+    **fields: Mapping[TopicPartition, object],
 ) -> list[Any]:
-    """``[topic(name=t, partitions=[partition(tp)...])...]``: a request's per-topic entries."""
-    return [topic(name=t, partitions=p) for t, p in by_topic(partitions, partition).items()]
+    """A request's per-topic entries: ``[topic(name=t, partitions=[partition(
+    partition_index=tp.partition, <field>=<fields[field][tp]>...)...])...]``."""
+
+    def entry(tp: TopicPartition) -> Any:
+        return partition(partition_index=tp.partition, **{f: values[tp] for f, values in fields.items()})
+
+    return [topic(name=t, partitions=p) for t, p in by_topic(partitions, entry).items()]
 
 
 def per_partition(topics: Any, what: str, value: Callable[[Any], Any]) -> dict[TopicPartition, Any]:

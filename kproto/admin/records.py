@@ -33,11 +33,7 @@ def delete_records(
 
     def build(keys: list[TopicPartition], t_ms: int) -> Any:
         return _dr.DeleteRecordsRequest(
-            topics=topic_entries(
-                keys,
-                _dr.DeleteRecordsTopic,
-                lambda tp: _dr.DeleteRecordsPartition(partition_index=tp.partition, offset=before[tp]),
-            ),
+            topics=topic_entries(keys, _dr.DeleteRecordsTopic, _dr.DeleteRecordsPartition, offset=before),
             timeout_ms=t_ms,
         )
 
@@ -66,11 +62,7 @@ def list_offsets(
         return _lo.ListOffsetsRequest(
             replica_id=-1,
             isolation_level=isolation_level,
-            topics=topic_entries(
-                keys,
-                _lo.ListOffsetsTopic,
-                lambda tp: _lo.ListOffsetsPartition(partition_index=tp.partition, timestamp=wanted[tp]),
-            ),
+            topics=topic_entries(keys, _lo.ListOffsetsTopic, _lo.ListOffsetsPartition, timestamp=wanted),
             timeout_ms=t_ms,
         )
 
