@@ -40,30 +40,19 @@ _OFFSET_SIZE = struct.Struct(">qi")
 _V0 = struct.Struct(">Ibb")  # crc, magic, attributes
 _V1 = struct.Struct(">Ibbq")  # crc, magic, attributes, timestamp
 _I32 = struct.Struct(">i")
-_ATTR_CODEC: Final = 0x07
+_ATTR_CODEC: Final = rt.ATTR_CODEC
 _ATTR_LOG_APPEND: Final = 0x08
 _NO_HEADERS: tuple[tuple[str, bytes | None], ...] = ()
 
 
-class LegacyBatch:
+class LegacyBatch(rt.BatchHeader):
     """One top-level v0/v1 message: a plain record or a compressed wrapper.
 
     Same attributes as :class:`~kproto.protocol.records.RecordBatch`; the
     producer and transaction fields are -1/False because magic < 2 has none.
     """
 
-    __slots__ = (
-        "base_offset",
-        "magic",
-        "crc",
-        "attributes",
-        "last_offset_delta",
-        "base_timestamp",
-        "max_timestamp",
-        "record_count",
-        "size_in_bytes",
-        "_records",
-    )
+    __slots__ = ("_records",)
 
     partition_leader_epoch: Final = -1
     producer_id: Final = -1
@@ -88,11 +77,6 @@ class LegacyBatch:
         self.last_offset_delta = records[-1].offset - records[0].offset
 
     @property
-    def compression(self) -> int:
-        """Codec id (attributes bits 0-2)."""
-        return self.attributes & _ATTR_CODEC
-
-    @property
     def timestamp_type(self) -> int:
         """TIMESTAMP_NONE for magic 0, else from attributes bit 3."""
         if self.magic == 0:
@@ -100,16 +84,6 @@ class LegacyBatch:
         return (
             rt.TIMESTAMP_LOG_APPEND_TIME if self.attributes & _ATTR_LOG_APPEND else rt.TIMESTAMP_CREATE_TIME
         )
-
-    @property
-    def last_offset(self) -> int:
-        """Offset of the last (inner) message."""
-        return self.base_offset + self.last_offset_delta
-
-    @property
-    def next_offset(self) -> int:
-        """The offset to fetch from after this message."""
-        return self.last_offset + 1
 
     def records(self) -> list[rt.Record]:
         """The message, or a wrapper's inner messages with absolute offsets."""
