@@ -767,8 +767,12 @@ def _no_report(topic: str, partition: int, error: KafkaError, tokens: list[objec
 # append_many inside its loop. Calling one from the other costs a call per
 # record: measured +25% to +40% per record for send_many (a helper method:
 # ~630 -> ~880 ns; append_value called from the loop: ~600 -> ~800 ns) and
-# +50% for send_value (one record through append_many); sharing the source
-# costs nothing (benchmarks: the same ns per record as the two hand copies).
+# +50% for send_value (one record through append_many). Sharing the source
+# costs nothing: against the two hand copies, interleaved, min of 40 runs of
+# 20,000 records, 100-byte values, send_many 730 -> 675 ns (null key) and
+# 923 -> 926 ns (12-byte key), send_value 885 -> 913 and 1146 -> 1160 ns, all
+# within the machine's noise. Tracebacks and debuggers show the compiled
+# lines (they are put in linecache under "<kproto.producer.accumulator: ...>").
 _FAST_PATH = """\
 vl = len(value)
 if key is None:
