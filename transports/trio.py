@@ -19,13 +19,15 @@ or ``await handle`` leaves the producer usable.
 
 from __future__ import annotations
 
-from collections.abc import Generator
+import time
+from collections.abc import Callable, Generator
 from types import TracebackType
 from typing import Any
 
 import trio  # type: ignore[import-untyped,unused-ignore]  # trio 0.22 has no py.typed
 
 from kproto.errors import Cancelled, IllegalStateError, KafkaError, KafkaTimeoutError
+from transports._aiokafka_compat import TrioHandleCompat, TrioProducerCompat
 from transports._common import (
     PRODUCER_DRIVER,
     AsyncProducerBase,
@@ -34,12 +36,30 @@ from transports._common import (
     crashed_error,
     lazy_exports,
 )
-from transports._trio_driver import TrioDriver, core_clock
+from transports._trio_driver import TrioDriver
 from transports._txn import AsyncTransactions
 
 __all__ = ["DeliveryHandle", "KafkaProducer", "RecordMetadata"]
 
-class DeliveryHandle(Delivery):
+
+def core_clock() -> tuple[Callable[[], float], float]:
+    """The clock a core runs on, and what to add to its times to get trio's.
+
+    Under trio's default clock (``offset + time.perf_counter()``, told apart by
+    its public face only) that is ``time.perf_counter`` itself (a C call, no
+    Python frame per send) and the offset; under any other clock
+    (``MockClock``, autojump) the run's clock, offset 0.
+    """
+    clock = trio.lowlevel.current_clock()
+    if type(clock).__name__ == "SystemClock" and type(clock).__module__.startswith("trio."):
+        offset = getattr(clock, "offset", None)
+        if not isinstance(offset, float):
+            offset = clock.current_time() - time.perf_counter()
+        return time.perf_counter, offset
+    return clock.current_time, 0.0
+
+
+class DeliveryHandle(TrioHandleCompat, Delivery):
     """Awaitable outcome of one record: ``await handle`` → :class:`RecordMetadata`.
 
     A ``trio.Event`` is made only if someone awaits before the outcome is known.
@@ -49,10 +69,6 @@ class DeliveryHandle(Delivery):
 
     #: The event an ``await`` waits on, made by the first one before the outcome.
     _waiter: trio.Event | None
-
-    def _completed(self) -> None:
-        if self._waiter is not None:
-            self._waiter.set()
 
     async def wait(self) -> RecordMetadata:
         """Wait for the outcome.
@@ -83,7 +99,7 @@ class DeliveryHandle(Delivery):
         return self._error
 
 
-class KafkaProducer(AsyncTransactions, AsyncProducerBase[DeliveryHandle]):
+class KafkaProducer(TrioProducerCompat[DeliveryHandle], AsyncTransactions, AsyncProducerBase[DeliveryHandle]):
     """A Kafka producer for trio, with the spec's options and method names.
 
     Options as :meth:`AsyncProducerBase.__init__ <transports._common.AsyncProducerBase>`.
@@ -110,7 +126,7 @@ class KafkaProducer(AsyncTransactions, AsyncProducerBase[DeliveryHandle]):
         if self._driver is not None or self._closed:
             raise IllegalStateError("producer already started or closed")
         clock = core_clock()
-        core = self._make_core(self.config, clock[0](), **self._options.core_kwargs())
+        core = self._new_core(clock[0]())
         self._driver = TrioDriver(
             core,
             nursery,

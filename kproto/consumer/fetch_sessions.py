@@ -219,6 +219,8 @@ class FetchSessions:
             code = p.error_code
             if code == 0:
                 st.high_watermark = p.high_watermark
+                st.last_stable_offset = p.last_stable_offset
+                st.fetched_at = now
                 raw = p.records
                 if not raw:
                     continue
