@@ -118,6 +118,9 @@ class ConsumerConfig:
     allow_auto_create_topics: bool = True
     #: Use incremental fetch sessions (KIP-227) when the broker supports them.
     enable_incremental_fetch_sessions: bool = True
+    #: This consumer's rack, sent in Fetch (v11+) so a broker with a replica selector
+    #: can point it at the closest replica (KIP-392); '' fetches from leaders only.
+    client_rack: str = ""
     #: Called as ``callback(offsets, error)`` after an automatic commit.
     default_offset_commit_callback: Callable[[Any, Any], Any] | None = None
     #: Close idle connections after this many ms.
@@ -192,6 +195,8 @@ class ConsumerConfig:
             v = getattr(self, name)
             if v is not None and not callable(v):
                 raise _bad(name, v, "None or a callable")
+        if not isinstance(self.client_rack, str):
+            raise _bad("client_rack", self.client_rack, "a str ('' for none)")
         if not isinstance(self.auto_offset_reset, str):
             raise _bad("auto_offset_reset", self.auto_offset_reset, "'earliest', 'latest' or 'none'")
         if self.isolation_level not in _ISOLATION:
