@@ -24,7 +24,9 @@ Connections each listener accepted are counted from the acceptor's DEBUG log
 (:meth:`KafkaCluster.accepted`), so tests can bound a client's reconnects.
 
 Topics are auto-created with 4 partitions (as Tansu does); on 3 nodes the
-replication factor is 3 and ``min.insync.replicas=2``. ``start`` returns once
+replication factor is 3 and ``min.insync.replicas=2``. ``racks=True`` puts
+node n in rack ``rack<n>`` with Kafka's ``RackAwareReplicaSelector`` (KIP-392:
+a consumer that sends its rack reads from the replica there). ``start`` returns once
 every node answers Metadata listing all nodes; ``stop`` kills only the
 processes this object started. :meth:`KafkaCluster.log_tail` gives the broker
 logs for a failed test's report.
@@ -259,10 +261,14 @@ class KafkaCluster:
     """
 
     def __init__(
-        self, brokers: int = 1, *, workdir: Path | None = None, heap: str = "512m", lib: Path | None = None
+        self, brokers: int = 1, *, workdir: Path | None = None, heap: str = "512m", lib: Path | None = None,
+        racks: bool = False,
     ) -> None:
         if brokers not in (1, 3):
             raise ValueError(f"brokers must be 1 or 3, got {brokers!r}")
+        #: Node n is in rack ``rack<n>`` (``broker.rack``), and leaders point consumers
+        #: that send a ``rack_id`` at a replica in their rack (KIP-392's RackAwareReplicaSelector).
+        self.racks = racks
         self.version = kafka_version()
         self.lib = lib
         self.heap = heap
@@ -514,6 +520,9 @@ class KafkaCluster:
             "listener.name.mtls12.ssl.protocol": "TLSv1.2",
             "sasl.enabled.mechanisms": ",".join(MECHANISMS),
         }
+        if self.racks:
+            props["broker.rack"] = f"rack{node.node_id}"
+            props["replica.selector.class"] = "org.apache.kafka.common.replica.RackAwareReplicaSelector"
         plain = (
             "org.apache.kafka.common.security.plain.PlainLoginModule required "
             f'username="{USERNAME}" password="{PASSWORD}" user_{USERNAME}="{PASSWORD}";'
