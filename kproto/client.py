@@ -115,6 +115,7 @@ from kproto.protocol.messages import (
 from kproto.protocol.messages.metadata import MetadataRequestTopic
 from kproto.reconnect import ReconnectPolicy
 from kproto.settled_versions import BrokerKey, SettledVersions, broker_keys
+from kproto.socks5 import ProxyAddress, Socks5Handshake, parse_proxy_url
 
 __all__ = [
     "COORDINATOR_GROUP",
@@ -140,7 +141,8 @@ COORDINATOR_GROUP = 0
 COORDINATOR_TRANSACTION = 1
 _INF = float("inf")
 #: A connection being set up.
-_OPENING = frozenset({ConnectionState.CONNECTING, ConnectionState.API_VERSIONS, ConnectionState.AUTHENTICATING})
+_OPENING = frozenset({ConnectionState.CONNECTING, ConnectionState.TUNNEL, ConnectionState.API_VERSIONS,
+                      ConnectionState.AUTHENTICATING})
 
 
 def parse_bootstrap(servers: str | Sequence[str]) -> list[tuple[str, int]]:
@@ -297,8 +299,26 @@ class ClientConfig:
     sasl_oauth_token_provider: Any = attrs.field(default=None, repr=False)
     #: SCRAM client nonce factory; None draws from the client's ``rng``.
     sasl_nonce_factory: Callable[[], str] | None = attrs.field(default=None, repr=False)
+    #: ``socks5://[user:password@]host[:port]`` (or ``socks5h://``): every connection goes
+    #: through this SOCKS5 proxy (:mod:`kproto.socks5`); None connects directly.
+    proxy_url: str | None = attrs.field(default=None, repr=False)
+    #: kafka-python's former name of ``proxy_url``, used when ``proxy_url`` is None.
+    socks5_proxy: str | None = attrs.field(default=None, repr=False)
+
+    @property
+    def proxy(self) -> ProxyAddress | None:
+        """The parsed ``proxy_url`` (or ``socks5_proxy``), or None."""
+        url = self.proxy_url if self.proxy_url is not None else self.socks5_proxy
+        return None if url is None else parse_proxy_url(url)
 
     def __attrs_post_init__(self) -> None:
+        if self.proxy is not None and self.security_protocol.upper() in ("SSL", "SASL_SSL"):
+            # The transport runs TLS before the core sees the connection open, so the
+            # SOCKS5 handshake (which must come first) cannot run inside the core then.
+            raise KafkaConfigurationError(
+                f"proxy_url is not allowed with security_protocol={self.security_protocol!r}: "
+                "SOCKS5 works with PLAINTEXT and SASL_PLAINTEXT"
+            )
         if self.security_protocol.upper().startswith("SASL_") and self.authenticator is None:
             from kproto.sasl import make_mechanism
 
@@ -425,6 +445,7 @@ class Client:
         self._settled_versions = SettledVersions()
         # Coordinators: (key_type, key) -> node id; lookups: due time, None = in flight.
         self._coordinators = Coordinators(config.retry_backoff_ms / 1000)
+        self._proxy = config.proxy
 
     # --- the driving surface -------------------------------------------------------
 
@@ -1008,6 +1029,7 @@ class Client:
         conn = node.conn
         if conn is None:
             auth = self.config.authenticator
+            proxy = self._proxy
             conn = node.conn = BrokerConnection(
                 node.node_id,
                 node.host,
@@ -1018,6 +1040,7 @@ class Client:
                 authenticator=auth(node.node_id, node.host, node.port)
                 if auth is not None
                 else self._sasl_authenticator(),
+                tunnel=None if proxy is None else Socks5Handshake(proxy, node.host, node.port),
             )
         return conn
 
@@ -1129,7 +1152,9 @@ class Client:
             if conn is not None and conn.state is ConnectionState.WAITING and node.reconnect_at <= now:
                 conn.start_connect(now, setup_timeout_ms=self._reconnect.setup_timeout(node.failures))
                 node.connects += 1
-                self._commands.append(Connect(node_id=node.node_id, host=node.host, port=node.port))
+                proxy = self._proxy  # the driver dials the proxy; the tunnel names the broker
+                host, port = (node.host, node.port) if proxy is None else (proxy.host, proxy.port)
+                self._commands.append(Connect(node_id=node.node_id, host=host, port=port))
         if self._bootstrap_deadline is not None and now >= self._bootstrap_deadline:
             self._bootstrap_deadline = None
             if not self._answered:

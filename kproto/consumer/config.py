@@ -121,6 +121,10 @@ class ConsumerConfig:
     #: This consumer's rack, sent in Fetch (v11+) so a broker with a replica selector
     #: can point it at the closest replica (KIP-392); '' fetches from leaders only.
     client_rack: str = ""
+    #: ``socks5://[user:password@]host[:port]``: connect through this SOCKS5 proxy
+    #: (:mod:`kproto.socks5`); ``socks5_proxy`` is kafka-python's former name.
+    proxy_url: str | None = attrs.field(default=None, repr=False)
+    socks5_proxy: str | None = attrs.field(default=None, repr=False)
     #: Called as ``callback(offsets, error)`` after an automatic commit.
     default_offset_commit_callback: Callable[[Any, Any], Any] | None = None
     #: Close idle connections after this many ms.

@@ -44,6 +44,8 @@ _CLIENT_OPTIONS: Final = (
     "socket_connection_setup_timeout_max_ms",
     "metadata_recovery_strategy",
     "metadata_recovery_rebootstrap_trigger_ms",
+    "proxy_url",
+    "socks5_proxy",
 )
 
 #: ``partitioner(key_bytes, all_partitions, available_partitions) -> partition``.
@@ -118,6 +120,10 @@ class ProducerConfig:
     transactional_id: str | None = None
     #: Longest a transaction may stay open before the coordinator aborts it.
     transaction_timeout_ms: int = 60000
+    #: ``socks5://[user:password@]host[:port]``: connect through this SOCKS5 proxy
+    #: (:mod:`kproto.socks5`); ``socks5_proxy`` is kafka-python's former name.
+    proxy_url: str | None = attrs.field(default=None, repr=False)
+    socks5_proxy: str | None = attrs.field(default=None, repr=False)
 
     def __attrs_post_init__(self) -> None:
         servers = self.bootstrap_servers
