@@ -215,40 +215,46 @@ class Socks5Handshake:
     def _step(self) -> bool:
         """Consume one whole message if buffered; False when more bytes are needed."""
         buf = self._buf
-        if self._state is _State.GREETING:
+        if self._state is not _State.CONNECT_SENT:
+            # The method choice and the RFC 1929 status are both two bytes: version, value.
             if len(buf) < 2:
                 return False
-            version, method = buf[0], buf[1]
+            version, value = buf[0], buf[1]
             del buf[:2]
-            if version != _VERSION:
-                self._fail(KafkaProtocolError(f"{self._where}: answered version {version}, not SOCKS5"))
-            if method == _NO_ACCEPTABLE:
-                self._fail(AuthenticationFailedError(
-                    f"{self._where} accepts none of the methods offered (no authentication"
-                    + (", username/password)" if self._proxy.username is not None else
-                       "); set user:password@ in proxy_url")))
-            if method == _USER_PASS and self._proxy.username is not None:
-                user = self._proxy.username.encode()
-                password = (self._proxy.password or "").encode()
-                self._out += bytes([_AUTH_VERSION, len(user)]) + user + bytes([len(password)]) + password
-                self._state = _State.AUTH_SENT
-            elif method == _NO_AUTH:
-                self._send_connect()
+            if self._state is _State.GREETING:
+                self._on_method(version, value)
             else:
-                self._fail(KafkaProtocolError(f"{self._where}: chose method {method:#04x}, which was not offered"))
+                self._on_auth(version, value)
             return True
-        if self._state is _State.AUTH_SENT:
-            if len(buf) < 2:
-                return False
-            version, status = buf[0], buf[1]
-            del buf[:2]
-            if version != _AUTH_VERSION:
-                self._fail(KafkaProtocolError(f"{self._where}: username/password reply version {version}, not 1"))
-            if status != 0:
-                self._fail(AuthenticationFailedError(f"{self._where} rejected the user name and password"))
+        return self._on_reply(buf)
+
+    def _on_method(self, version: int, method: int) -> None:
+        if version != _VERSION:
+            self._fail(KafkaProtocolError(f"{self._where}: answered version {version}, not SOCKS5"))
+        if method == _NO_ACCEPTABLE:
+            self._fail(AuthenticationFailedError(
+                f"{self._where} accepts none of the methods offered (no authentication"
+                + (", username/password)" if self._proxy.username is not None else
+                   "); set user:password@ in proxy_url")))
+        if method == _USER_PASS and self._proxy.username is not None:
+            user = self._proxy.username.encode()
+            password = (self._proxy.password or "").encode()
+            self._out += bytes([_AUTH_VERSION, len(user)]) + user + bytes([len(password)]) + password
+            self._state = _State.AUTH_SENT
+        elif method == _NO_AUTH:
             self._send_connect()
-            return True
-        # CONNECT_SENT: VER REP RSV ATYP BND.ADDR BND.PORT
+        else:
+            self._fail(KafkaProtocolError(f"{self._where}: chose method {method:#04x}, which was not offered"))
+
+    def _on_auth(self, version: int, status: int) -> None:
+        if version != _AUTH_VERSION:
+            self._fail(KafkaProtocolError(f"{self._where}: username/password reply version {version}, not 1"))
+        if status != 0:
+            self._fail(AuthenticationFailedError(f"{self._where} rejected the user name and password"))
+        self._send_connect()
+
+    def _on_reply(self, buf: bytearray) -> bool:
+        """The CONNECT reply: VER REP RSV ATYP BND.ADDR BND.PORT."""
         if len(buf) < 5:
             return False
         version, reply, reserved, atyp = buf[0], buf[1], buf[2], buf[3]

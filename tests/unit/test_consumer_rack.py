@@ -10,7 +10,10 @@ leader follows the Java client (``AbstractFetch.selectReadReplica``,
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from typing import Any
+
+import pytest
 
 from kproto.consumer import ConsumerConfig, TopicPartition
 from kproto.consumer.core import ConsumerCore
@@ -207,32 +210,28 @@ def test_a_lost_connection_to_the_replica_falls_back_to_the_leader() -> None:
     assert p.got == list(range(35))
 
 
-def test_a_replica_that_left_the_isr_is_not_read_from() -> None:
-    p = started(retry_backoff_ms=100)
+def leave_isr(p: RackPair) -> None:
     p.cluster.leave_isr(T, 0, p.near)
+
+
+def leave_metadata(p: RackPair) -> None:
+    p.cluster.brokers[p.near].up = False  # no longer listed in Metadata
+    p.cluster.racks[p.near] = "gone"
+
+
+@pytest.mark.parametrize("fault", [leave_isr, leave_metadata])
+def test_a_replica_out_of_the_isr_or_the_metadata_is_not_read_from(fault: Callable[[RackPair], None]) -> None:
+    p = started(retry_backoff_ms=100)
+    fault(p)
     p.core._client.request_metadata_update(T0 + 1)
     p.run(T0 + 1, rounds=1)
-    info = p.core._client.cluster.partition_info(T, 0)
-    assert p.near not in info.isr
+    cluster = p.core._client.cluster
+    assert p.near not in cluster.partition_info(T, 0).isr
+    assert (cluster.broker(p.near) is None) == (fault is leave_metadata)
     assert p.core.read_replica(TP) == p.leader
     p.fetch_nodes()
     append(p, 30, 5)
     p.run(T0 + 1.5, rounds=1)
     # The leader's selector skips it too: the leader serves.
-    assert set(p.fetch_nodes()) == {p.leader}
-    assert p.got == list(range(35))
-
-
-def test_a_replica_missing_from_metadata_sends_the_fetch_to_the_leader_and_refreshes() -> None:
-    p = started(retry_backoff_ms=100)
-    p.cluster.brokers[p.near].up = False  # no longer listed in Metadata
-    p.cluster.racks[p.near] = "gone"
-    p.core._client.request_metadata_update(T0 + 1)
-    p.run(T0 + 1, rounds=1)
-    assert p.core._client.cluster.broker(p.near) is None
-    assert p.core.read_replica(TP) == p.leader
-    p.fetch_nodes()
-    append(p, 30, 5)
-    p.run(T0 + 1.5, rounds=1)
     assert set(p.fetch_nodes()) == {p.leader}
     assert p.got == list(range(35))
