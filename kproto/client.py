@@ -299,6 +299,16 @@ class ClientConfig:
     sasl_oauth_token_provider: Any = attrs.field(default=None, repr=False)
     #: SCRAM client nonce factory; None draws from the client's ``rng``.
     sasl_nonce_factory: Callable[[], str] | None = attrs.field(default=None, repr=False)
+    #: GSSAPI (Kerberos): the broker's service name; the target principal is
+    #: ``service@host`` (host: ``sasl_kerberos_domain_name`` or the broker's own).
+    sasl_kerberos_service_name: str = "kafka"
+    #: GSSAPI: the broker's service principal as a whole, instead of the two above.
+    sasl_kerberos_name: str | None = None
+    #: GSSAPI: the host part of the service principal, for every broker.
+    sasl_kerberos_domain_name: str | None = None
+    #: GSSAPI: ``factory(target) -> kproto.sasl.GssapiContext``; None uses the
+    #: ``gssapi`` package (:mod:`kproto._gssapi`, the ``kproto[gssapi]`` extra).
+    sasl_gssapi_context_factory: Callable[[str], Any] | None = attrs.field(default=None, repr=False)
     #: ``socks5://[user:password@]host[:port]`` (or ``socks5h://``): every connection goes
     #: through this SOCKS5 proxy (:mod:`kproto.socks5`); None connects directly.
     proxy_url: str | None = attrs.field(default=None, repr=False)
@@ -329,6 +339,8 @@ class ClientConfig:
                     password=self.sasl_plain_password,
                     token_provider=self.sasl_oauth_token_provider,
                     nonce=lambda: "x",
+                    # GSSAPI with the caller's own contexts: nothing to check before a connection.
+                    check_only=self.sasl_gssapi_context_factory is None,
                 )
             except ValueError as exc:
                 raise KafkaConfigurationError(str(exc)) from None
@@ -1039,7 +1051,7 @@ class Client:
                 api_versions_version=self._settled_versions.start(self._broker_keys(node)),
                 authenticator=auth(node.node_id, node.host, node.port)
                 if auth is not None
-                else self._sasl_authenticator(),
+                else self._sasl_authenticator(node.host),
                 tunnel=None if proxy is None else Socks5Handshake(proxy, node.host, node.port),
             )
         return conn
@@ -1054,15 +1066,23 @@ class Client:
             return broker_keys(broker_id, node.host, node.port, None if info is None else (info.host, info.port))
         return broker_keys(None, node.host, node.port, None)
 
-    def _sasl_authenticator(self) -> Authenticator | None:
-        """A fresh SASL authenticator when ``security_protocol`` is SASL_*."""
+    def _sasl_authenticator(self, host: str) -> Authenticator | None:
+        """A fresh SASL authenticator for a connection to ``host`` when ``security_protocol`` is SASL_*."""
         cfg = self.config
-        from kproto.sasl import authenticator_for, nonce_from_rng
+        from kproto.sasl import authenticator_for, gssapi_target, nonce_from_rng
+
+        gssapi_context: Callable[[], Any] | None = None
+        if (cfg.sasl_mechanism or "").upper() == "GSSAPI":
+            target = gssapi_target(host, service_name=cfg.sasl_kerberos_service_name,
+                                   kerberos_name=cfg.sasl_kerberos_name, domain_name=cfg.sasl_kerberos_domain_name)
+            from kproto._gssapi import context_factory
+
+            gssapi_context = functools.partial(cfg.sasl_gssapi_context_factory or context_factory, target)
 
         return authenticator_for(
             cfg.security_protocol, cfg.sasl_mechanism, username=cfg.sasl_plain_username,
             password=cfg.sasl_plain_password, token_provider=cfg.sasl_oauth_token_provider,
-            nonce=cfg.sasl_nonce_factory or nonce_from_rng(self._rng),
+            nonce=cfg.sasl_nonce_factory or nonce_from_rng(self._rng), gssapi_context=gssapi_context,
         )  # fmt: skip
 
     def _after_input(self, now: float) -> None:

@@ -262,13 +262,16 @@ class KafkaCluster:
 
     def __init__(
         self, brokers: int = 1, *, workdir: Path | None = None, heap: str = "512m", lib: Path | None = None,
-        racks: bool = False,
+        racks: bool = False, kerberos: Any = None,
     ) -> None:
         if brokers not in (1, 3):
             raise ValueError(f"brokers must be 1 or 3, got {brokers!r}")
         #: Node n is in rack ``rack<n>`` (``broker.rack``), and leaders point consumers
         #: that send a ``rack_id`` at a replica in their rack (KIP-392's RackAwareReplicaSelector).
         self.racks = racks
+        #: An ``_kdc.MitKdc``: the SASL listeners offer GSSAPI too, as ``kafka/127.0.0.1``.
+        self.kerberos = kerberos
+        self.kerberos_principal = kerberos.add_service("kafka", "127.0.0.1") if kerberos is not None else None
         self.version = kafka_version()
         self.lib = lib
         self.heap = heap
@@ -520,6 +523,15 @@ class KafkaCluster:
             "listener.name.mtls12.ssl.protocol": "TLSv1.2",
             "sasl.enabled.mechanisms": ",".join(MECHANISMS),
         }
+        if self.kerberos is not None:
+            props["sasl.enabled.mechanisms"] += ",GSSAPI"
+            props["sasl.kerberos.service.name"] = "kafka"
+            krb5 = (
+                "com.sun.security.auth.module.Krb5LoginModule required useKeyTab=true storeKey=true "
+                f'keyTab="{self.kerberos.service_keytab}" principal="{self.kerberos_principal}";'
+            )
+            for listener in ("sasl_plaintext", "sasl_ssl"):
+                props[f"listener.name.{listener}.gssapi.sasl.jaas.config"] = krb5
         if self.racks:
             props["broker.rack"] = f"rack{node.node_id}"
             props["replica.selector.class"] = "org.apache.kafka.common.replica.RackAwareReplicaSelector"
@@ -575,6 +587,7 @@ class KafkaCluster:
             "-Xms64m",
             *opts,
             "-Djava.awt.headless=true",
+            *([f"-Djava.security.krb5.conf={self.kerberos.krb5_conf}"] if self.kerberos is not None else []),
             f"-Dlog4j2.configurationFile={self._log4j(node)}",
             "-cp",
             f"{self.lib}/*",

@@ -92,7 +92,8 @@ SSL_OPTIONS = frozenset(
 )
 #: SASL options (handed to the core's ``ClientConfig``).
 SASL_OPTIONS = frozenset(
-    {"sasl_mechanism", "sasl_plain_username", "sasl_plain_password", "sasl_oauth_token_provider"}
+    {"sasl_mechanism", "sasl_plain_username", "sasl_plain_password", "sasl_oauth_token_provider",
+     "sasl_kerberos_service_name", "sasl_kerberos_name", "sasl_kerberos_domain_name"}
 )
 #: Every security option a facade accepts.
 SECURITY_OPTIONS = SSL_OPTIONS | SASL_OPTIONS | {"security_protocol"}

@@ -147,6 +147,10 @@ class ConsumerConfig:
     sasl_plain_username: str | None = None
     sasl_plain_password: str | None = attrs.field(default=None, repr=False)
     sasl_oauth_token_provider: Any = attrs.field(default=None, repr=False)
+    #: GSSAPI (Kerberos): see :class:`kproto.client.ClientConfig`.
+    sasl_kerberos_service_name: str = "kafka"
+    sasl_kerberos_name: str | None = None
+    sasl_kerberos_domain_name: str | None = None
     #: Socket options, passed to the transport.
     receive_buffer_bytes: int | None = None
     send_buffer_bytes: int | None = None
