@@ -5,6 +5,8 @@ from __future__ import annotations
 import random
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from kproto.client import Client, ClientConfig
 from kproto.connection import ConnectionState
@@ -213,3 +215,20 @@ def test_client_dials_the_proxy_and_tunnels_to_each_broker() -> None:
     client.receive_data(-1, b"\x00\x00\x04" + bytes(18), T0)
     ((_, data),) = client.data_to_send()
     assert data == API_VERSIONS_V4
+
+
+@settings(max_examples=300)
+@given(chunks=st.lists(st.binary(max_size=40), max_size=8), auth=st.booleans())
+def test_any_proxy_bytes_end_in_done_a_named_error_or_waiting(chunks: list[bytes], auth: bool) -> None:
+    """Hostile proxy bytes: only the documented errors escape, and nothing grows past one reply."""
+    h = Socks5Handshake(WITH_AUTH if auth else NO_AUTH, "broker1", 9092)
+    h.data_to_send()
+    try:
+        for chunk in chunks:
+            h.receive_data(chunk)
+            h.data_to_send()
+            if h.done:
+                break
+    except (KafkaConnectionError, KafkaProtocolError, AuthenticationFailedError):
+        return
+    assert h.done or len(h._buf) <= 4 + 1 + 255 + 2
