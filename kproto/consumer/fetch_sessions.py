@@ -110,15 +110,20 @@ class FetchSessions:
         # leader, so reading it would only delay records the leader has: use the leader.
         return 1 if replica not in info.isr else 0
 
-    def _select_replica(self, tp: TopicPartition, st: PartitionState, leader: int, now: float) -> int:
-        """The node to fetch ``tp`` from: its preferred read replica if usable, else the leader."""
+    def _select_replica(self, tp: TopicPartition, st: PartitionState, leader: int, now: float) -> int | None:
+        """The node to fetch ``tp`` from: its preferred read replica if usable, else the leader
+        (None: neither before ``retry_backoff_ms``)."""
         why = self.replica_state(tp, st, now)
         if not why:
             return st.preferred
         st.preferred = -1
         if why == 2:
-            # Java AbstractFetch.selectReadReplica: perhaps stale metadata, so refresh it.
+            # Java AbstractFetch.selectReadReplica: perhaps stale metadata, so refresh it. Unlike
+            # Java, wait the retry backoff first: a leader that keeps naming a node the metadata
+            # lacks would otherwise get a Fetch, answered at once, in a tight loop.
             self._ctx.client.request_metadata_update(now)
+            st.retry_at = self._ctx.backoff(now)
+            return None
         return leader
 
     def send(self, now: float) -> None:
@@ -136,7 +141,7 @@ class FetchSessions:
                 continue
             if st.preferred >= 0:
                 node = self._select_replica(tp, st, node, now)
-            if node in self.inflight_nodes:
+            if node is None or node in self.inflight_nodes:
                 continue
             if len(st.queue) >= MAX_QUEUED:
                 blocked.add(node)

@@ -235,3 +235,16 @@ def test_a_replica_out_of_the_isr_or_the_metadata_is_not_read_from(fault: Callab
     # The leader's selector skips it too: the leader serves.
     assert set(p.fetch_nodes()) == {p.leader}
     assert p.got == list(range(35))
+
+
+def test_a_leader_naming_an_unknown_replica_is_asked_again_only_after_the_backoff() -> None:
+    p = RackPair(retry_backoff_ms=100)
+    p.cluster.brokers[p.leader]._preferred_replica = lambda *_: 99  # type: ignore[method-assign]
+    p.core.assign([TP], T0)
+    p.run(T0, rounds=3)
+    # One Fetch named node 99, which no Metadata lists: no loop of instant redirects...
+    assert p.fetch_nodes() == [p.leader] and p.core.read_replica(TP) == p.leader
+    p.run(T0 + 0.1, rounds=1)
+    # ...the next one waits retry_backoff_ms (and a metadata refresh went out meanwhile).
+    assert p.fetch_nodes() == [p.leader]
+    assert p.got == []
