@@ -51,6 +51,7 @@ class Socks5Server:
         self._lock = threading.Lock()
         self._conns: set[socket.socket] = set()
         self._listener = socket.create_server(("127.0.0.1", 0))
+        self._listener.settimeout(0.2)  # the accept loop sees _stop soon
         self.port: int = self._listener.getsockname()[1]
         self._stop = False
         self._thread = threading.Thread(target=self._accept_loop, name=f"socks5-{self.port}", daemon=True)
@@ -66,18 +67,21 @@ class Socks5Server:
 
     def __exit__(self, *exc: object) -> None:
         self._stop = True
+        self._thread.join(5)
         self._listener.close()
         with self._lock:
             for s in list(self._conns):
                 s.close()
-        self._thread.join(5)
 
     def _accept_loop(self) -> None:
         while not self._stop:
             try:
                 sock, _ = self._listener.accept()
+            except TimeoutError:
+                continue
             except OSError:
                 return
+            sock.settimeout(None)
             with self._lock:
                 if len(self._conns) >= MAX_CONNECTIONS:
                     sock.close()
@@ -110,8 +114,8 @@ class Socks5Server:
             return None
         if self.username is not None:
             if 2 not in methods:
+                self.auth_failures += 1  # counted before the answer: the test may look at once
                 client.sendall(b"\x05\xff")
-                self.auth_failures += 1
                 return None
             client.sendall(b"\x05\x02")
             _ver, ulen = _recv_exact(client, 2)
@@ -119,8 +123,8 @@ class Socks5Server:
             (plen,) = _recv_exact(client, 1)
             password = _recv_exact(client, plen).decode()
             if (user, password) != (self.username, self.password):
-                client.sendall(b"\x01\x01")
                 self.auth_failures += 1
+                client.sendall(b"\x01\x01")
                 return None
             client.sendall(b"\x01\x00")
         else:
