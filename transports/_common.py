@@ -13,6 +13,7 @@ events, so a record's offset is ``base_offset + its index in event.tokens``;
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import time
@@ -277,6 +278,21 @@ def prepare_send(
     return prepare_record(options, topic, value, key, headers, partition, timestamp_ms)
 
 
+def lazy_exports(module: str, names: dict[str, str]) -> Callable[[str], Any]:
+    """A module ``__getattr__`` importing ``names[name]``'s module on first use.
+
+    So a producer import does not load the consumer (and a consumer import
+    error cannot break the producer).
+    """
+
+    def __getattr__(name: str) -> Any:
+        if name in names:
+            return getattr(importlib.import_module(names[name]), name)
+        raise AttributeError(f"module {module!r} has no attribute {name!r}")
+
+    return __getattr__
+
+
 class AsyncProducerBase(Generic[_D]):
     """``send()`` for the asyncio and trio producers, which differ only in the hooks below."""
 
@@ -296,8 +312,112 @@ class AsyncProducerBase(Generic[_D]):
     async def _checkpoint(self) -> None:
         raise NotImplementedError
 
+    @staticmethod
+    def _make_core(config: ProducerConfig, now: float, *args: Any, **kwargs: Any) -> Any:
+        """Builds the core (:func:`make_core`); a seam for tests that drive a stand-in core."""
+        return make_core(config, now, *args, **kwargs)
+
+    def __init__(self, **configs: Any) -> None:
+        """A producer with ``configs``.
+
+        Args:
+            **configs: The options of the spec (``bootstrap_servers``, ``acks``,
+                ``linger_ms``, ...), plus ``key_serializer`` and ``value_serializer``.
+
+        Raises:
+            TypeError: An unknown option (the message names the closest valid one).
+            ValueError: An option value that is not allowed.
+        """
+        self._options, self.config = split_configs(configs, allow_async_provider=True)
+        self._max_block = self.config.max_block_ms / 1000.0
+        self._driver = None
+        self._known_topics = set()
+        self._plain = self._options.key_serializer is None and self._options.value_serializer is None
+        self._closed = False
+        self._unyielded = 0
+
     async def _wait_for_topic(self, driver: Any, topic: str) -> set[int]:
-        raise NotImplementedError
+        return await wait_for_topic_async(self, driver, topic, driver.now)
+
+    async def send_and_wait(
+        self,
+        topic: str,
+        value: Any = None,
+        key: Any = None,
+        headers: list[tuple[str, bytes]] | None = None,
+        partition: int | None = None,
+        timestamp_ms: int | None = None,
+    ) -> RecordMetadata:
+        """``await (await send(...))``: queue one record and wait for its acknowledgement.
+
+        Returns:
+            The record's :class:`RecordMetadata`.
+
+        Raises:
+            KafkaError: As :meth:`send`, or the delivery's failure.
+        """
+        handle = await self.send(topic, value, key, headers, partition, timestamp_ms)
+        return await handle  # type: ignore[no-any-return,misc]  # the handle classes are awaitable
+
+    async def partitions_for(self, topic: str) -> set[int]:
+        """The partition ids of ``topic``, fetching metadata if needed.
+
+        Returns:
+            The set of partition ids.
+
+        Raises:
+            KafkaTimeoutError: No metadata within ``max_block_ms``.
+        """
+        return await self._wait_for_topic(await self._ensure_running(), topic)
+
+    async def flush(self, timeout: float | None = None) -> None:
+        """Make every buffered record sendable now and wait until all are done.
+
+        Args:
+            timeout: Seconds to wait; None waits without bound.
+
+        Raises:
+            KafkaTimeoutError: Records still pending after ``timeout``.
+        """
+        driver = self._driver
+        if driver is not None and driver.crashed is not None:
+            raise crashed_error("the producer's driver", driver.crashed)
+        if driver is None or driver.ended:
+            await self._checkpoint()
+            return
+        deadline = None if timeout is None else driver.now() + timeout
+        while True:
+            driver.core.flush(driver.now())
+            driver.kick()
+            if driver.core.pending_count() == 0:
+                # Deliveries the core reported since the driver last ran must be
+                # resolved before flush returns.
+                driver.pump()
+                await self._checkpoint()
+                return
+            if not await driver.progress(deadline):
+                raise KafkaTimeoutError(f"flush did not complete within {timeout}s")
+            if driver.crashed is not None:
+                raise crashed_error("the producer's driver", driver.crashed)
+
+    def metrics(self) -> dict[str, dict[str, float]]:
+        """Producer metrics, kafka-python shaped: ``{'producer-metrics': {name: value}}``.
+
+        Returns:
+            A fresh dict (empty metrics before ``start``).
+        """
+        if self._driver is None:
+            return {"producer-metrics": {}}
+        result: dict[str, dict[str, float]] = self._driver.core.metrics(self._driver.now())
+        return result
+
+    def bootstrap_connected(self) -> bool:
+        """True while a connection to a bootstrap/broker is up.
+
+        Returns:
+            Whether the core reports a live bootstrap connection.
+        """
+        return self._driver is not None and bool(self._driver.core.bootstrap_connected())
 
     async def send(
         self,

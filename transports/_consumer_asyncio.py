@@ -15,12 +15,14 @@ reuses it with its own driver.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from contextlib import AbstractContextManager
 from typing import Any, Final, TypeVar
 
 from kproto.consumer import ConsumerRecord, OffsetAndMetadata, OffsetAndTimestamp, TopicPartition
 from kproto.consumer.core import Pending
-from kproto.errors import IllegalStateError, KafkaTimeoutError
+from kproto.errors import IllegalStateError
 from transports._asyncio_driver import AsyncioDriver
 from transports._common import timeout_error
 from transports._consumer_sync import CONSUMER_DRIVER, ConsumerFacadeBase, _tp, _tps
@@ -35,6 +37,8 @@ _DEFAULT_API_TIMEOUT: Final = 60.0
 
 class AsyncConsumerBase(ConsumerFacadeBase):
     """The awaitable consumer methods, over any driver that implements ``_run_until``."""
+
+    _driver: Any
 
     async def _run_until(self, done: Callable[[], bool], timeout: float | None) -> bool:
         """Let the driver work until ``done()`` or ``timeout`` seconds; returns ``done()``."""
@@ -54,6 +58,32 @@ class AsyncConsumerBase(ConsumerFacadeBase):
     async def _checkpoint(self) -> None:
         """Yield to the event loop once."""
         raise NotImplementedError
+
+    def _shield(self) -> AbstractContextManager[object]:
+        """Where close() waits for its commit (trio: shielded from cancellation)."""
+        return contextlib.nullcontext()
+
+    async def _stopped(self, driver: Any) -> None:
+        """After ``driver.stop()``: wait for the driver task."""
+
+    async def close(self, autocommit: bool = True, timeout_ms: float | None = None) -> None:
+        """Commit positions (auto-commit on and ``autocommit``), close connections, stop the driver."""
+        if self._closed:
+            return
+        driver = self._driver
+        try:
+            p = self._core.close(self._clock(), autocommit)
+            if driver is not None and driver.running() and driver.crashed is None:
+                driver.kick()
+                timeout = 30.0 if timeout_ms is None else timeout_ms / 1000
+                with self._shield():
+                    await driver.run_until(lambda: p.done, timeout)
+                    driver.pump()
+        finally:
+            self._closed = True
+            if driver is not None:
+                driver.stop()
+                await self._stopped(driver)
 
     async def _wait(self, pending: Pending[T], timeout_ms: float | None, what: str) -> T:
         self._check_open()
@@ -82,12 +112,7 @@ class AsyncConsumerBase(ConsumerFacadeBase):
         """
         self._check_open()
         self._require_running()
-        if max_records is not None and (
-            isinstance(max_records, bool) or not isinstance(max_records, int) or max_records < 1
-        ):
-            raise ValueError(f"max_records must be an int >= 1, got {max_records!r}")
-        if isinstance(timeout_ms, bool) or not isinstance(timeout_ms, (int, float)) or timeout_ms < 0:
-            raise ValueError(f"timeout_ms must be a number >= 0, got {timeout_ms!r}")
+        self._check_poll_args(timeout_ms, max_records)
         core = self._core
         clock = self._clock
         deadline = clock() + timeout_ms / 1000
@@ -129,48 +154,28 @@ class AsyncConsumerBase(ConsumerFacadeBase):
 
     async def __anext__(self) -> ConsumerRecord:
         """The next record; StopAsyncIteration after ``consumer_timeout_ms`` without one."""
-        if self._iter_pos < len(self._iter_buffer):
-            rec = self._iter_buffer[self._iter_pos]
+        if self._iter_pos < len(self._iter_buffer):  # the per-record path: no call
             self._iter_pos += 1
-            return rec
-        ct = self._config.consumer_timeout_ms
-        deadline = None if ct is None or ct == float("inf") else self._clock() + ct / 1000
-        while True:
-            if self._closed:
+            return self._iter_buffer[self._iter_pos - 1]
+        rec = None
+        deadline = self._iter_deadline()
+        while rec is None:
+            try:
+                wait = self._iter_wait(deadline)
+            except StopIteration:
+                raise StopAsyncIteration from None
+            rec = self._iter_next(await self.poll(timeout_ms=wait))
+            if rec is None and deadline is not None and self._clock() >= deadline:
                 raise StopAsyncIteration
-            wait = 1000.0 if deadline is None else max(0.0, (deadline - self._clock()) * 1000)
-            got = await self.poll(timeout_ms=wait)
-            if got:
-                buf: list[ConsumerRecord] = []
-                for recs in got.values():
-                    buf.extend(recs)
-                self._iter_buffer, self._iter_pos = buf, 1
-                return buf[0]
-            if deadline is not None and self._clock() >= deadline:
-                raise StopAsyncIteration
+        return rec
 
     async def position(self, partition: TopicPartition, timeout_ms: float | None = None) -> int:
         """The offset of the next record ``poll`` returns (waits for a pending reset)."""
         self._check_open()
         tp = _tp(partition)
-        core = self._core
-
-        def known() -> bool:
-            if core.position(tp) is not None:
-                return True
-            err = core.take_error()
-            if err is not None:
-                raise err
-            self._raise_auth_failure()
-            return False
-
         timeout = _DEFAULT_API_TIMEOUT if timeout_ms is None else timeout_ms / 1000
         self._kick()
-        if not await self._run_until(known, timeout):
-            raise KafkaTimeoutError(f"position of {tp} not known within {timeout:.3f}s")
-        pos = core.position(tp)
-        assert pos is not None
-        return pos
+        return self._position(tp, await self._run_until(self._position_known(tp), timeout), timeout)
 
     async def beginning_offsets(
         self, partitions: Iterable[TopicPartition], timeout_ms: float | None = None
@@ -268,6 +273,8 @@ class KafkaConsumer(AsyncConsumerBase):
     running loop; ``start()`` (or ``async with``) before the first ``poll``.
     """
 
+    _driver: AsyncioDriver
+
     def __init__(self, *topics: str, **configs: Any) -> None:
         self._loop = asyncio.get_running_loop()
         self._setup(topics, configs, self._loop.time, allow_async_provider=True)
@@ -303,28 +310,14 @@ class KafkaConsumer(AsyncConsumerBase):
             await self.start()
         return await self._driver.run_until(done, timeout)
 
-    async def close(self, autocommit: bool = True, timeout_ms: float | None = None) -> None:
-        """Commit positions (auto-commit on and ``autocommit``), close connections, stop the task."""
-        if self._closed:
-            return
-        driver = self._driver
-        try:
-            p = self._core.close(self._clock(), autocommit)
-            if driver.task is not None and not driver.task.done() and driver.crashed is None:
-                driver.kick()
-                timeout = 30.0 if timeout_ms is None else timeout_ms / 1000
-                await driver.run_until(lambda: p.done, timeout)
-                driver.pump()
-        finally:
-            self._closed = True
-            driver.stop()
-            if driver.task is not None:
-                try:
-                    await driver.task
-                except Exception:  # the task's own failure: nothing left to report it to
-                    pass
-            else:
-                driver.shutdown()
+    async def _stopped(self, driver: AsyncioDriver) -> None:
+        if driver.task is not None:
+            try:
+                await driver.task
+            except Exception:  # the task's own failure: nothing left to report it to
+                pass
+        else:
+            driver.shutdown()
 
     async def __aenter__(self) -> KafkaConsumer:
         await self.start()

@@ -258,6 +258,58 @@ class ConsumerFacadeBase:
         return {f"{self._config.metric_group_prefix}-metrics": self._core.metrics(),
                 "api-versions": self._core.api_versions()}
 
+    # --- what the sync and async polls, iterators and waits share -----------
+
+    @staticmethod
+    def _check_poll_args(timeout_ms: float, max_records: int | None) -> None:
+        if max_records is not None and (
+            isinstance(max_records, bool) or not isinstance(max_records, int) or max_records < 1
+        ):
+            raise ValueError(f"max_records must be an int >= 1, got {max_records!r}")
+        if isinstance(timeout_ms, bool) or not isinstance(timeout_ms, (int, float)) or timeout_ms < 0:
+            raise ValueError(f"timeout_ms must be a number >= 0, got {timeout_ms!r}")
+
+
+    def _iter_next(self, got: dict[TopicPartition, list[ConsumerRecord]] | None) -> ConsumerRecord | None:
+        """The next buffered record, after buffering ``got`` (a poll's result); None if none."""
+        if got:
+            self._iter_buffer, self._iter_pos = [r for recs in got.values() for r in recs], 0
+        if self._iter_pos < len(self._iter_buffer):
+            self._iter_pos += 1
+            return self._iter_buffer[self._iter_pos - 1]
+        return None
+
+    def _iter_deadline(self) -> float | None:
+        """When iteration stops without a record (``consumer_timeout_ms``); None: never."""
+        ct = self._config.consumer_timeout_ms
+        return None if ct is None or ct == float("inf") else self._clock() + ct / 1000
+
+    def _iter_wait(self, deadline: float | None) -> float:
+        """The next poll's ``timeout_ms`` (StopIteration when closed)."""
+        if self._closed:
+            raise StopIteration
+        return 1000.0 if deadline is None else max(0.0, (deadline - self._clock()) * 1000)
+
+    def _position_known(self, tp: TopicPartition) -> Callable[[], bool]:
+        core = self._core
+
+        def known() -> bool:
+            if core.position(tp) is not None:
+                return True
+            err = core.take_error()
+            if err is not None:
+                raise err
+            self._raise_auth_failure()
+            return False
+
+        return known
+
+    def _position(self, tp: TopicPartition, found: bool, timeout: float) -> int:
+        pos = self._core.position(tp)
+        if not found or pos is None:
+            raise KafkaTimeoutError(f"position of {tp} not known within {timeout:.3f}s")
+        return pos
+
     @staticmethod
     def _offsets_map(
         result: dict[TopicPartition, OffsetAndTimestamp | None], tps: list[TopicPartition]
@@ -394,12 +446,7 @@ class KafkaConsumer(ConsumerFacadeBase):
             KafkaError: a fetch error that is not retriable.
         """
         self._check_open()
-        if max_records is not None and (
-            isinstance(max_records, bool) or not isinstance(max_records, int) or max_records < 1
-        ):
-            raise ValueError(f"max_records must be an int >= 1, got {max_records!r}")
-        if isinstance(timeout_ms, bool) or not isinstance(timeout_ms, (int, float)) or timeout_ms < 0:
-            raise ValueError(f"timeout_ms must be a number >= 0, got {timeout_ms!r}")
+        self._check_poll_args(timeout_ms, max_records)
         core = self._core
         driver = self._driver
         assert driver is not None
@@ -432,25 +479,16 @@ class KafkaConsumer(ConsumerFacadeBase):
 
     def __next__(self) -> ConsumerRecord:
         """The next record; StopIteration after ``consumer_timeout_ms`` without one."""
-        if self._iter_pos < len(self._iter_buffer):
-            rec = self._iter_buffer[self._iter_pos]
+        if self._iter_pos < len(self._iter_buffer):  # the per-record path: no call
             self._iter_pos += 1
-            return rec
-        ct = self._config.consumer_timeout_ms
-        deadline = None if ct is None or ct == float("inf") else self._clock() + ct / 1000
-        while True:
-            if self._closed:
+            return self._iter_buffer[self._iter_pos - 1]
+        rec = None
+        deadline = self._iter_deadline()
+        while rec is None:
+            rec = self._iter_next(self.poll(timeout_ms=self._iter_wait(deadline)))
+            if rec is None and deadline is not None and self._clock() >= deadline:
                 raise StopIteration
-            wait = 1000.0 if deadline is None else max(0.0, (deadline - self._clock()) * 1000)
-            got = self.poll(timeout_ms=wait)
-            if got:
-                buf: list[ConsumerRecord] = []
-                for recs in got.values():
-                    buf.extend(recs)
-                self._iter_buffer, self._iter_pos = buf, 1
-                return buf[0]
-            if deadline is not None and self._clock() >= deadline:
-                raise StopIteration
+        return rec
 
     def position(self, partition: TopicPartition, timeout_ms: float | None = None) -> int:
         """The offset of the next record ``poll`` returns (waits for a reset to finish).
@@ -461,24 +499,9 @@ class KafkaConsumer(ConsumerFacadeBase):
         """
         self._check_open()
         tp = _tp(partition)
-        core = self._core
         assert self._driver is not None
         timeout = _DEFAULT_API_TIMEOUT if timeout_ms is None else timeout_ms / 1000
-
-        def known() -> bool:
-            if core.position(tp) is not None:
-                return True
-            err = core.take_error()
-            if err is not None:
-                raise err
-            self._raise_auth_failure()
-            return False
-
-        if not self._driver.run_until(known, timeout):
-            raise KafkaTimeoutError(f"position of {tp} not known within {timeout:.3f}s")
-        pos = core.position(tp)
-        assert pos is not None
-        return pos
+        return self._position(tp, self._driver.run_until(self._position_known(tp), timeout), timeout)
 
     def beginning_offsets(
         self, partitions: Iterable[TopicPartition], timeout_ms: float | None = None

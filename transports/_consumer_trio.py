@@ -70,23 +70,8 @@ class KafkaConsumer(AsyncConsumerBase):
         await nursery.start(self._driver.run)
         return self
 
-    async def close(self, autocommit: bool = True, timeout_ms: float | None = None) -> None:
-        """Commit positions (auto-commit on and ``autocommit``), close connections, stop the tasks."""
-        if self._closed:
-            return
-        driver = self._driver
-        try:
-            p = self._core.close(self._clock(), autocommit)
-            if driver is not None and driver.running() and driver.crashed is None:
-                driver.kick()
-                timeout = 30.0 if timeout_ms is None else timeout_ms / 1000
-                with trio.CancelScope(shield=True):
-                    await driver.run_until(lambda: p.done, timeout)
-                    driver.pump()
-        finally:
-            self._closed = True
-            if driver is not None:
-                driver.stop()
+    def _shield(self) -> trio.CancelScope:
+        return trio.CancelScope(shield=True)
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None

@@ -1,27 +1,36 @@
-"""The contract every transport driver runs a core by, and the pump they share.
+"""The loop every transport runs a core by, written once; each runtime adds a small I/O backend.
 
-A driver loop does the same four things on every runtime (docs/embedding.md):
-commands become connects and closes, bytes are written, the one timer
-deadline becomes a sleep, events go to a sink. :func:`pump` is the first,
-second and fourth, written once; each runtime's :class:`IO` backend opens,
-closes and writes connections its own way (selectors, asyncio protocols,
-trio streams), and its loop sleeps until the timer or a wake-up.
+A driver loop does four things on every runtime (docs/embedding.md): commands
+become connects and closes, bytes are written, the one timer deadline becomes a
+sleep, events go to a sink. :func:`pump` does the first, second and fourth;
+:class:`EventLoopDriver` is the asyncio and trio loop, its connection
+bookkeeping and crash rule; the backends (``_asyncio_driver``, ``_trio_driver``,
+``_selector`` for blocking sockets) open, write, close and sleep their own way.
+Whatever fails while opening a connection, and bytes that make the core raise,
+fail that connection only (the core retries with backoff); the core raising
+anywhere else is a crash: ``on_crash`` fails what is pending and every later
+call raises it.
 """
 
 from __future__ import annotations
 
+import logging
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from kproto import driving
 from kproto.driving import Connect
-from kproto.errors import IllegalStateError
+from kproto.errors import IllegalStateError, KafkaConnectionError, KafkaProtocolError
 from transports._common import crashed_error
+from transports._tls import lost_error
 
 if TYPE_CHECKING:
     from transports._tls import Security
 
-__all__ = ["IO", "Driven", "EventLoopDriver", "Sink", "pump"]
+__all__ = ["IO", "Conn", "Driven", "EventLoopDriver", "Sink", "bad_address", "feed", "pump", "resolve_failure"]
+
+log = logging.getLogger("transports")
 
 #: Takes a batch of core events (delivery reports...); None: the core's events are not read.
 Sink = Callable[[Sequence[object]], object]
@@ -35,16 +44,11 @@ class Driven(driving.Driven, Protocol):
 
 
 class IO(Protocol):
-    """A runtime's connections: what :func:`pump` hands the core's commands and bytes to."""
+    """A runtime's connections: opened, closed without a report, written per node in order."""
 
-    def connect(self, cmd: Connect) -> None:
-        """Start opening ``cmd.node_id``; report the outcome to the core later."""
-
-    def disconnect(self, node_id: int) -> None:
-        """Close ``node_id`` without reporting it lost."""
-
-    def write(self, out: list[tuple[int, bytes]]) -> None:
-        """Queue or write these bytes, per node, in order (a node not open drops them)."""
+    def connect(self, cmd: Connect) -> None: ...
+    def disconnect(self, node_id: int) -> None: ...
+    def write(self, out: list[tuple[int, bytes]]) -> None: ...
 
 
 def pump(core: Driven, io: IO, sink: Sink | None) -> None:
@@ -70,8 +74,66 @@ def pump(core: Driven, io: IO, sink: Sink | None) -> None:
             return
 
 
-class EventLoopDriver:
-    """What the asyncio and trio drivers share: settings, the crash rule and :meth:`run_until`.
+def bad_address(host: str, port: int) -> KafkaProtocolError | None:
+    """The protocol error of an advertised broker address no socket can take, else None.
+
+    A port outside 1..65535 would be wrapped modulo 2**16 by ``getaddrinfo``
+    (70000 becomes 4464): a different broker.
+    """
+    if type(port) is not int or not 0 < port < 65536:
+        return KafkaProtocolError(f"broker address {host}:{port}: port outside 1..65535")
+    if not host or "\x00" in host:
+        return KafkaProtocolError(f"broker address {host!r}:{port}: not a host name")
+    return None
+
+
+def resolve_failure(exc: Exception, host: str, port: int) -> BaseException:
+    """An ``OSError`` as it is; anything else raised opening (a ``UnicodeError`` of the
+    IDNA codec, a ``ValueError``) as a ``KafkaConnectionError`` naming the host."""
+    if isinstance(exc, OSError):
+        return exc
+    error = KafkaConnectionError(f"cannot resolve or connect to {host!r}:{port}: {type(exc).__name__}: {exc}")
+    error.__cause__ = exc
+    return error
+
+
+def feed(core: Any, node_id: int, data: bytes | bytearray, now: float) -> KafkaProtocolError | None:
+    """``core.receive_data``; if it raises (a bug: bad bytes are the core's protocol
+    errors), the error that fails that connection (logged), else None."""
+    try:
+        core.receive_data(node_id, data, now)
+    except Exception as exc:
+        log.warning("node %s: the core raised on its bytes; dropping the connection", node_id, exc_info=exc)
+        error = KafkaProtocolError(f"node {node_id}: handling the broker's bytes raised {type(exc).__name__}: {exc}")
+        error.__cause__ = exc
+        return error
+    return None
+
+
+class Conn(ABC):
+    """One broker connection of an event-loop driver."""
+
+    __slots__ = ("closed_by_us", "got_data", "host", "node_id", "port")
+
+    def __init__(self, node_id: int, host: str, port: int) -> None:
+        self.node_id = node_id
+        self.host = host
+        self.port = port
+        #: Closed on purpose or reported lost already: nothing more is reported.
+        self.closed_by_us = False
+        #: Bytes arrived (a TLS error before that is an authentication failure).
+        self.got_data = False
+
+    @abstractmethod
+    def close(self, *, abort: bool) -> None:
+        """Close the connection (``abort``: it failed) or stop opening it."""
+
+
+C = TypeVar("C", bound=Conn)
+
+
+class EventLoopDriver(ABC, Generic[C]):
+    """The asyncio and trio loop: :meth:`run` in one task, connections in ``conns``.
 
     Args:
         core: The core (a ``Driven`` one; ``Any`` for the producer's extra calls).
@@ -93,9 +155,7 @@ class EventLoopDriver:
         what: str,
     ) -> None:
         self.core = core
-        #: Wrap connections in TLS with this context (``security_protocol`` SSL/SASL_SSL).
         self.ssl_context = security.ssl_context if security is not None else None
-        #: An async OAUTHBEARER provider, refreshed before each connection.
         self.token_cache = security.token_cache if security is not None else None
         self.now = now
         self.sink = sink
@@ -107,16 +167,70 @@ class EventLoopDriver:
         )
         #: What killed the driver (a bug); every later call names it.
         self.crashed: BaseException | None = None
+        self.conns: dict[int, C] = {}
+        self.stopping = False
+        self.ended = False  # run() returned
+        #: Asleep and not kicked since: send() reads it to skip kick() when the driver is awake.
+        self.asleep = False
 
-    def running(self) -> bool:
-        raise NotImplementedError
+    # What a runtime provides (besides IO's connect and write): waking the
+    # driver task and sleeping until the core's timer; waking and waiting for
+    # progress (the facades' waits); opening and its errors; whether it runs.
+    @abstractmethod
+    def kick(self) -> None: ...
+    @abstractmethod
+    async def sleep(self, timer: float | None) -> None: ...
+    @abstractmethod
+    async def progress(self, deadline: float | None) -> bool: ...
+    @abstractmethod
+    def progressed(self) -> None: ...
+    @abstractmethod
+    def connect(self, cmd: Connect) -> None: ...
+    @abstractmethod
+    def write(self, out: list[tuple[int, bytes]]) -> None: ...
+    @abstractmethod
+    async def open(self, conn: C) -> None: ...
+    @abstractmethod
+    def open_failed(self, exc: BaseException, conn: C) -> BaseException | None: ...
+    @abstractmethod
+    def running(self) -> bool: ...
 
-    async def progress(self, deadline: float | None) -> bool:
-        """Wait for the driver's next iteration; False if ``deadline`` (core clock) passed."""
-        raise NotImplementedError
+    async def run(self) -> None:
+        """The loop: the due timer, :meth:`pump`, sleep; shuts down when stopped or crashed."""
+        core = self.core
+        clock = self.now
+        try:
+            while not self.stopping:
+                now = clock()
+                timer = core.get_timer()
+                if timer is not None and timer <= now:
+                    core.handle_timer(now)
+                self.pump()
+                if self.stopping:
+                    break
+                await self.sleep(core.get_timer())
+        except Exception as exc:
+            self.crash(exc)
+        finally:
+            self.ended = True
+            self.shutdown()
+
+    def pump(self) -> None:
+        """Commands, bytes and events until the core has nothing more to say; wakes progress waiters."""
+        pump(self.core, self, self.sink)
+        self.progressed()
 
     def stop(self) -> None:
-        raise NotImplementedError
+        """Close every connection and end the driver task."""
+        self.stopping = True
+        for node_id in list(self.conns):
+            self.disconnect(node_id)
+        self.kick()
+
+    def shutdown(self) -> None:
+        for node_id in list(self.conns):
+            self.disconnect(node_id)
+        self.progressed()
 
     def crash(self, exc: BaseException) -> None:
         """The core raised (a bug): fail what is pending, stop, make later calls raise."""
@@ -136,3 +250,70 @@ class EventLoopDriver:
             if not await self.progress(deadline):
                 return done()
         return True
+
+    # --- the IO backend (IO) and connection events, all but opening shared -------
+
+    def disconnect(self, node_id: int) -> None:
+        conn = self.conns.pop(node_id, None)
+        if conn is not None:
+            conn.closed_by_us = True
+            conn.close(abort=False)
+
+    async def connection(self, conn: C) -> bool:
+        """Open ``conn``; False (reported lost) if that failed."""
+        bad = bad_address(conn.host, conn.port)
+        try:
+            if bad is not None:
+                raise bad
+            if self.token_cache is not None:
+                await self.token_cache.refresh()  # async OAUTHBEARER provider: a fresh token per connection
+            await self.open(conn)
+        except Exception as exc:  # UnicodeError from the IDNA codec, ValueError, a bad port...
+            io = isinstance(exc, (OSError, *self.io_errors))  # ssl.SSLError is an OSError
+            self.lost(conn, self.open_failed(exc, conn) if io else exc if exc is bad else
+                      resolve_failure(exc, conn.host, conn.port), raw=True)
+            return False
+        return True
+
+    io_errors: tuple[type[BaseException], ...] = ()
+
+    def made(self, conn: C) -> bool:
+        """``core.connection_made``; False if the core raised (a crash)."""
+        try:
+            self.core.connection_made(conn.node_id, self.now())
+        except Exception as exc:
+            self.crash(exc)
+            return False
+        self.kick()
+        return True
+
+    def received(self, conn: C, data: bytes | bytearray) -> bool:
+        """Feed ``data``; False if the core raised on it (the connection is failed)."""
+        conn.got_data = True
+        failed = feed(self.core, conn.node_id, data, self.now())
+        if failed is not None:
+            self.lost(conn, failed, raw=True)
+            return False
+        self.kick()
+        return True
+
+    def lost_error(self, exc: BaseException | None, conn: C) -> BaseException | None:
+        # TLS 1.3: the server's verdict on our certificate comes after our handshake.
+        return lost_error(exc, conn.host, conn.port, tls=self.ssl_context is not None, got_data=conn.got_data)
+
+    def lost(self, conn: C, exc: BaseException | None, *, raw: bool = False) -> None:
+        """Report ``conn`` lost (``exc`` mapped by ``lost_error`` unless ``raw``); a core raise is a crash."""
+        if conn.closed_by_us or self.stopping:
+            return
+        if not raw:
+            exc = self.lost_error(exc, conn)
+        conn.closed_by_us = True
+        if self.conns.get(conn.node_id) is conn:
+            del self.conns[conn.node_id]
+        conn.close(abort=True)
+        try:
+            self.core.connection_lost(conn.node_id, exc, self.now())
+        except Exception as crash:
+            self.crash(crash)
+            return
+        self.kick()

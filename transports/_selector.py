@@ -1,21 +1,17 @@
-"""The blocking-socket driver: one ``selectors`` loop for the sync producer and consumer.
+"""The blocking-socket backend: one ``selectors`` loop for the sync producer and consumer.
 
-:class:`SelectorDriver` runs any :class:`~transports._driving.Driven` core over
-non-blocking sockets in the thread that calls it (the producer's I/O thread,
-the consumer's caller or heartbeat thread). With ``ssl_context`` every
-connection is TLS: an ``SSLObject`` over memory buffers
-(:class:`~transports._tls.TLSSession`) whose handshake runs in this loop; the
-core hears ``connection_made`` once it is done, and a certificate that does not
-verify is reported as a ``TLSAuthenticationError``.
-
-Nothing a broker sends stops the loop: a connection that fails to open, or
-whose bytes make the core raise, is reported lost (the core retries or fails
-its requests). Names resolve on the calling thread (``getaddrinfo``), never on
-an event loop.
+:class:`SelectorDriver` runs a core over non-blocking sockets in the thread
+that calls it (the producer's I/O thread, the consumer's caller or heartbeat
+thread). Names resolve on that thread (``getaddrinfo``, on every connect: a
+broker that moved, KIP-899). With ``ssl_context`` every connection is an
+``SSLObject`` over memory buffers (:class:`~transports._tls.TLSSession`) whose
+handshake runs in this loop; the core hears ``connection_made`` once it is
+done. Nothing a broker sends stops the loop (see :mod:`transports._driving`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import selectors
 import socket
@@ -26,8 +22,7 @@ from typing import Any, Final
 
 from kproto.driving import Connect
 from transports._common import crashed_error
-from transports._driving import Driven, Sink, pump
-from transports._sockets import feed, start_connect
+from transports._driving import Driven, Sink, bad_address, feed, pump, resolve_failure
 from transports._tls import TLSSession, closed_error, tls_failure
 
 __all__ = ["SelectorDriver"]
@@ -44,16 +39,15 @@ class _Conn:
         self.sock = sock
         self.host = host
         self.port = port
-        #: Raw bytes to write (ciphertext with TLS).
-        self.out = bytearray()
-        #: Not reported to the core yet (TCP connect, then the TLS handshake, under way).
-        self.connecting = True
-        #: The TCP connect finished.
+        self.out = bytearray()  # raw bytes to write (ciphertext with TLS)
+        self.connecting = True  # not reported to the core yet (TCP, then TLS, under way)
         self.tcp_up = False
-        #: The TLS session, None without TLS.
         self.tls = tls
-        #: Plaintext the core sent before the TLS handshake finished (encrypted after it).
-        self.plain = bytearray()
+        self.plain = bytearray()  # what the core sent before the TLS handshake finished
+
+
+def _error(err: int) -> OSError:
+    return OSError(err, errno.errorcode.get(err, "connect failed"))
 
 
 class SelectorDriver:
@@ -64,8 +58,7 @@ class SelectorDriver:
         clock: The core's clock.
         ssl_context: Wrap every connection in TLS with it.
         sink: Takes the core's events (None: they are not read).
-        recv_size: Bytes asked of one ``recv``: a fetch response is often
-            megabytes, so a large read means fewer syscalls.
+        recv_size: Bytes asked of one ``recv`` (a fetch response is often megabytes).
         reads: ``recv`` calls per readable socket per step before others get a turn.
         on_crash: Told ``(core, exc, now)`` when :meth:`run_once` dies of a bug.
     """
@@ -90,40 +83,34 @@ class SelectorDriver:
         self._on_crash = on_crash
         self._sel = selectors.DefaultSelector()
         self._conns: dict[int, _Conn] = {}
-        self._wake_r: socket.socket | None = None
-        self._wake_w: socket.socket | None = None
+        self._wake: tuple[socket.socket, socket.socket] | None = None
         #: A wake-up byte is in flight (another wakeup() need not send one).
         self._wake_pending = False
         #: In ``select`` (or about to be): a thread adding work must call :meth:`wakeup`.
         self.sleeping = False
-        #: What a step died of (a bug in the core or here); later :meth:`run_once` calls raise it.
+        #: What a step died of; later :meth:`run_once` calls raise it.
         self.crashed: BaseException | None = None
-
-    # --- waking ------------------------------------------------------------
 
     def enable_wakeup(self) -> None:
         """Let another thread interrupt :meth:`step` with :meth:`wakeup`."""
-        if self._wake_r is None:
-            self._wake_r, self._wake_w = socket.socketpair()
-            self._wake_r.setblocking(False)
-            self._wake_w.setblocking(False)
-            self._sel.register(self._wake_r, _READ, None)
+        if self._wake is None:
+            self._wake = socket.socketpair()
+            for sock in self._wake:
+                sock.setblocking(False)
+            self._sel.register(self._wake[0], _READ, None)
 
     def wakeup(self) -> None:
         """Make a :meth:`step` blocked in another thread return soon (no-op if one is pending)."""
-        w = self._wake_w
-        if w is not None and not self._wake_pending:
+        if self._wake is not None and not self._wake_pending:
             self._wake_pending = True
-            try:
-                w.send(b"\0")
+            try:  # (try, not contextlib.suppress: user threads call this per wake-up)
+                self._wake[1].send(b"\0")
             except OSError:
-                pass  # the buffer is full: a wakeup is already pending
+                pass  # the buffer is full: a wakeup is pending
 
     def busy(self) -> bool:
         """Work arrived that ``select`` must not sleep on (checked after ``sleeping`` is set)."""
         return False
-
-    # --- the loop ------------------------------------------------------------
 
     def flush(self, now: float | None = None) -> None:
         """Carry out the core's commands, write its bytes, hand its events to the sink."""
@@ -132,28 +119,31 @@ class SelectorDriver:
     def step(self, timeout: float) -> None:
         """Flush, wait for I/O up to ``timeout`` (or the core's timer), feed what came, run the timer."""
         core = self.core
-        clock = self.clock
         pump(core, self, self.sink)
-        now = clock()
+        now = self.clock()
         t = core.get_timer()
         if t is not None:
             timeout = min(timeout, t - now)
         self.sleeping = True
         if self.busy():
             timeout = 0.0
-        if self._conns or self._wake_r is not None:
+        if self._conns or self._wake is not None:
             ready = self._sel.select(max(0.0, timeout))
         else:
             if timeout > 0:
                 time.sleep(timeout)
             ready = []
         self.sleeping = False
-        now = clock()
+        now = self.clock()
         conns = self._conns
         for key, mask in ready:
             conn: _Conn | None = key.data
             if conn is None:
-                self._drain_wakeups()
+                # Drain, then re-arm: a wakeup() between the two leaves a spurious wake-up, never a lost one.
+                with contextlib.suppress(OSError):
+                    while key.fileobj.recv(4096):  # type: ignore[union-attr]
+                        pass
+                self._wake_pending = False
             elif conns.get(conn.node_id) is not conn:
                 continue
             elif not conn.tcp_up:
@@ -169,12 +159,8 @@ class SelectorDriver:
         pump(core, self, self.sink)
 
     def run_once(self, timeout: float) -> None:
-        """One :meth:`step`, guarded: a bug kills the driver, and this and every later call raise it.
-
-        Raises:
-            IllegalStateError: This step or an earlier one died of an
-                unexpected exception (named, and chained as ``__cause__``).
-        """
+        """One :meth:`step`; a bug kills the driver, and this and every later call raise
+        ``IllegalStateError`` naming it (chained as ``__cause__``)."""
         if self.crashed is not None:
             raise crashed_error("the consumer's driver", self.crashed)
         try:
@@ -190,25 +176,11 @@ class SelectorDriver:
         """Run steps until ``done()`` or ``timeout`` seconds; returns ``done()``."""
         deadline = None if timeout is None else self.clock() + timeout
         while not done():
-            if deadline is None:
-                self.run_once(1.0)
-                continue
-            left = deadline - self.clock()
+            left = 1.0 if deadline is None else deadline - self.clock()
             if left <= 0:
                 return done()
             self.run_once(left)
         return True
-
-    def _drain_wakeups(self) -> None:
-        # Drain first, then re-arm: a wakeup() between the two leaves a byte
-        # behind (a spurious wake-up), never a lost one.
-        assert self._wake_r is not None
-        try:
-            while self._wake_r.recv(4096):
-                pass
-        except OSError:
-            pass
-        self._wake_pending = False
 
     def close_connections(self) -> None:
         """Close every broker socket (no ``connection_lost`` reports)."""
@@ -218,22 +190,40 @@ class SelectorDriver:
     def close(self) -> None:
         """Close every socket, the wake-up pair and the selector."""
         self.close_connections()
-        for sock in (self._wake_r, self._wake_w):
-            if sock is not None:
-                sock.close()
-        self._wake_r = self._wake_w = None
+        for sock in self._wake or ():
+            sock.close()
+        self._wake = None
         self._sel.close()
 
     # --- the IO backend (transports._driving.IO) ---------------------------------
 
     def connect(self, cmd: Connect) -> None:
-        opened = start_connect(cmd.host, cmd.port, self.ssl_context)
-        if isinstance(opened, BaseException):
-            self.core.connection_lost(cmd.node_id, opened, self.clock())
+        host, port, ctx = cmd.host, cmd.port, self.ssl_context
+        err: BaseException | None = bad_address(host, port)
+        sock = tls = None
+        if err is None:
+            try:
+                family, stype, proto, _, addr = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+                sock = socket.socket(family, stype, proto)
+                sock.setblocking(False)
+                with contextlib.suppress(OSError):
+                    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                try:
+                    tls = None if ctx is None else TLSSession(ctx, host)
+                except (ssl.SSLError, ValueError) as exc:
+                    err = tls_failure(exc, host, port)
+                else:
+                    code = sock.connect_ex(addr)  # in progress or done: _finish_connect checks SO_ERROR
+                    if code not in (0, errno.EINPROGRESS, errno.EWOULDBLOCK):
+                        err = _error(code)
+            except Exception as exc:
+                err = resolve_failure(exc, host, port)
+        if err is not None or sock is None:
+            if sock is not None:
+                sock.close()
+            self.core.connection_lost(cmd.node_id, err, self.clock())
             return
-        sock, tls, _ = opened  # connected at once or not, _finish_connect checks SO_ERROR
-        conn = _Conn(cmd.node_id, sock, cmd.host, cmd.port, tls)
-        self._conns[cmd.node_id] = conn
+        conn = self._conns[cmd.node_id] = _Conn(cmd.node_id, sock, host, port, tls)
         self._sel.register(sock, selectors.EVENT_WRITE, conn)
 
     def disconnect(self, node_id: int) -> None:
@@ -266,19 +256,18 @@ class SelectorDriver:
     def _finish_connect(self, conn: _Conn, now: float) -> None:
         err = conn.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
         if err:
-            self._lost(conn, OSError(err, errno.errorcode.get(err, "connect failed")), now)
+            self._lost(conn, _error(err), now)
             return
         conn.tcp_up = True
-        tls = conn.tls
         self._sel.modify(conn.sock, _READ, conn)
-        if tls is None:
+        if conn.tls is None:
             conn.connecting = False
             self.core.connection_made(conn.node_id, now)
             if conn.out:
                 self._write(conn, now)
             return
         try:
-            done = tls.do_handshake()
+            done = conn.tls.do_handshake()
         except ssl.SSLError as exc:
             self._lost(conn, tls_failure(exc, conn.host, conn.port), now)
             return
@@ -356,8 +345,6 @@ class SelectorDriver:
     def _drop(self, conn: _Conn) -> None:
         if self._conns.get(conn.node_id) is conn:
             del self._conns[conn.node_id]
-        try:
+        with contextlib.suppress(KeyError, ValueError):
             self._sel.unregister(conn.sock)
-        except (KeyError, ValueError):
-            pass
         conn.sock.close()

@@ -17,12 +17,7 @@ import asyncio
 from collections.abc import Generator
 from typing import Any
 
-from kproto.errors import (
-    Cancelled,
-    IllegalStateError,
-    KafkaError,
-    KafkaTimeoutError,
-)
+from kproto.errors import Cancelled, IllegalStateError, KafkaError, KafkaTimeoutError
 from transports._asyncio_driver import AsyncioDriver
 from transports._common import (
     PRODUCER_DRIVER,
@@ -30,16 +25,11 @@ from transports._common import (
     Delivery,
     RecordMetadata,
     crashed_error,
-    make_core,
-    split_configs,
-    wait_for_topic_async,
+    lazy_exports,
 )
 from transports._txn import AsyncTransactions
 
 __all__ = ["DeliveryHandle", "KafkaProducer", "RecordMetadata"]
-
-_BYTES_PER_READ = 256 * 1024
-
 
 class DeliveryHandle(Delivery):
     """Awaitable outcome of one record: ``await handle`` → :class:`RecordMetadata`.
@@ -52,19 +42,6 @@ class DeliveryHandle(Delivery):
 
     #: The future an ``await`` waits on, made by the first one before the outcome.
     _waiter: asyncio.Future[None] | None
-
-    def __init__(
-        self, topic: str, timestamp_ms: int, key_size: int, value_size: int, header_size: int
-    ) -> None:
-        # Delivery.__init__ inlined: one of these is made per record.
-        self.topic = topic
-        self.timestamp_ms = timestamp_ms
-        self.key_size = key_size
-        self.value_size = value_size
-        self.header_size = header_size
-        self._state = 0
-        self._error = None
-        self._waiter = None
 
     def _completed(self) -> None:
         w = self._waiter
@@ -104,28 +81,12 @@ class KafkaProducer(AsyncTransactions, AsyncProducerBase[DeliveryHandle]):
     Use ``async with KafkaProducer(...) as producer:`` or ``await start()`` /
     ``await close()``. Must be used from one event loop.
 
-    Args:
-        **configs: The options of the spec (``bootstrap_servers``, ``acks``,
-            ``linger_ms``, ...), plus ``key_serializer`` and ``value_serializer``.
-
-    Raises:
-        TypeError: An unknown option (the message names the closest valid one).
-        ValueError: An option value that is not allowed.
+    Options as :meth:`AsyncProducerBase.__init__ <transports._common.AsyncProducerBase>`.
     """
 
     _handle_type = DeliveryHandle
 
-    #: Builds the core; a seam for tests that drive a stand-in core.
-    _make_core = staticmethod(make_core)
-
-    def __init__(self, **configs: Any) -> None:
-        self._options, self.config = split_configs(configs, allow_async_provider=True)
-        self._max_block = self.config.max_block_ms / 1000.0
-        self._driver: AsyncioDriver | None = None
-        self._known_topics: set[str] = set()
-        self._plain = self._options.key_serializer is None and self._options.value_serializer is None
-        self._closed = False
-        self._unyielded = 0
+    _driver: AsyncioDriver | None
 
     async def start(self) -> None:
         """Create the core and start the driver task (``send`` does it if needed)."""
@@ -159,69 +120,6 @@ class KafkaProducer(AsyncTransactions, AsyncProducerBase[DeliveryHandle]):
 
     async def _checkpoint(self) -> None:
         await asyncio.sleep(0)
-
-    async def send_and_wait(
-        self,
-        topic: str,
-        value: Any = None,
-        key: Any = None,
-        headers: list[tuple[str, bytes]] | None = None,
-        partition: int | None = None,
-        timestamp_ms: int | None = None,
-    ) -> RecordMetadata:
-        """``await (await send(...))``: queue one record and wait for its acknowledgement.
-
-        Returns:
-            The record's :class:`RecordMetadata`.
-
-        Raises:
-            KafkaError: As :meth:`send`, or the delivery's failure.
-        """
-        handle = await self.send(topic, value, key, headers, partition, timestamp_ms)
-        return await handle
-
-    async def _wait_for_topic(self, driver: AsyncioDriver, topic: str) -> set[int]:
-        return await wait_for_topic_async(self, driver, topic, driver.loop.time)
-
-    async def partitions_for(self, topic: str) -> set[int]:
-        """The partition ids of ``topic``, fetching metadata if needed.
-
-        Returns:
-            The set of partition ids.
-
-        Raises:
-            KafkaTimeoutError: No metadata within ``max_block_ms``.
-        """
-        return await self._wait_for_topic(await self._running(), topic)
-
-    async def flush(self, timeout: float | None = None) -> None:
-        """Make every buffered record sendable now and wait until all are done.
-
-        Args:
-            timeout: Seconds to wait; None waits without bound.
-
-        Raises:
-            KafkaTimeoutError: Records still pending after ``timeout``.
-        """
-        driver = self._driver
-        if driver is not None and driver.crashed is not None:
-            raise crashed_error("the producer's driver", driver.crashed)
-        if driver is None or driver.task is None or driver.task.done():
-            return
-        loop = driver.loop
-        deadline = None if timeout is None else loop.time() + timeout
-        while True:
-            driver.core.flush(loop.time())
-            driver.kick()
-            if driver.core.pending_count() == 0:
-                # Deliveries the core reported since the driver last ran must be
-                # resolved before flush returns.
-                driver.pump()
-                return
-            if not await driver.progress(deadline):
-                raise KafkaTimeoutError(f"flush did not complete within {timeout}s")
-            if driver.crashed is not None:
-                raise crashed_error("the producer's driver", driver.crashed)
 
     async def close(self, timeout: float | None = None) -> None:
         """Flush, then stop the driver and close every connection. Idempotent.
@@ -278,34 +176,6 @@ class KafkaProducer(AsyncTransactions, AsyncProducerBase[DeliveryHandle]):
             self._closed = True
             await self._finish(self._driver, Cancelled(f"producer context exited with {exc_type.__name__}"))
 
-    def metrics(self) -> dict[str, dict[str, float]]:
-        """Producer metrics, kafka-python shaped: ``{'producer-metrics': {name: value}}``.
 
-        Returns:
-            A fresh dict (empty metrics before ``start``).
-        """
-        if self._driver is None:
-            return {"producer-metrics": {}}
-        result: dict[str, dict[str, float]] = self._driver.core.metrics(self._driver.loop.time())
-        return result
-
-    def bootstrap_connected(self) -> bool:
-        """True while a connection to a bootstrap/broker is up.
-
-        Returns:
-            Whether the core reports a live bootstrap connection.
-        """
-        return self._driver is not None and bool(self._driver.core.bootstrap_connected())
-
-
-def __getattr__(name: str) -> Any:
-    """``from transports.asyncio import KafkaConsumer``: loaded on first use.
-
-    Lazy, so the producer does not import the consumer (and a consumer import
-    error cannot break the producer).
-    """
-    if name == "KafkaConsumer":
-        from transports._consumer_asyncio import KafkaConsumer
-
-        return KafkaConsumer
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+#: ``from transports.asyncio import KafkaConsumer`` loads the consumer on first use.
+__getattr__ = lazy_exports(__name__, {"KafkaConsumer": "transports._consumer_asyncio"})

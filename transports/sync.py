@@ -61,6 +61,7 @@ from transports._common import (
     auth_failure,
     crashed_error,
     dispatch_events,
+    lazy_exports,
     make_core,
     prepare_send,
     split_configs,
@@ -815,14 +816,5 @@ class KafkaProducer(SyncTransactions):
         return bool(self._loop.call(lambda core, now: core.bootstrap_connected(), self._max_block))
 
 
-def __getattr__(name: str) -> Any:
-    """``from transports.sync import KafkaConsumer``: loaded on first use.
-
-    Lazy, so the producer does not import the consumer (and a consumer import
-    error cannot break the producer).
-    """
-    if name == "KafkaConsumer":
-        from transports._consumer_sync import KafkaConsumer
-
-        return KafkaConsumer
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+#: ``from transports.sync import KafkaConsumer`` loads the consumer on first use.
+__getattr__ = lazy_exports(__name__, {"KafkaConsumer": "transports._consumer_sync"})

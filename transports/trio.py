@@ -25,21 +25,14 @@ from typing import Any
 
 import trio  # type: ignore[import-untyped,unused-ignore]  # trio 0.22 has no py.typed
 
-from kproto.errors import (
-    Cancelled,
-    IllegalStateError,
-    KafkaError,
-    KafkaTimeoutError,
-)
+from kproto.errors import Cancelled, IllegalStateError, KafkaError, KafkaTimeoutError
 from transports._common import (
     PRODUCER_DRIVER,
     AsyncProducerBase,
     Delivery,
     RecordMetadata,
     crashed_error,
-    make_core,
-    split_configs,
-    wait_for_topic_async,
+    lazy_exports,
 )
 from transports._trio_driver import TrioDriver, core_clock
 from transports._txn import AsyncTransactions
@@ -56,19 +49,6 @@ class DeliveryHandle(Delivery):
 
     #: The event an ``await`` waits on, made by the first one before the outcome.
     _waiter: trio.Event | None
-
-    def __init__(
-        self, topic: str, timestamp_ms: int, key_size: int, value_size: int, header_size: int
-    ) -> None:
-        # Delivery.__init__ inlined: one of these is made per record.
-        self.topic = topic
-        self.timestamp_ms = timestamp_ms
-        self.key_size = key_size
-        self.value_size = value_size
-        self.header_size = header_size
-        self._state = 0
-        self._error = None
-        self._waiter = None
 
     def _completed(self) -> None:
         if self._waiter is not None:
@@ -106,28 +86,15 @@ class DeliveryHandle(Delivery):
 class KafkaProducer(AsyncTransactions, AsyncProducerBase[DeliveryHandle]):
     """A Kafka producer for trio, with the spec's options and method names.
 
-    Args:
-        **configs: The options of the spec (``bootstrap_servers``, ``acks``,
-            ``linger_ms``, ...), plus ``key_serializer`` and ``value_serializer``.
-
-    Raises:
-        TypeError: An unknown option (the message names the closest valid one).
-        ValueError: An option value that is not allowed.
+    Options as :meth:`AsyncProducerBase.__init__ <transports._common.AsyncProducerBase>`.
     """
 
     _handle_type = DeliveryHandle
 
-    #: Builds the core; a seam for tests that drive a stand-in core.
-    _make_core = staticmethod(make_core)
+    _driver: TrioDriver | None
 
     def __init__(self, **configs: Any) -> None:
-        self._options, self.config = split_configs(configs, allow_async_provider=True)
-        self._max_block = self.config.max_block_ms / 1000.0
-        self._driver: TrioDriver | None = None
-        self._known_topics: set[str] = set()
-        self._plain = self._options.key_serializer is None and self._options.value_serializer is None
-        self._closed = False
-        self._unyielded = 0
+        super().__init__(**configs)
         self._nursery_manager: Any = None
         self._own_scope: trio.CancelScope | None = None
 
@@ -170,70 +137,6 @@ class KafkaProducer(AsyncTransactions, AsyncProducerBase[DeliveryHandle]):
 
     async def _checkpoint(self) -> None:
         await trio.lowlevel.checkpoint()
-
-    async def send_and_wait(
-        self,
-        topic: str,
-        value: Any = None,
-        key: Any = None,
-        headers: list[tuple[str, bytes]] | None = None,
-        partition: int | None = None,
-        timestamp_ms: int | None = None,
-    ) -> RecordMetadata:
-        """Queue one record and wait for its acknowledgement.
-
-        Returns:
-            The record's :class:`RecordMetadata`.
-
-        Raises:
-            KafkaError: As :meth:`send`, or the delivery's failure.
-        """
-        handle = await self.send(topic, value, key, headers, partition, timestamp_ms)
-        return await handle.wait()
-
-    async def _wait_for_topic(self, driver: TrioDriver, topic: str) -> set[int]:
-        return await wait_for_topic_async(self, driver, topic, driver.now)
-
-    async def partitions_for(self, topic: str) -> set[int]:
-        """The partition ids of ``topic``, fetching metadata if needed.
-
-        Returns:
-            The set of partition ids.
-
-        Raises:
-            KafkaTimeoutError: No metadata within ``max_block_ms``.
-        """
-        return await self._wait_for_topic(self._running(), topic)
-
-    async def flush(self, timeout: float | None = None) -> None:
-        """Make every buffered record sendable now and wait until all are done.
-
-        Args:
-            timeout: Seconds to wait; None waits without bound.
-
-        Raises:
-            KafkaTimeoutError: Records still pending after ``timeout``.
-        """
-        driver = self._driver
-        if driver is not None and driver.crashed is not None:
-            raise crashed_error("the producer's driver", driver.crashed)
-        if driver is None or driver.stopped.is_set():
-            await trio.lowlevel.checkpoint()
-            return
-        deadline = float("inf") if timeout is None else driver.now() + timeout
-        while True:
-            driver.core.flush(driver.now())
-            driver.kick()
-            if driver.core.pending_count() == 0:
-                # Deliveries the core reported since the driver last ran must be
-                # resolved before flush returns.
-                driver.pump()
-                await trio.lowlevel.checkpoint()
-                return
-            if not await driver.progress(deadline):
-                raise KafkaTimeoutError(f"flush did not complete within {timeout}s")
-            if driver.crashed is not None:
-                raise crashed_error("the producer's driver", driver.crashed)
 
     async def aclose(self, timeout: float | None = None) -> None:
         """Flush, then stop the driver and close every connection. Idempotent.
@@ -312,34 +215,6 @@ class KafkaProducer(AsyncTransactions, AsyncProducerBase[DeliveryHandle]):
             await self._nursery_manager.__aexit__(None, None, None)
         return False
 
-    def metrics(self) -> dict[str, dict[str, float]]:
-        """Producer metrics, kafka-python shaped: ``{'producer-metrics': {name: value}}``.
 
-        Returns:
-            A fresh dict (empty before ``start``).
-        """
-        if self._driver is None:
-            return {"producer-metrics": {}}
-        result: dict[str, dict[str, float]] = self._driver.core.metrics(self._driver.now())
-        return result
-
-    def bootstrap_connected(self) -> bool:
-        """True while a connection to a bootstrap/broker is up.
-
-        Returns:
-            Whether the core reports a live bootstrap connection.
-        """
-        return self._driver is not None and bool(self._driver.core.bootstrap_connected())
-
-
-def __getattr__(name: str) -> Any:
-    """``from transports.trio import KafkaConsumer``: loaded on first use.
-
-    Lazy, so the producer does not import the consumer (and a consumer import
-    error cannot break the producer).
-    """
-    if name == "KafkaConsumer":
-        from transports._consumer_trio import KafkaConsumer
-
-        return KafkaConsumer
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+#: ``from transports.trio import KafkaConsumer`` loads the consumer on first use.
+__getattr__ = lazy_exports(__name__, {"KafkaConsumer": "transports._consumer_trio"})
