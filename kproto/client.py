@@ -321,14 +321,15 @@ class ClientConfig:
         url = self.proxy_url if self.proxy_url is not None else self.socks5_proxy
         return None if url is None else parse_proxy_url(url)
 
+    @property
+    def proxy_in_core(self) -> ProxyAddress | None:
+        """The proxy whose handshake the core runs: none with TLS, which the transport
+        runs before the core sees a connection open, so the transport must tunnel first
+        (with :class:`kproto.socks5.Socks5Handshake`, as kproto's transports do)."""
+        return None if self.security_protocol.upper() in ("SSL", "SASL_SSL") else self.proxy
+
     def __attrs_post_init__(self) -> None:
-        if self.proxy is not None and self.security_protocol.upper() in ("SSL", "SASL_SSL"):
-            # The transport runs TLS before the core sees the connection open, so the
-            # SOCKS5 handshake (which must come first) cannot run inside the core then.
-            raise KafkaConfigurationError(
-                f"proxy_url is not allowed with security_protocol={self.security_protocol!r}: "
-                "SOCKS5 works with PLAINTEXT and SASL_PLAINTEXT"
-            )
+        self.proxy  # noqa: B018  # a bad proxy_url fails here, at construction
         if self.security_protocol.upper().startswith("SASL_") and self.authenticator is None:
             from kproto.sasl import make_mechanism
 
@@ -457,7 +458,7 @@ class Client:
         self._settled_versions = SettledVersions()
         # Coordinators: (key_type, key) -> node id; lookups: due time, None = in flight.
         self._coordinators = Coordinators(config.retry_backoff_ms / 1000)
-        self._proxy = config.proxy
+        self._proxy = config.proxy_in_core
 
     # --- the driving surface -------------------------------------------------------
 

@@ -107,9 +107,9 @@ class FacadeOptions(NamedTuple):
     security: Security | None = None
 
     def core_kwargs(self) -> dict[str, Any]:
-        """Extra keyword arguments for ``make_core`` (empty for PLAINTEXT/SSL)."""
+        """Extra keyword arguments for ``make_core`` (empty for PLAINTEXT/SSL without a proxy)."""
         sec = self.security
-        return {"security": sec} if sec is not None and sec.sasl else {}
+        return {"security": sec} if sec is not None and (sec.sasl or sec.proxy is not None) else {}
 
 
 def split_configs(
@@ -784,8 +784,10 @@ PRODUCER_DRIVER: dict[str, Any] = {"sink": dispatch_events, "on_crash": crash_pr
 def make_core(config: ProducerConfig, now: float, security: Security | None = None) -> Any:
     """Build the sans-I/O producer core (a seam tests use to drive a stand-in core).
 
-    With SASL, the core's client is built here with the ``sasl_*`` options
-    added to the ``ClientConfig`` options the producer config shares.
+    With SASL, or TLS through a proxy, the core's client is built here with
+    ``security_protocol`` and the ``sasl_*`` options added to the
+    ``ClientConfig`` options the producer config shares (with TLS the driver,
+    not the core, runs the SOCKS5 handshake).
     """
     import random
 
@@ -793,13 +795,15 @@ def make_core(config: ProducerConfig, now: float, security: Security | None = No
 
     rng = random.Random()
     client = None
-    if security is not None and security.sasl:
+    if security is not None and (security.sasl or security.proxy is not None):
         import attrs
 
         from kproto.client import Client, ClientConfig
 
         shared = {f.name for f in attrs.fields(ClientConfig)} & set(config.option_names())
         kwargs = {name: getattr(config, name) for name in shared}
+        kwargs["security_protocol"] = security.protocol
         # SCRAM nonces from the OS's generator: the core itself never draws from it.
-        client = Client(ClientConfig(**kwargs, **client_security_kwargs(security)), now=now, rng=rng)
+        kwargs.update(client_security_kwargs(security))
+        client = Client(ClientConfig(**kwargs), now=now, rng=rng)
     return ProducerCore(config, now=now, rng=rng, client=client)

@@ -353,7 +353,8 @@ class KafkaConsumer(ConsumerFacadeBase):
         self._bg_stop = False
         self._setup((), configs, time.monotonic)
         self._driver = SelectorDriver(
-            self._core, self._clock, self._ssl_context, sink=_drop_events, on_crash=crash_consumer
+            self._core, self._clock, self._ssl_context, sink=_drop_events, on_crash=crash_consumer,
+            proxy=self._security.proxy,
         )
         if topics:
             self.subscribe(list(topics))

@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from kproto import driving
 from kproto.driving import Connect
-from kproto.errors import IllegalStateError, KafkaConnectionError, KafkaProtocolError
+from kproto.errors import IllegalStateError, KafkaConnectionError, KafkaError, KafkaProtocolError
+from kproto.socks5 import Socks5Handshake
 from transports._common import crashed_error
 from transports._tls import lost_error
 
@@ -97,6 +98,29 @@ def resolve_failure(exc: Exception, host: str, port: int) -> BaseException:
     return error
 
 
+async def socks5_tunnel(
+    handshake: Socks5Handshake, send: Callable[[bytes], Awaitable[None]], receive: Callable[[], Awaitable[bytes]]
+) -> None:
+    """Run a SOCKS5 handshake on a fresh connection to the proxy, before TLS.
+
+    Without TLS the core runs it (``BrokerConnection``'s TUNNEL step); with
+    TLS the handshake must come before the TLS one, which the driver does.
+    The broker does not speak before the client's TLS hello, so nothing of
+    its stream is read here.
+
+    Raises:
+        KafkaError: the proxy refused, closed, or answered garbage (see :mod:`kproto.socks5`).
+    """
+    while not handshake.done:
+        out = handshake.data_to_send()
+        if out:
+            await send(out)
+        data = await receive()
+        if not data:
+            raise KafkaConnectionError("the SOCKS5 proxy closed the connection during its handshake")
+        handshake.receive_data(data)
+
+
 def feed(core: Any, node_id: int, data: bytes | bytearray, now: float) -> KafkaProtocolError | None:
     """``core.receive_data``; if it raises (a bug: bad bytes are the core's protocol
     errors), the error that fails that connection (logged), else None."""
@@ -157,6 +181,8 @@ class EventLoopDriver(ABC, Generic[C]):
         self.core = core
         self.ssl_context = security.ssl_context if security is not None else None
         self.token_cache = security.token_cache if security is not None else None
+        #: With TLS and ``proxy_url``: tunnel through this SOCKS5 proxy before the TLS handshake.
+        self.proxy = security.proxy if security is not None else None
         self.now = now
         self.sink = sink
         self._on_crash = on_crash
@@ -270,8 +296,8 @@ class EventLoopDriver(ABC, Generic[C]):
             await self.open(conn)
         except Exception as exc:  # UnicodeError from the IDNA codec, ValueError, a bad port...
             io = isinstance(exc, (OSError, *self.io_errors))  # ssl.SSLError is an OSError
-            self.lost(conn, self.open_failed(exc, conn) if io else exc if exc is bad else
-                      resolve_failure(exc, conn.host, conn.port), raw=True)
+            self.lost(conn, self.open_failed(exc, conn) if io else exc if exc is bad or isinstance(exc, KafkaError)
+                      else resolve_failure(exc, conn.host, conn.port), raw=True)
             return False
         return True
 

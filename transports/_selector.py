@@ -21,6 +21,8 @@ from collections.abc import Callable
 from typing import Any, Final
 
 from kproto.driving import Connect
+from kproto.errors import KafkaConnectionError, KafkaError
+from kproto.socks5 import ProxyAddress, Socks5Handshake
 from transports._common import crashed_error
 from transports._driving import Driven, Sink, bad_address, feed, pump, resolve_failure
 from transports._tls import TLSSession, closed_error, tls_failure
@@ -32,7 +34,7 @@ _RW: Final = selectors.EVENT_READ | selectors.EVENT_WRITE
 
 
 class _Conn:
-    __slots__ = ("connecting", "host", "node_id", "out", "plain", "port", "sock", "tcp_up", "tls")
+    __slots__ = ("connecting", "host", "node_id", "out", "plain", "port", "sock", "socks", "tcp_up", "tls")
 
     def __init__(self, node_id: int, sock: socket.socket, host: str, port: int, tls: TLSSession | None) -> None:
         self.node_id = node_id
@@ -44,6 +46,7 @@ class _Conn:
         self.tcp_up = False
         self.tls = tls
         self.plain = bytearray()  # what the core sent before the TLS handshake finished
+        self.socks: Socks5Handshake | None = None  # the proxy handshake before TLS, while under way
 
 
 def _error(err: int) -> OSError:
@@ -57,6 +60,8 @@ class SelectorDriver:
         core: The core.
         clock: The core's clock.
         ssl_context: Wrap every connection in TLS with it.
+        proxy: With ``ssl_context``: reach brokers through this SOCKS5 proxy, whose
+            handshake runs before TLS (without TLS the core runs it).
         sink: Takes the core's events (None: they are not read).
         recv_size: Bytes asked of one ``recv`` (a fetch response is often megabytes).
         reads: ``recv`` calls per readable socket per step before others get a turn.
@@ -73,8 +78,10 @@ class SelectorDriver:
         recv_size: int = 1 << 20,
         reads: int = 8,
         on_crash: Callable[[Any, BaseException, float], None] | None = None,
+        proxy: ProxyAddress | None = None,
     ) -> None:
         self.core = core
+        self.proxy = proxy if ssl_context is not None else None
         self.clock = clock
         self.ssl_context = ssl_context
         self.sink = sink
@@ -198,12 +205,13 @@ class SelectorDriver:
     # --- the IO backend (transports._driving.IO) ---------------------------------
 
     def connect(self, cmd: Connect) -> None:
-        host, port, ctx = cmd.host, cmd.port, self.ssl_context
+        host, port, ctx, proxy = cmd.host, cmd.port, self.ssl_context, self.proxy
         err: BaseException | None = bad_address(host, port)
         sock = tls = None
         if err is None:
             try:
-                family, stype, proto, _, addr = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+                dial = (host, port) if proxy is None else (proxy.host, proxy.port)
+                family, stype, proto, _, addr = socket.getaddrinfo(*dial, type=socket.SOCK_STREAM)[0]
                 sock = socket.socket(family, stype, proto)
                 sock.setblocking(False)
                 with contextlib.suppress(OSError):
@@ -224,6 +232,8 @@ class SelectorDriver:
             self.core.connection_lost(cmd.node_id, err, self.clock())
             return
         conn = self._conns[cmd.node_id] = _Conn(cmd.node_id, sock, host, port, tls)
+        if proxy is not None:
+            conn.socks = Socks5Handshake(proxy, host, port)
         self._sel.register(sock, selectors.EVENT_WRITE, conn)
 
     def disconnect(self, node_id: int) -> None:
@@ -266,12 +276,43 @@ class SelectorDriver:
             if conn.out:
                 self._write(conn, now)
             return
+        if conn.socks is not None:
+            conn.out += conn.socks.data_to_send()
+            self._write(conn, now)
+            return
+        self._start_tls(conn, now)
+
+    def _start_tls(self, conn: _Conn, now: float) -> None:
+        assert conn.tls is not None
         try:
             done = conn.tls.do_handshake()
         except ssl.SSLError as exc:
             self._lost(conn, tls_failure(exc, conn.host, conn.port), now)
             return
         self._tls_progress(conn, done, now)
+
+    def _socks_read(self, conn: _Conn, socks: Socks5Handshake, now: float) -> None:
+        """The proxy's answer during the SOCKS5 handshake (before TLS; see ``socks5_tunnel``)."""
+        try:
+            data = conn.sock.recv(512)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as exc:
+            self._lost(conn, exc, now)
+            return
+        try:
+            if not data:
+                raise KafkaConnectionError("the SOCKS5 proxy closed the connection during its handshake")
+            socks.receive_data(data)
+        except KafkaError as exc:
+            self._lost(conn, exc, now)
+            return
+        conn.out += socks.data_to_send()
+        if conn.out:
+            self._write(conn, now)
+        if socks.done and self._conns.get(conn.node_id) is conn:
+            conn.socks = None
+            self._start_tls(conn, now)
 
     def _tls_progress(self, conn: _Conn, done: bool, now: float) -> None:
         """Write what the TLS session has to send; report the connection once the handshake is done."""
@@ -289,6 +330,9 @@ class SelectorDriver:
             self._write(conn, now)
 
     def _read(self, conn: _Conn, now: float) -> None:
+        if conn.socks is not None:
+            self._socks_read(conn, conn.socks, now)
+            return
         sock = conn.sock
         tls = conn.tls
         size = self._recv_size

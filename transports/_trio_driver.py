@@ -17,7 +17,8 @@ from typing import Any, Final
 import trio  # type: ignore[import-untyped,unused-ignore]  # trio 0.22 has no py.typed
 
 from kproto.driving import Connect
-from transports._driving import Conn, EventLoopDriver
+from kproto.socks5 import Socks5Handshake
+from transports._driving import Conn, EventLoopDriver, socks5_tunnel
 from transports._tls import Security
 
 __all__ = ["TrioDriver", "core_clock"]
@@ -135,7 +136,13 @@ class TrioDriver(EventLoopDriver[_Conn]):
                 conn.has_data.set()
 
     async def open(self, conn: _Conn) -> None:
-        conn.stream = await trio.open_tcp_stream(conn.host, conn.port)
+        proxy = self.proxy
+        if proxy is None:
+            conn.stream = await trio.open_tcp_stream(conn.host, conn.port)
+        else:
+            conn.stream = stream = await trio.open_tcp_stream(proxy.host, proxy.port)
+            await socks5_tunnel(Socks5Handshake(proxy, conn.host, conn.port), stream.send_all,
+                                lambda: stream.receive_some(512))
         if self.ssl_context is not None:
             conn.stream = tls = trio.SSLStream(conn.stream, self.ssl_context, server_hostname=conn.host)
             await tls.do_handshake()

@@ -294,8 +294,9 @@ class _IOLoop(SelectorDriver):
     ``inbox`` (records and ordered ops), ``urgent`` (other ops) and ``cond``.
     """
 
-    def __init__(self, core: Any, name: str, ssl_context: ssl.SSLContext | None = None) -> None:
-        super().__init__(core, _monotonic, ssl_context, sink=self._delivered, recv_size=_RECV_SIZE, reads=1)
+    def __init__(self, core: Any, name: str, ssl_context: ssl.SSLContext | None = None, proxy: Any = None) -> None:
+        super().__init__(core, _monotonic, ssl_context, sink=self._delivered, recv_size=_RECV_SIZE, reads=1,
+                         proxy=proxy)
         self.enable_wakeup()
         #: Hands queued records to the core in bulk (ProducerCore.send_many).
         self._send_many: Callable[[deque[Any], float, Callable[[Any, Exception], None]], bool] = getattr(
@@ -526,6 +527,7 @@ class KafkaProducer(SyncTransactions):
             self._core,
             name=f"kproto-producer-{id(self):x}",
             ssl_context=security.ssl_context if security is not None else None,
+            proxy=security.proxy if security is not None else None,
         )
         self._loop.limit = self.config.buffer_memory
         self._known_topics: set[str] = set()
