@@ -310,7 +310,8 @@ class ClientConfig:
     #: ``gssapi`` package (:mod:`kproto._gssapi`, the ``kproto[gssapi]`` extra).
     sasl_gssapi_context_factory: Callable[[str], Any] | None = attrs.field(default=None, repr=False)
     #: ``socks5://[user:password@]host[:port]`` (or ``socks5h://``): every connection goes
-    #: through this SOCKS5 proxy (:mod:`kproto.socks5`); None connects directly.
+    #: through this SOCKS5 proxy (:mod:`kproto.socks5`); None connects directly. With
+    #: SSL/SASL_SSL the transport tunnels (before TLS), see :attr:`proxy_in_core`.
     proxy_url: str | None = attrs.field(default=None, repr=False)
     #: kafka-python's former name of ``proxy_url``, used when ``proxy_url`` is None.
     socks5_proxy: str | None = attrs.field(default=None, repr=False)
