@@ -261,8 +261,15 @@ class KafkaCluster:
     """
 
     def __init__(
-        self, brokers: int = 1, *, workdir: Path | None = None, heap: str = "512m", lib: Path | None = None,
-        racks: bool = False, kerberos: Any = None,
+        self,
+        brokers: int = 1,
+        *,
+        workdir: Path | None = None,
+        heap: str = "512m",
+        lib: Path | None = None,
+        authorizer: bool = False,
+        racks: bool = False,
+        kerberos: Any = None,
     ) -> None:
         if brokers not in (1, 3):
             raise ValueError(f"brokers must be 1 or 3, got {brokers!r}")
@@ -273,6 +280,8 @@ class KafkaCluster:
         self.kerberos = kerberos
         self.kerberos_principal = kerberos.add_service("kafka", "127.0.0.1") if kerberos is not None else None
         self.version = kafka_version()
+        #: Run the StandardAuthorizer (ACL calls need one); every client here is a super user.
+        self.authorizer = authorizer
         self.lib = lib
         self.heap = heap
         self._own_dir = workdir is None
@@ -549,6 +558,13 @@ class KafkaCluster:
             props[f"{prefix}.scram-sha-512.sasl.jaas.config"] = scram
             props[f"{prefix}.oauthbearer.sasl.jaas.config"] = oauth
             props[f"{prefix}.oauthbearer.sasl.server.callback.handler.class"] = validator
+        if self.authorizer:
+            # KRaft's ACL authorizer (KIP-801). The controller link, PLAINTEXT clients and
+            # the SASL test user are super users, so no existing call is refused; others
+            # are allowed wherever no ACL names the resource.
+            props["authorizer.class.name"] = "org.apache.kafka.metadata.authorizer.StandardAuthorizer"
+            props["super.users"] = f"User:ANONYMOUS;User:{USERNAME}"
+            props["allow.everyone.if.no.acl.found"] = "true"
         return "".join(f"{k}={v}\n" for k, v in props.items())
 
     def _log4j(self, node: KafkaNode) -> Path:

@@ -1,9 +1,7 @@
 """The asyncio backend of :class:`~transports._driving.EventLoopDriver`.
 
-Broker connections are asyncio ``Protocol`` objects (:class:`BrokerProtocol`):
-their callbacks feed the core and kick the driver task, which sleeps on a
-future until the kick or the core's deadline (``call_at``). Names resolve in
-``loop.getaddrinfo`` (the default executor): the loop never blocks on DNS.
+Connections are ``Protocol`` objects whose callbacks feed the core and kick the driver task,
+which sleeps on a future until kicked or the core's deadline (``call_at``).
 """
 
 from __future__ import annotations
@@ -25,9 +23,7 @@ class AsyncioDriver(EventLoopDriver["BrokerProtocol"]):
     """Drives ``core`` on ``loop`` from one task (:meth:`start`); arguments as :class:`EventLoopDriver`."""
 
     def __init__(self, core: Any, loop: asyncio.AbstractEventLoop, security: Security | None, **driver: Any) -> None:
-        # BaseEventLoop.time is ``time.monotonic()`` in a Python method: call
-        # monotonic directly then (one frame less per send); a loop with its
-        # own ``time`` (uvloop, a test clock) keeps it.
+        # BaseEventLoop.time is monotonic() in a Python method: one frame less per send.
         now = time.monotonic if getattr(loop.time, "__func__", None) is asyncio.BaseEventLoop.time else loop.time
         super().__init__(core, security, now=now, **driver)
         self.loop = loop
@@ -121,7 +117,7 @@ class AsyncioDriver(EventLoopDriver["BrokerProtocol"]):
 class BrokerProtocol(Conn, asyncio.Protocol):
     """One broker connection; every callback feeds the core and kicks the driver."""
 
-    def __init__(self, driver: AsyncioDriver, node_id: int, host: str = "", port: int = 0) -> None:
+    def __init__(self, driver: AsyncioDriver, node_id: int, host: str, port: int) -> None:
         super().__init__(node_id, host, port)
         self.driver = driver
         self.transport: asyncio.Transport | None = None

@@ -298,6 +298,8 @@ class AsyncProducerBase(Generic[_D]):
 
     _handle_type: type[_D]
     _driver: Any
+    #: ProducerCore.send_value (the send hot path), None for a core without it.
+    _send_value: Callable[[str, bytes | None, bytes, int, object, float], bool] | None
     _closed: bool
     _plain: bool
     _options: FacadeOptions
@@ -317,6 +319,12 @@ class AsyncProducerBase(Generic[_D]):
         """Builds the core (:func:`make_core`); a seam for tests that drive a stand-in core."""
         return make_core(config, now, *args, **kwargs)
 
+    def _new_core(self, now: float) -> Any:
+        """The core for a new driver (:meth:`_make_core` with this producer's options)."""
+        core = self._make_core(self.config, now, **self._options.core_kwargs())
+        self._send_value = getattr(core, "send_value", None)
+        return core
+
     def __init__(self, **configs: Any) -> None:
         """A producer with ``configs``.
 
@@ -331,6 +339,7 @@ class AsyncProducerBase(Generic[_D]):
         self._options, self.config = split_configs(configs, allow_async_provider=True)
         self._max_block = self.config.max_block_ms / 1000.0
         self._driver = None
+        self._send_value = None
         self._known_topics = set()
         self._plain = self._options.key_serializer is None and self._options.value_serializer is None
         self._closed = False
@@ -490,7 +499,7 @@ class AsyncProducerBase(Generic[_D]):
             )
         core = driver.core
         try:
-            send_value = driver.send_value
+            send_value = self._send_value
             if hdrs is None and part is None and v is not None and send_value is not None:
                 accepted = send_value(topic, k, v, ts, handle, clock())
             else:

@@ -1,15 +1,9 @@
-"""The loop every transport runs a core by, written once; each runtime adds a small I/O backend.
+"""The driver loop, written once: :func:`pump` (commands, bytes, events) and :class:`EventLoopDriver`.
 
-A driver loop does four things on every runtime (docs/embedding.md): commands
-become connects and closes, bytes are written, the one timer deadline becomes a
-sleep, events go to a sink. :func:`pump` does the first, second and fourth;
-:class:`EventLoopDriver` is the asyncio and trio loop, its connection
-bookkeeping and crash rule; the backends (``_asyncio_driver``, ``_trio_driver``,
-``_selector`` for blocking sockets) open, write, close and sleep their own way.
-Whatever fails while opening a connection, and bytes that make the core raise,
-fail that connection only (the core retries with backoff); the core raising
-anywhere else is a crash: ``on_crash`` fails what is pending and every later
-call raises it.
+Backends (``_asyncio_driver``, ``_trio_driver``, ``_selector``) open, write and sleep
+their own way. A failure opening a connection, or bytes the core raises on, fail
+that connection only (the core retries); the core raising elsewhere is a crash:
+``on_crash`` fails what is pending and every later call raises it.
 """
 
 from __future__ import annotations
@@ -33,7 +27,7 @@ __all__ = ["IO", "Conn", "Driven", "EventLoopDriver", "Sink", "bad_address", "fe
 
 log = logging.getLogger("transports")
 
-#: Takes a batch of core events (delivery reports...); None: the core's events are not read.
+#: Takes a batch of core events; None: the core's events are not read.
 Sink = Callable[[Sequence[object]], object]
 
 
@@ -53,11 +47,8 @@ class IO(Protocol):
 
 
 def pump(core: Driven, io: IO, sink: Sink | None) -> None:
-    """Commands, bytes and events until the core has nothing more to say.
-
-    Bounded (eight rounds): a sink that keeps feeding the core (the producer's
-    queued records) cannot hold the loop away from its sockets.
-    """
+    """Commands, bytes and events until the core has nothing more to say (at most eight
+    rounds: a sink feeding the core, as the producer's, cannot starve the sockets)."""
     for _ in range(8):
         cmds = core.commands()
         for cmd in cmds:
@@ -76,11 +67,9 @@ def pump(core: Driven, io: IO, sink: Sink | None) -> None:
 
 
 def bad_address(host: str, port: int) -> KafkaProtocolError | None:
-    """The protocol error of an advertised broker address no socket can take, else None.
+    """The protocol error of an advertised address no socket can take, else None.
 
-    A port outside 1..65535 would be wrapped modulo 2**16 by ``getaddrinfo``
-    (70000 becomes 4464): a different broker.
-    """
+    ``getaddrinfo`` wraps a port modulo 2**16 (70000 becomes 4464): a different broker."""
     if type(port) is not int or not 0 < port < 65536:
         return KafkaProtocolError(f"broker address {host}:{port}: port outside 1..65535")
     if not host or "\x00" in host:
@@ -89,8 +78,7 @@ def bad_address(host: str, port: int) -> KafkaProtocolError | None:
 
 
 def resolve_failure(exc: Exception, host: str, port: int) -> BaseException:
-    """An ``OSError`` as it is; anything else raised opening (a ``UnicodeError`` of the
-    IDNA codec, a ``ValueError``) as a ``KafkaConnectionError`` naming the host."""
+    """An ``OSError`` as is; else (IDNA ``UnicodeError``, ``ValueError``) a ``KafkaConnectionError``."""
     if isinstance(exc, OSError):
         return exc
     error = KafkaConnectionError(f"cannot resolve or connect to {host!r}:{port}: {type(exc).__name__}: {exc}")
@@ -122,8 +110,7 @@ async def socks5_tunnel(
 
 
 def feed(core: Any, node_id: int, data: bytes | bytearray, now: float) -> KafkaProtocolError | None:
-    """``core.receive_data``; if it raises (a bug: bad bytes are the core's protocol
-    errors), the error that fails that connection (logged), else None."""
+    """``core.receive_data``; if that raises (a bug), the logged error failing the connection."""
     try:
         core.receive_data(node_id, data, now)
     except Exception as exc:
@@ -156,16 +143,10 @@ class Conn(ABC):
 C = TypeVar("C", bound=Conn)
 
 
-class EventLoopDriver(ABC, Generic[C]):
+class EventLoopDriver(IO, ABC, Generic[C]):
     """The asyncio and trio loop: :meth:`run` in one task, connections in ``conns``.
 
-    Args:
-        core: The core (a ``Driven`` one; ``Any`` for the producer's extra calls).
-        security: TLS context and async OAUTHBEARER token cache, if any.
-        now: The core's clock.
-        sink: Takes the core's events (None: they are not read).
-        on_crash: Told ``(core, exc, now)`` when the core raises (a bug).
-        what: Names the driver in errors ("the producer's driver").
+    ``on_crash(core, exc, now)`` is told when the core raises; ``what`` names the driver in errors.
     """
 
     def __init__(
@@ -187,10 +168,6 @@ class EventLoopDriver(ABC, Generic[C]):
         self.sink = sink
         self._on_crash = on_crash
         self.what = what
-        #: ProducerCore.send_value (the send hot path), None for a core without it.
-        self.send_value: Callable[[str, bytes | None, bytes, int, object, float], bool] | None = getattr(
-            core, "send_value", None
-        )
         #: What killed the driver (a bug); every later call names it.
         self.crashed: BaseException | None = None
         self.conns: dict[int, C] = {}
@@ -199,9 +176,8 @@ class EventLoopDriver(ABC, Generic[C]):
         #: Asleep and not kicked since: send() reads it to skip kick() when the driver is awake.
         self.asleep = False
 
-    # What a runtime provides (besides IO's connect and write): waking the
-    # driver task and sleeping until the core's timer; waking and waiting for
-    # progress (the facades' waits); opening and its errors; whether it runs.
+    # A runtime provides IO's connect and write, waking and sleeping the task, progress (the
+    # facades' waits), opening.
     @abstractmethod
     def kick(self) -> None: ...
     @abstractmethod
@@ -210,10 +186,6 @@ class EventLoopDriver(ABC, Generic[C]):
     async def progress(self, deadline: float | None) -> bool: ...
     @abstractmethod
     def progressed(self) -> None: ...
-    @abstractmethod
-    def connect(self, cmd: Connect) -> None: ...
-    @abstractmethod
-    def write(self, out: list[tuple[int, bytes]]) -> None: ...
     @abstractmethod
     async def open(self, conn: C) -> None: ...
     @abstractmethod
@@ -254,6 +226,7 @@ class EventLoopDriver(ABC, Generic[C]):
         self.kick()
 
     def shutdown(self) -> None:
+        """Close every connection and wake the waiters (the driver task has ended or never ran)."""
         for node_id in list(self.conns):
             self.disconnect(node_id)
         self.progressed()

@@ -1,12 +1,8 @@
 """The blocking-socket backend: one ``selectors`` loop for the sync producer and consumer.
 
-:class:`SelectorDriver` runs a core over non-blocking sockets in the thread
-that calls it (the producer's I/O thread, the consumer's caller or heartbeat
-thread). Names resolve on that thread (``getaddrinfo``, on every connect: a
-broker that moved, KIP-899). With ``ssl_context`` every connection is an
-``SSLObject`` over memory buffers (:class:`~transports._tls.TLSSession`) whose
-handshake runs in this loop; the core hears ``connection_made`` once it is
-done. Nothing a broker sends stops the loop (see :mod:`transports._driving`).
+Runs in the calling thread; names resolve there on every connect (a broker that moved,
+KIP-899). TLS is a :class:`~transports._tls.TLSSession` over memory buffers whose handshake
+runs in this loop; the core hears ``connection_made`` once it is done.
 """
 
 from __future__ import annotations
@@ -56,16 +52,10 @@ def _error(err: int) -> OSError:
 class SelectorDriver:
     """Runs a core over non-blocking sockets in the caller's thread, one :meth:`step` at a time.
 
-    Args:
-        core: The core.
-        clock: The core's clock.
-        ssl_context: Wrap every connection in TLS with it.
-        proxy: With ``ssl_context``: reach brokers through this SOCKS5 proxy, whose
-            handshake runs before TLS (without TLS the core runs it).
-        sink: Takes the core's events (None: they are not read).
-        recv_size: Bytes asked of one ``recv`` (a fetch response is often megabytes).
-        reads: ``recv`` calls per readable socket per step before others get a turn.
-        on_crash: Told ``(core, exc, now)`` when :meth:`run_once` dies of a bug.
+    ``reads`` ``recv`` calls of ``recv_size`` per readable socket per step (fetch responses are
+    megabytes); ``on_crash(core, exc, now)`` is told when :meth:`run_once` dies of a bug.
+    ``proxy``, with ``ssl_context``: reach brokers through this SOCKS5 proxy, whose handshake
+    runs before TLS (without TLS the core runs it).
     """
 
     def __init__(
@@ -107,7 +97,7 @@ class SelectorDriver:
             self._sel.register(self._wake[0], _READ, None)
 
     def wakeup(self) -> None:
-        """Make a :meth:`step` blocked in another thread return soon (no-op if one is pending)."""
+        """Make a :meth:`step` blocked in another thread return soon."""
         if self._wake is not None and not self._wake_pending:
             self._wake_pending = True
             try:  # (try, not contextlib.suppress: user threads call this per wake-up)
@@ -124,7 +114,7 @@ class SelectorDriver:
         pump(self.core, self, self.sink)
 
     def step(self, timeout: float) -> None:
-        """Flush, wait for I/O up to ``timeout`` (or the core's timer), feed what came, run the timer."""
+        """Flush, wait for I/O up to ``timeout`` or the core's timer, feed what came, run the timer."""
         core = self.core
         pump(core, self, self.sink)
         now = self.clock()
@@ -157,7 +147,7 @@ class SelectorDriver:
                 self._finish_connect(conn, now)
             else:
                 if mask & selectors.EVENT_WRITE and conn.out:
-                    self._write(conn, now)
+                    self._write(conn)
                 if mask & _READ and conns.get(conn.node_id) is conn:
                     self._read(conn, now)
         t = core.get_timer()
@@ -166,8 +156,7 @@ class SelectorDriver:
         pump(core, self, self.sink)
 
     def run_once(self, timeout: float) -> None:
-        """One :meth:`step`; a bug kills the driver, and this and every later call raise
-        ``IllegalStateError`` naming it (chained as ``__cause__``)."""
+        """One :meth:`step`; a bug kills the driver: this and every later call raise ``IllegalStateError``."""
         if self.crashed is not None:
             raise crashed_error("the consumer's driver", self.crashed)
         try:
@@ -253,13 +242,10 @@ class SelectorDriver:
                     conn.plain += data
                 else:
                     conn.out += tls.encrypt(data)
-        now = -1.0
         for node_id, _ in out:  # one send per node for all its requests
             conn = conns.get(node_id)
             if conn is not None and conn.out and not conn.connecting:
-                if now < 0:
-                    now = self.clock()
-                self._write(conn, now)
+                self._write(conn)
 
     # --- sockets ---------------------------------------------------------------
 
@@ -274,11 +260,11 @@ class SelectorDriver:
             conn.connecting = False
             self.core.connection_made(conn.node_id, now)
             if conn.out:
-                self._write(conn, now)
+                self._write(conn)
             return
         if conn.socks is not None:
             conn.out += conn.socks.data_to_send()
-            self._write(conn, now)
+            self._write(conn)
             return
         self._start_tls(conn, now)
 
@@ -309,13 +295,13 @@ class SelectorDriver:
             return
         conn.out += socks.data_to_send()
         if conn.out:
-            self._write(conn, now)
+            self._write(conn)
         if socks.done and self._conns.get(conn.node_id) is conn:
             conn.socks = None
             self._start_tls(conn, now)
 
     def _tls_progress(self, conn: _Conn, done: bool, now: float) -> None:
-        """Write what the TLS session has to send; report the connection once the handshake is done."""
+        """Write what TLS has to send; report the connection once the handshake is done."""
         tls = conn.tls
         assert tls is not None
         raw = tls.outgoing()
@@ -327,7 +313,7 @@ class SelectorDriver:
             self.core.connection_made(conn.node_id, now)
         if raw:
             conn.out += raw
-            self._write(conn, now)
+            self._write(conn)
 
     def _read(self, conn: _Conn, now: float) -> None:
         if conn.socks is not None:
@@ -369,13 +355,13 @@ class SelectorDriver:
             if not more or self._conns.get(conn.node_id) is not conn:
                 return
 
-    def _write(self, conn: _Conn, now: float) -> None:
+    def _write(self, conn: _Conn) -> None:
         try:
             n = conn.sock.send(conn.out)
         except (BlockingIOError, InterruptedError):
             n = 0
         except OSError as exc:
-            self._lost(conn, exc, now)
+            self._lost(conn, exc, self.clock())
             return
         del conn.out[:n]
         want = _RW if conn.out else _READ

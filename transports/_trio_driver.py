@@ -1,16 +1,12 @@
 """The trio backend of :class:`~transports._driving.EventLoopDriver`.
 
-All tasks live in the nursery the facade owns: the driver task, and per broker
-connection one task that opens a TCP (and TLS) stream and reads into the core
-while a writer task sends what :func:`~transports._driving.pump` queued.
-Names resolve in trio's worker thread (``trio.open_tcp_stream``). Nothing
-escapes into the user's nursery.
+Every task lives in the facade's nursery: the driver, and per connection one that opens a
+TCP (and TLS) stream and reads into the core while a writer task sends what ``pump`` queued.
 """
 
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Callable
 from typing import Any, Final
 
@@ -21,27 +17,10 @@ from kproto.socks5 import Socks5Handshake
 from transports._driving import Conn, EventLoopDriver, socks5_tunnel
 from transports._tls import Security
 
-__all__ = ["TrioDriver", "core_clock"]
+__all__ = ["TrioDriver"]
 
 #: What a broken connection raises.
 _IO_ERRORS: Final = (OSError, trio.BrokenResourceError, trio.ClosedResourceError)
-
-
-def core_clock() -> tuple[Callable[[], float], float]:
-    """The clock a core runs on, and what to add to its times to get trio's.
-
-    Under trio's default clock (``offset + time.perf_counter()``, told apart by
-    its public face only) that is ``time.perf_counter`` itself (a C call, no
-    Python frame per send) and the offset; under any other clock
-    (``MockClock``, autojump) the run's clock, offset 0.
-    """
-    clock = trio.lowlevel.current_clock()
-    if type(clock).__name__ == "SystemClock" and type(clock).__module__.startswith("trio."):
-        offset = getattr(clock, "offset", None)
-        if not isinstance(offset, float):
-            offset = clock.current_time() - time.perf_counter()
-        return time.perf_counter, offset
-    return clock.current_time, 0.0
 
 
 class _Conn(Conn):
@@ -60,10 +39,7 @@ class _Conn(Conn):
 
 
 class TrioDriver(EventLoopDriver[_Conn]):
-    """Drives ``core`` from tasks in ``nursery``; arguments as :class:`EventLoopDriver`.
-
-    ``clock`` is the core's clock and its offset to trio's (:func:`core_clock`).
-    """
+    """Drives ``core`` from tasks in ``nursery``; ``clock``: the core's clock and its offset to trio's."""
 
     io_errors = _IO_ERRORS
 
@@ -148,8 +124,7 @@ class TrioDriver(EventLoopDriver[_Conn]):
             await tls.do_handshake()
 
     def open_failed(self, exc: BaseException, conn: _Conn) -> BaseException | None:
-        """trio's "all attempts to connect to H:P failed" with the attempts' own errors brought
-        forward (``trio.open_tcp_stream`` chains them as an exception group), then ``lost_error``."""
+        """The attempts' own errors (``open_tcp_stream`` chains them as a group), then ``lost_error``."""
         inner = getattr(exc.__cause__, "exceptions", None)
         if inner and len(inner) == 1:
             exc = inner[0]

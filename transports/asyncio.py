@@ -95,7 +95,7 @@ class KafkaProducer(AsyncTransactions, AsyncProducerBase[DeliveryHandle]):
         if self._closed:
             raise IllegalStateError("producer is closed")
         loop = asyncio.get_running_loop()
-        core = self._make_core(self.config, loop.time(), **self._options.core_kwargs())
+        core = self._new_core(loop.time())
         self._driver = AsyncioDriver(
             core,
             loop,
@@ -179,3 +179,12 @@ class KafkaProducer(AsyncTransactions, AsyncProducerBase[DeliveryHandle]):
 
 #: ``from transports.asyncio import KafkaConsumer`` loads the consumer on first use.
 __getattr__ = lazy_exports(__name__, {"KafkaConsumer": "transports._consumer_asyncio"})
+
+# KafkaAdminClient and the admin types (NewTopic, ConfigResource, ACL...), loaded on first use (issue 13).
+from typing import TYPE_CHECKING  # noqa: E402
+
+from transports._admin_exports import with_admin  # noqa: E402
+
+if TYPE_CHECKING:
+    from transports._admin_asyncio import *  # noqa: F403
+__getattr__ = with_admin(__getattr__, "transports._admin_asyncio")

@@ -820,3 +820,12 @@ class KafkaProducer(SyncTransactions):
 
 #: ``from transports.sync import KafkaConsumer`` loads the consumer on first use.
 __getattr__ = lazy_exports(__name__, {"KafkaConsumer": "transports._consumer_sync"})
+
+# KafkaAdminClient and the admin types (NewTopic, ConfigResource, ACL...), loaded on first use (issue 13).
+from typing import TYPE_CHECKING  # noqa: E402
+
+from transports._admin_exports import with_admin  # noqa: E402
+
+if TYPE_CHECKING:
+    from transports._admin_sync import *  # noqa: F403
+__getattr__ = with_admin(__getattr__, "transports._admin_sync")

@@ -19,7 +19,8 @@ or ``await handle`` leaves the producer usable.
 
 from __future__ import annotations
 
-from collections.abc import Generator
+import time
+from collections.abc import Callable, Generator
 from types import TracebackType
 from typing import Any
 
@@ -34,10 +35,28 @@ from transports._common import (
     crashed_error,
     lazy_exports,
 )
-from transports._trio_driver import TrioDriver, core_clock
+from transports._trio_driver import TrioDriver
 from transports._txn import AsyncTransactions
 
 __all__ = ["DeliveryHandle", "KafkaProducer", "RecordMetadata"]
+
+
+def core_clock() -> tuple[Callable[[], float], float]:
+    """The clock a core runs on, and what to add to its times to get trio's.
+
+    Under trio's default clock (``offset + time.perf_counter()``, told apart by
+    its public face only) that is ``time.perf_counter`` itself (a C call, no
+    Python frame per send) and the offset; under any other clock
+    (``MockClock``, autojump) the run's clock, offset 0.
+    """
+    clock = trio.lowlevel.current_clock()
+    if type(clock).__name__ == "SystemClock" and type(clock).__module__.startswith("trio."):
+        offset = getattr(clock, "offset", None)
+        if not isinstance(offset, float):
+            offset = clock.current_time() - time.perf_counter()
+        return time.perf_counter, offset
+    return clock.current_time, 0.0
+
 
 class DeliveryHandle(Delivery):
     """Awaitable outcome of one record: ``await handle`` → :class:`RecordMetadata`.
@@ -110,7 +129,7 @@ class KafkaProducer(AsyncTransactions, AsyncProducerBase[DeliveryHandle]):
         if self._driver is not None or self._closed:
             raise IllegalStateError("producer already started or closed")
         clock = core_clock()
-        core = self._make_core(self.config, clock[0](), **self._options.core_kwargs())
+        core = self._new_core(clock[0]())
         self._driver = TrioDriver(
             core,
             nursery,
@@ -218,3 +237,12 @@ class KafkaProducer(AsyncTransactions, AsyncProducerBase[DeliveryHandle]):
 
 #: ``from transports.trio import KafkaConsumer`` loads the consumer on first use.
 __getattr__ = lazy_exports(__name__, {"KafkaConsumer": "transports._consumer_trio"})
+
+# KafkaAdminClient and the admin types (NewTopic, ConfigResource, ACL...), loaded on first use (issue 13).
+from typing import TYPE_CHECKING  # noqa: E402
+
+from transports._admin_exports import with_admin  # noqa: E402
+
+if TYPE_CHECKING:
+    from transports._admin_trio import *  # noqa: F403
+__getattr__ = with_admin(__getattr__, "transports._admin_trio")

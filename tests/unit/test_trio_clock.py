@@ -7,7 +7,7 @@ import time
 import trio
 import trio.testing
 
-from transports._trio_driver import core_clock as _core_clock
+from transports.trio import core_clock as _core_clock
 
 
 def test_default_clock_is_perf_counter_plus_offset() -> None:
