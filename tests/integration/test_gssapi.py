@@ -53,7 +53,8 @@ def test_produce_and_consume_with_kerberos(
 ) -> None:
     cluster, _kdc = kerberized
     cfg = gssapi_config(cluster, **naming)
-    topic = f"krb-{uuid.uuid4().hex[:10]}"
+    # Created and served first (retries=0: see KafkaCluster.create_topic).
+    topic = cluster.create_topic(f"krb-{uuid.uuid4().hex[:10]}")
     got: list[bytes] = []
 
     async def scenario() -> None:

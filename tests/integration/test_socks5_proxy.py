@@ -42,8 +42,8 @@ def localhost(broker: TansuBroker) -> str:
     return broker.bootstrap.replace("127.0.0.1", "localhost")
 
 
-def produce_and_consume(transport: str, bootstrap: str, **proxy_opts: Any) -> list[bytes]:
-    topic = f"socks-{uuid.uuid4().hex[:10]}"
+def produce_and_consume(transport: str, bootstrap: str, topic: str | None = None, **proxy_opts: Any) -> list[bytes]:
+    topic = topic or f"socks-{uuid.uuid4().hex[:10]}"
     got: list[bytes] = []
 
     async def scenario() -> None:
@@ -133,7 +133,10 @@ def test_tls_through_the_proxy(
 ) -> None:
     cfg = kafka.client_config(listener, mechanism)
     bootstrap = cfg.pop("bootstrap_servers")
-    got = produce_and_consume(transport, bootstrap, proxy_url=proxy.url(), **cfg)
+    # Created and served first: Kafka may answer a Produce to a just-created topic with
+    # NOT_LEADER_OR_FOLLOWER, which the default retries=0 would not retry.
+    topic = kafka.create_topic(f"socks-{uuid.uuid4().hex[:10]}")
+    got = produce_and_consume(transport, bootstrap, topic, proxy_url=proxy.url(), **cfg)
     assert sorted(got) == sorted(b"s%d" % i for i in range(N))
     port = int(bootstrap.rsplit(":", 1)[1])
     assert proxy.targets and {t[1:] for t in proxy.targets} == {("127.0.0.1", port)}
