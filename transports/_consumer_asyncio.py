@@ -23,9 +23,10 @@ from typing import Any, Final, TypeVar
 from kproto.consumer import ConsumerRecord, OffsetAndMetadata, OffsetAndTimestamp, TopicPartition
 from kproto.consumer.core import Pending
 from kproto.errors import IllegalStateError
+from transports._aiokafka_compat import ConsumerCompat
 from transports._asyncio_driver import AsyncioDriver
 from transports._common import timeout_error
-from transports._consumer_sync import CONSUMER_DRIVER, ConsumerFacadeBase, _tp, _tps
+from transports._consumer_sync import CONSUMER_DRIVER, _tp, _tps
 
 __all__ = ["AsyncConsumerBase", "KafkaConsumer"]
 
@@ -35,7 +36,7 @@ T = TypeVar("T")
 _DEFAULT_API_TIMEOUT: Final = 60.0
 
 
-class AsyncConsumerBase(ConsumerFacadeBase):
+class AsyncConsumerBase(ConsumerCompat):
     """The awaitable consumer methods, over any driver that implements ``_run_until``."""
 
     _driver: Any
@@ -136,18 +137,6 @@ class AsyncConsumerBase(ConsumerFacadeBase):
             self._raise_auth_failure()
             self._kick()
             await self._run_until(lambda: core.has_buffered() or auth_failure_seen(), left)
-
-    async def getmany(
-        self, *partitions: TopicPartition, timeout_ms: float = 0, max_records: int | None = None
-    ) -> dict[TopicPartition, list[ConsumerRecord]]:
-        """aiokafka's name for :meth:`poll` (partition filtering is not supported: pass none)."""
-        if partitions:
-            raise ValueError("getmany(*partitions) filtering is not supported; use pause()/resume()")
-        return await self.poll(timeout_ms=timeout_ms, max_records=max_records)
-
-    async def getone(self) -> ConsumerRecord:
-        """The next record, waiting as long as it takes."""
-        return await self.__anext__()
 
     def __aiter__(self) -> AsyncIterator[ConsumerRecord]:
         return self

@@ -18,6 +18,7 @@ from collections.abc import Generator
 from typing import Any
 
 from kproto.errors import Cancelled, IllegalStateError, KafkaError, KafkaTimeoutError
+from transports._aiokafka_compat import AsyncioHandleCompat, ProducerCompat
 from transports._asyncio_driver import AsyncioDriver
 from transports._common import (
     PRODUCER_DRIVER,
@@ -31,7 +32,7 @@ from transports._txn import AsyncTransactions
 
 __all__ = ["DeliveryHandle", "KafkaProducer", "RecordMetadata"]
 
-class DeliveryHandle(Delivery):
+class DeliveryHandle(AsyncioHandleCompat, Delivery):
     """Awaitable outcome of one record: ``await handle`` → :class:`RecordMetadata`.
 
     The asyncio future behind it is made only if someone awaits before the
@@ -75,7 +76,7 @@ class DeliveryHandle(Delivery):
         return self._error
 
 
-class KafkaProducer(AsyncTransactions, AsyncProducerBase[DeliveryHandle]):
+class KafkaProducer(ProducerCompat[DeliveryHandle], AsyncTransactions, AsyncProducerBase[DeliveryHandle]):
     """A Kafka producer for asyncio, with the spec's options and method names.
 
     Use ``async with KafkaProducer(...) as producer:`` or ``await start()`` /
@@ -177,8 +178,15 @@ class KafkaProducer(AsyncTransactions, AsyncProducerBase[DeliveryHandle]):
             await self._finish(self._driver, Cancelled(f"producer context exited with {exc_type.__name__}"))
 
 
-#: ``from transports.asyncio import KafkaConsumer`` loads the consumer on first use.
-__getattr__ = lazy_exports(__name__, {"KafkaConsumer": "transports._consumer_asyncio"})
+#: ``from transports.asyncio import KafkaConsumer`` loads the consumer on first use (and aiokafka's names).
+__getattr__ = lazy_exports(
+    __name__,
+    {
+        "KafkaConsumer": "transports._consumer_asyncio",
+        "AIOKafkaProducer": "transports._aiokafka_asyncio",
+        "AIOKafkaConsumer": "transports._aiokafka_asyncio",
+    },
+)
 
 # KafkaAdminClient and the admin types (NewTopic, ConfigResource, ACL...), loaded on first use (issue 13).
 from typing import TYPE_CHECKING  # noqa: E402

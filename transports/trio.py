@@ -27,6 +27,7 @@ from typing import Any
 import trio  # type: ignore[import-untyped,unused-ignore]  # trio 0.22 has no py.typed
 
 from kproto.errors import Cancelled, IllegalStateError, KafkaError, KafkaTimeoutError
+from transports._aiokafka_compat import TrioHandleCompat, TrioProducerCompat
 from transports._common import (
     PRODUCER_DRIVER,
     AsyncProducerBase,
@@ -58,7 +59,7 @@ def core_clock() -> tuple[Callable[[], float], float]:
     return clock.current_time, 0.0
 
 
-class DeliveryHandle(Delivery):
+class DeliveryHandle(TrioHandleCompat, Delivery):
     """Awaitable outcome of one record: ``await handle`` → :class:`RecordMetadata`.
 
     A ``trio.Event`` is made only if someone awaits before the outcome is known.
@@ -68,10 +69,6 @@ class DeliveryHandle(Delivery):
 
     #: The event an ``await`` waits on, made by the first one before the outcome.
     _waiter: trio.Event | None
-
-    def _completed(self) -> None:
-        if self._waiter is not None:
-            self._waiter.set()
 
     async def wait(self) -> RecordMetadata:
         """Wait for the outcome.
@@ -102,7 +99,7 @@ class DeliveryHandle(Delivery):
         return self._error
 
 
-class KafkaProducer(AsyncTransactions, AsyncProducerBase[DeliveryHandle]):
+class KafkaProducer(TrioProducerCompat[DeliveryHandle], AsyncTransactions, AsyncProducerBase[DeliveryHandle]):
     """A Kafka producer for trio, with the spec's options and method names.
 
     Options as :meth:`AsyncProducerBase.__init__ <transports._common.AsyncProducerBase>`.

@@ -72,6 +72,9 @@ class ConsumerConfig:
     partition_assignment_strategy: Sequence[Any] = ("range", "roundrobin")
     #: Longest time between polls before the member leaves its group.
     max_poll_interval_ms: int = 300000
+    #: How long the coordinator waits for members to rejoin in a rebalance (JoinGroup's
+    #: RebalanceTimeoutMs); None: ``max_poll_interval_ms``, as the Java client. aiokafka's option.
+    rebalance_timeout_ms: int | None = None
     #: Upper bound of records one ``poll`` returns.
     max_poll_records: int = 500
     #: The broker answers a Fetch once it has this many bytes (or the wait ends).
@@ -221,6 +224,8 @@ class ConsumerConfig:
             raise _bad("heartbeat_interval_ms", self.heartbeat_interval_ms,
                        f"below session_timeout_ms ({self.session_timeout_ms})")
         _int("max_poll_interval_ms", self.max_poll_interval_ms, 1)
+        if self.rebalance_timeout_ms is not None:
+            _int("rebalance_timeout_ms", self.rebalance_timeout_ms, 1)
         _int("max_poll_records", self.max_poll_records, 1)
         _int("fetch_min_bytes", self.fetch_min_bytes, 0)
         _int("fetch_max_wait_ms", self.fetch_max_wait_ms, 0)
@@ -262,6 +267,11 @@ class ConsumerConfig:
         if v in ("latest", "largest"):
             return "latest"
         return "none"
+
+    def rebalance_timeout(self) -> int:
+        """JoinGroup's RebalanceTimeoutMs: ``rebalance_timeout_ms``, else ``max_poll_interval_ms``."""
+        rt = self.rebalance_timeout_ms
+        return self.max_poll_interval_ms if rt is None else rt
 
     @property
     def read_committed(self) -> bool:

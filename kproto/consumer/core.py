@@ -410,6 +410,17 @@ class ConsumerCore:
         hw = self._positions.state(tp).high_watermark
         return hw if hw >= 0 else None
 
+    def last_stable_offset(self, tp: TopicPartition) -> int | None:
+        """The LastStableOffset from the last fetch of ``tp`` (KIP-98), or None."""
+        lso = self._positions.state(tp).last_stable_offset
+        return lso if lso >= 0 else None
+
+    def last_fetch_time(self, tp: TopicPartition) -> float | None:
+        """About when (core time: that of the input before its callback ran) the last fetch
+        response for ``tp`` came, or None."""
+        at = self._positions.state(tp).fetched_at
+        return at if at >= 0 else None
+
     # --- poll -------------------------------------------------------------------
 
     def poll(self, max_records: int | None, now: float) -> dict[TopicPartition, list[ConsumerRecord]]:

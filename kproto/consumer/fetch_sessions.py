@@ -285,6 +285,8 @@ class FetchSessions:
                     st.preferred = p.preferred_read_replica
                     st.preferred_until = now + cfg.metadata_max_age_ms / 1000
                 st.high_watermark = p.high_watermark
+                st.last_stable_offset = p.last_stable_offset
+                st.fetched_at = now
                 raw = p.records
                 if not raw:
                     continue

@@ -380,7 +380,7 @@ class GroupMembership:
         req = JoinGroupRequest(
             group_id=self.group_id,
             session_timeout_ms=cfg.session_timeout_ms,
-            rebalance_timeout_ms=cfg.max_poll_interval_ms,
+            rebalance_timeout_ms=cfg.rebalance_timeout(),
             member_id=self.member_id,
             group_instance_id=self.instance_id,
             protocol_type=_PROTOCOL_TYPE,
@@ -390,7 +390,7 @@ class GroupMembership:
                 for a in self.assignors],
         )
         # The broker answers a JoinGroup only when the rebalance completes (up to the rebalance timeout).
-        self._send(req, node, now, self._on_join, timeout_ms=cfg.max_poll_interval_ms + cfg.request_timeout_ms)
+        self._send(req, node, now, self._on_join, timeout_ms=cfg.rebalance_timeout() + cfg.request_timeout_ms)
 
     def _send(self, req: Any, node: int, now: float, handle: Callable[[Any, BaseException | None, float], None],
               timeout_ms: int | None = None) -> None:

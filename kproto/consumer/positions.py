@@ -45,7 +45,7 @@ class PartitionState:
 
     __slots__ = ("position", "fetch_at", "epoch", "paused", "queue", "inflight", "reset",
                  "committed_checked", "offset_request", "high_watermark", "retry_at", "leader_epoch",
-                 "preferred", "preferred_until", "_epochs")
+                 "last_stable_offset", "fetched_at", "preferred", "preferred_until", "_epochs")
 
     def __init__(self, epochs: Iterator[int]) -> None:
         self.position: int | None = None
@@ -64,6 +64,9 @@ class PartitionState:
         #: True while an OffsetFetch or ListOffsets for this partition is out.
         self.offset_request = False
         self.high_watermark = -1
+        #: The fetch response's LastStableOffset (-1 unknown) and when it came (core time, -1.0 never).
+        self.last_stable_offset = -1
+        self.fetched_at = -1.0
         self.retry_at = 0.0
         self.leader_epoch = -1
         #: The preferred read replica a leader named (KIP-392), or -1, and when that lease
