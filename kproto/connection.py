@@ -70,7 +70,7 @@ import enum
 import logging
 import struct
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol, TypeVar
 
 import attrs
@@ -208,6 +208,9 @@ class ConnectionConfig:
     max_response_size: int = DEFAULT_MAX_RESPONSE_SIZE
     #: TCP connect + ApiVersions + authentication must finish within this.
     connection_setup_timeout_ms: int = 10000
+    #: ``api_key -> highest version`` of the broker release the user named
+    #: (``api_version``); applied on top of the negotiated range. None: no caps.
+    version_caps: Mapping[int, int] | None = None
     #: KIP-511 client software name (``[a-zA-Z0-9](?:[a-zA-Z0-9\\-.]*[a-zA-Z0-9])?``).
     client_software_name: str = "kproto"
     #: KIP-511 client software version (same pattern).
@@ -331,11 +334,10 @@ class BrokerConnection:
         self._setup_timeout_ms = config.connection_setup_timeout_ms
         self._throttle_until = 0.0
         #: The ApiVersions version asked (lowered when the broker refuses one, KIP-511).
-        self.api_versions_version = (
-            ApiVersionsRequest.MAX_VERSION
-            if api_versions_version is None
-            else max(0, min(api_versions_version, ApiVersionsRequest.MAX_VERSION))
-        )
+        top = ApiVersionsRequest.MAX_VERSION
+        if config.version_caps is not None:
+            top = min(top, config.version_caps.get(_API_VERSIONS_KEY, top))
+        self.api_versions_version = top if api_versions_version is None else max(0, min(api_versions_version, top))
         #: Responses accepted with bytes after the fields this client knows.
         self.responses_with_trailing_bytes = 0
         #: ``api_key -> version`` of the latest request of each API written here.
@@ -396,7 +398,12 @@ class BrokerConnection:
         theirs = self.broker_versions.get(api_key)
         if cls is None or theirs is None:
             return (-1, -2)
-        return (max(cls.MIN_VERSION, theirs[0]), min(max_version(cls), theirs[1]))
+        hi = min(max_version(cls), theirs[1])
+        caps = self.config.version_caps
+        if caps is not None:
+            # kafka-python's api_version: nothing above what that release has (-1: an API it lacks).
+            hi = min(hi, caps.get(api_key, -1))
+        return (max(cls.MIN_VERSION, theirs[0]), hi)
 
     # --- transitions ----------------------------------------------------------
 

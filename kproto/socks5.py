@@ -5,9 +5,8 @@ Theory of operation
 With ``proxy_url`` set, the client connects to the proxy instead of the
 broker; once TCP is up, the broker connection runs this handshake before
 its first Kafka byte (as it runs SASL before ``READY``), then the stream is
-the broker's. With TLS, which the transport runs before the core sees the
-connection, the transport runs this same machine first, then TLS to the
-broker (``ClientConfig.proxy_in_core`` is None then). :class:`Socks5Handshake` owns no socket: it gives bytes to
+the broker's. Not with TLS (refused at construction): the transports run
+TLS before the core sees the connection, and the tunnel must come first. :class:`Socks5Handshake` owns no socket: it gives bytes to
 write (:meth:`~Socks5Handshake.data_to_send`) and takes the proxy's bytes
 (:meth:`~Socks5Handshake.receive_data`, any split)::
 

@@ -2,18 +2,19 @@
 
 Connections are ``Protocol`` objects whose callbacks feed the core and kick the driver task,
 which sleeps on a future until kicked or the core's deadline (``call_at``).
+Sockets come from ``asyncio_open_socket`` (transports/_sockopts.py): ``loop.getaddrinfo``,
+the socket options, every address in turn.
 """
 
 from __future__ import annotations
 
 import asyncio
-import socket
 import time
 from typing import Any
 
 from kproto.driving import Connect
-from kproto.socks5 import Socks5Handshake
-from transports._driving import Conn, EventLoopDriver, socks5_tunnel
+from transports._driving import Conn, EventLoopDriver
+from transports._sockopts import asyncio_open_socket
 from transports._tls import Security, tls_failure
 
 __all__ = ["AsyncioDriver", "BrokerProtocol"]
@@ -88,24 +89,13 @@ class AsyncioDriver(EventLoopDriver["BrokerProtocol"]):
 
     async def open(self, conn: BrokerProtocol) -> None:
         ctx = self.ssl_context
-        host = conn.host
-        proxy = self.proxy
-        if proxy is None:
-            await self.loop.create_connection(
-                lambda: conn, host, conn.port, ssl=ctx, server_hostname=host if ctx is not None else None
-            )
-            return
-        # Through a SOCKS5 proxy (TLS only: without TLS the core tunnels): a socket to the
-        # proxy, the handshake on it, then TLS to the broker over the same socket.
-        loop = self.loop
-        family, stype, proto, _, addr = (await loop.getaddrinfo(proxy.host, proxy.port, type=socket.SOCK_STREAM))[0]
-        sock = socket.socket(family, stype, proto)
+        sock, name = await asyncio_open_socket(
+            self.loop, conn.host, conn.port, self.sockets, bootstrap=conn.node_id < 0
+        )
         try:
-            sock.setblocking(False)
-            await loop.sock_connect(sock, addr)
-            await socks5_tunnel(Socks5Handshake(proxy, host, conn.port), lambda b: loop.sock_sendall(sock, b),
-                                lambda: loop.sock_recv(sock, 512))
-            await loop.create_connection(lambda: conn, sock=sock, ssl=ctx, server_hostname=host)
+            await self.loop.create_connection(
+                lambda: conn, sock=sock, ssl=ctx, server_hostname=name if ctx is not None else None
+            )
         except BaseException:
             sock.close()
             raise

@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from kproto import driving
 from kproto.driving import Connect
-from kproto.errors import IllegalStateError, KafkaConnectionError, KafkaError, KafkaProtocolError
-from kproto.socks5 import Socks5Handshake
+from kproto.errors import IllegalStateError, KafkaConnectionError, KafkaProtocolError
 from transports._common import crashed_error
+from transports._sockopts import SocketSettings
 from transports._tls import lost_error
 
 if TYPE_CHECKING:
@@ -86,29 +86,6 @@ def resolve_failure(exc: Exception, host: str, port: int) -> BaseException:
     return error
 
 
-async def socks5_tunnel(
-    handshake: Socks5Handshake, send: Callable[[bytes], Awaitable[None]], receive: Callable[[], Awaitable[bytes]]
-) -> None:
-    """Run a SOCKS5 handshake on a fresh connection to the proxy, before TLS.
-
-    Without TLS the core runs it (``BrokerConnection``'s TUNNEL step); with
-    TLS the handshake must come before the TLS one, which the driver does.
-    The broker does not speak before the client's TLS hello, so nothing of
-    its stream is read here.
-
-    Raises:
-        KafkaError: the proxy refused, closed, or answered garbage (see :mod:`kproto.socks5`).
-    """
-    while not handshake.done:
-        out = handshake.data_to_send()
-        if out:
-            await send(out)
-        data = await receive()
-        if not data:
-            raise KafkaConnectionError("the SOCKS5 proxy closed the connection during its handshake")
-        handshake.receive_data(data)
-
-
 def feed(core: Any, node_id: int, data: bytes | bytearray, now: float) -> KafkaProtocolError | None:
     """``core.receive_data``; if that raises (a bug), the logged error failing the connection."""
     try:
@@ -162,8 +139,8 @@ class EventLoopDriver(IO, ABC, Generic[C]):
         self.core = core
         self.ssl_context = security.ssl_context if security is not None else None
         self.token_cache = security.token_cache if security is not None else None
-        #: With TLS and ``proxy_url``: tunnel through this SOCKS5 proxy before the TLS handshake.
-        self.proxy = security.proxy if security is not None else None
+        #: socket_options, buffer sizes and DNS policy from the core's config (transports/_sockopts.py).
+        self.sockets = SocketSettings.of(getattr(core, "config", None))
         self.now = now
         self.sink = sink
         self._on_crash = on_crash
@@ -269,8 +246,8 @@ class EventLoopDriver(IO, ABC, Generic[C]):
             await self.open(conn)
         except Exception as exc:  # UnicodeError from the IDNA codec, ValueError, a bad port...
             io = isinstance(exc, (OSError, *self.io_errors))  # ssl.SSLError is an OSError
-            self.lost(conn, self.open_failed(exc, conn) if io else exc if exc is bad or isinstance(exc, KafkaError)
-                      else resolve_failure(exc, conn.host, conn.port), raw=True)
+            self.lost(conn, self.open_failed(exc, conn) if io else exc if exc is bad else
+                      resolve_failure(exc, conn.host, conn.port), raw=True)
             return False
         return True
 

@@ -59,7 +59,6 @@ from collections.abc import Mapping
 from typing import Any
 
 from kproto.errors import AuthenticationFailedError, KafkaConfigurationError, KafkaConnectionError
-from kproto.socks5 import ProxyAddress, parse_proxy_url
 
 __all__ = [
     "SECURITY_OPTIONS",
@@ -93,8 +92,7 @@ SSL_OPTIONS = frozenset(
 )
 #: SASL options (handed to the core's ``ClientConfig``).
 SASL_OPTIONS = frozenset(
-    {"sasl_mechanism", "sasl_plain_username", "sasl_plain_password", "sasl_oauth_token_provider",
-     "sasl_kerberos_service_name", "sasl_kerberos_name", "sasl_kerberos_domain_name"}
+    {"sasl_mechanism", "sasl_plain_username", "sasl_plain_password", "sasl_oauth_token_provider"}
 )
 #: Every security option a facade accepts.
 SECURITY_OPTIONS = SSL_OPTIONS | SASL_OPTIONS | {"security_protocol"}
@@ -211,7 +209,7 @@ def _is_async_provider(provider: Any) -> bool:
 class Security:
     """Validated security options: the TLS context and the SASL settings for the core."""
 
-    __slots__ = ("protocol", "ssl_context", "sasl", "token_cache", "proxy")
+    __slots__ = ("protocol", "ssl_context", "sasl", "token_cache")
 
     def __init__(
         self,
@@ -219,7 +217,6 @@ class Security:
         ssl_context: ssl.SSLContext | None,
         sasl: dict[str, Any],
         token_cache: AsyncTokenCache | None,
-        proxy: ProxyAddress | None = None,
     ) -> None:
         #: 'PLAINTEXT', 'SSL', 'SASL_PLAINTEXT' or 'SASL_SSL'.
         self.protocol = protocol
@@ -229,9 +226,6 @@ class Security:
         self.sasl = sasl
         #: Set for an async OAUTHBEARER provider: refresh it before each connect.
         self.token_cache = token_cache
-        #: With TLS and ``proxy_url``: the SOCKS5 proxy the driver tunnels through before
-        #: its TLS handshake (without TLS the core runs the handshake itself).
-        self.proxy = proxy
 
     def __repr__(self) -> str:
         mech = self.sasl.get("sasl_mechanism")
@@ -333,11 +327,7 @@ def security_from_configs(configs: Mapping[str, Any], *, allow_async_provider: b
         from kproto.client import ClientConfig
 
         ClientConfig(**sasl)  # checks mechanism and credentials now, not at the first connect
-    proxy = None
-    url = configs.get("proxy_url") if configs.get("proxy_url") is not None else configs.get("socks5_proxy")
-    if context is not None and url is not None:
-        proxy = parse_proxy_url(url)
-    return Security(protocol, context, sasl, cache, proxy)
+    return Security(protocol, context, sasl, cache)
 
 
 def client_security_kwargs(security: Security | None) -> dict[str, Any]:

@@ -2,6 +2,8 @@
 
 Every task lives in the facade's nursery: the driver, and per connection one that opens a
 TCP (and TLS) stream and reads into the core while a writer task sends what ``pump`` queued.
+Sockets come from ``trio_open_socket`` (transports/_sockopts.py): ``trio.socket.getaddrinfo``,
+the socket options, every address in turn.
 """
 
 from __future__ import annotations
@@ -13,8 +15,8 @@ from typing import Any, Final
 import trio  # type: ignore[import-untyped,unused-ignore]  # trio 0.22 has no py.typed
 
 from kproto.driving import Connect
-from kproto.socks5 import Socks5Handshake
-from transports._driving import Conn, EventLoopDriver, socks5_tunnel
+from transports._driving import Conn, EventLoopDriver
+from transports._sockopts import trio_open_socket
 from transports._tls import Security
 
 __all__ = ["TrioDriver"]
@@ -112,15 +114,11 @@ class TrioDriver(EventLoopDriver[_Conn]):
                 conn.has_data.set()
 
     async def open(self, conn: _Conn) -> None:
-        proxy = self.proxy
-        if proxy is None:
-            conn.stream = await trio.open_tcp_stream(conn.host, conn.port)
-        else:
-            conn.stream = stream = await trio.open_tcp_stream(proxy.host, proxy.port)
-            await socks5_tunnel(Socks5Handshake(proxy, conn.host, conn.port), stream.send_all,
-                                lambda: stream.receive_some(512))
+        sock, name = await trio_open_socket(conn.host, conn.port, self.sockets, bootstrap=conn.node_id < 0)
+        # trio's SocketStream turns TCP_NODELAY on whatever socket_options say.
+        conn.stream = trio.SocketStream(sock)
         if self.ssl_context is not None:
-            conn.stream = tls = trio.SSLStream(conn.stream, self.ssl_context, server_hostname=conn.host)
+            conn.stream = tls = trio.SSLStream(conn.stream, self.ssl_context, server_hostname=name)
             await tls.do_handshake()
 
     def open_failed(self, exc: BaseException, conn: _Conn) -> BaseException | None:

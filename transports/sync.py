@@ -52,12 +52,13 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from operator import attrgetter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from kproto import errors as errors
 from kproto.errors import IllegalStateError, KafkaError, KafkaTimeoutError
+from kproto.types import TopicPartition as TopicPartition
 from transports._common import (
     Delivery,
-    RecordMetadata,
     auth_failure,
     crashed_error,
     dispatch_events,
@@ -67,10 +68,20 @@ from transports._common import (
     split_configs,
     timeout_error,
 )
+from transports._common import (
+    RecordMetadata as RecordMetadata,
+)
+from transports._names import KAFKA_PYTHON_NAMES, LAZY_NAMES
 from transports._selector import SelectorDriver
 from transports._txn import SyncTransactions
 
-__all__ = ["FutureRecordMetadata", "KafkaProducer", "RecordMetadata"]
+if TYPE_CHECKING:  # loaded on first use by __getattr__ below (LAZY_NAMES)
+    from kproto.consumer import ConsumerRebalanceListener as ConsumerRebalanceListener
+    from kproto.consumer import ConsumerRecord as ConsumerRecord
+    from kproto.consumer import OffsetAndMetadata as OffsetAndMetadata
+    from transports._consumer_sync import KafkaConsumer as KafkaConsumer
+
+__all__ = ["FutureRecordMetadata", *KAFKA_PYTHON_NAMES]
 
 log = logging.getLogger(__name__)
 
@@ -294,9 +305,8 @@ class _IOLoop(SelectorDriver):
     ``inbox`` (records and ordered ops), ``urgent`` (other ops) and ``cond``.
     """
 
-    def __init__(self, core: Any, name: str, ssl_context: ssl.SSLContext | None = None, proxy: Any = None) -> None:
-        super().__init__(core, _monotonic, ssl_context, sink=self._delivered, recv_size=_RECV_SIZE, reads=1,
-                         proxy=proxy)
+    def __init__(self, core: Any, name: str, ssl_context: ssl.SSLContext | None = None) -> None:
+        super().__init__(core, _monotonic, ssl_context, sink=self._delivered, recv_size=_RECV_SIZE, reads=1)
         self.enable_wakeup()
         #: Hands queued records to the core in bulk (ProducerCore.send_many).
         self._send_many: Callable[[deque[Any], float, Callable[[Any, Exception], None]], bool] = getattr(
@@ -527,7 +537,6 @@ class KafkaProducer(SyncTransactions):
             self._core,
             name=f"kproto-producer-{id(self):x}",
             ssl_context=security.ssl_context if security is not None else None,
-            proxy=security.proxy if security is not None else None,
         )
         self._loop.limit = self.config.buffer_memory
         self._known_topics: set[str] = set()
@@ -819,7 +828,7 @@ class KafkaProducer(SyncTransactions):
 
 
 #: ``from transports.sync import KafkaConsumer`` loads the consumer on first use.
-__getattr__ = lazy_exports(__name__, {"KafkaConsumer": "transports._consumer_sync"})
+__getattr__ = lazy_exports(__name__, {"KafkaConsumer": "transports._consumer_sync", **LAZY_NAMES})
 
 # KafkaAdminClient and the admin types (NewTopic, ConfigResource, ACL...), loaded on first use (issue 13).
 from typing import TYPE_CHECKING  # noqa: E402

@@ -100,12 +100,9 @@ class ConsumerCore:
     ) -> None:
         self.config = config
         if client is None:
-            import attrs
+            from kproto.client import Client
 
-            from kproto.client import Client, ClientConfig
-
-            names = [f.name for f in attrs.fields(ClientConfig)]
-            built: ClientLike = Client(ClientConfig(**config.client_kwargs(names)), now=now, rng=rng)
+            built: ClientLike = Client(config.client_config(), now=now, rng=rng)
             client = built
         ctx = self._ctx = ConsumerContext(config, client, now)
         ctx.assigned = self.assignment

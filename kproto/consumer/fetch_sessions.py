@@ -195,7 +195,7 @@ class FetchSessions:
                 session_epoch=epoch,
                 topics=[_fetch.FetchTopic(topic=t, partitions=ps) for t, ps in topics.items()],
                 forgotten_topics_data=[_fetch.ForgottenTopic(topic=t, partitions=ps) for t, ps in forgotten.items()],
-                rack_id=cfg.client_rack,
+                rack_id=cfg.client_rack or "",
             )
             self.inflight_nodes.add(node)
             self._ctx.metrics["fetch-requests-total"] += 1

@@ -153,15 +153,11 @@ def test_bad_proxy_urls_fail_at_construction_naming_the_option(url: object, word
     assert "pw" not in str(info.value)  # credentials never shown
 
 
-def test_with_tls_the_core_leaves_the_tunnel_to_the_transport() -> None:
-    """TLS wraps the core's bytes in the transport, so the SOCKS5 handshake must run there, first."""
-    cfg = ClientConfig(bootstrap_servers="broker1:9092", proxy_url="socks5://proxy", security_protocol="SSL")
-    assert cfg.proxy == NO_AUTH and cfg.proxy_in_core is None
-    client = Client(cfg, now=T0, rng=random.Random(1))
-    client.handle_timer(T0)
-    assert client.commands() == [Connect(node_id=-1, host="broker1", port=9092)]
-    client.connection_made(-1, T0)
-    assert client.data_to_send() == [(-1, API_VERSIONS_V4)]
+@pytest.mark.parametrize("protocol", ["SSL", "SASL_SSL"])
+def test_tls_with_a_proxy_is_refused_at_construction(protocol: str) -> None:
+    with pytest.raises(KafkaConfigurationError, match=f"proxy_url is not allowed with security_protocol='{protocol}'"):
+        ClientConfig(proxy_url="socks5://proxy", security_protocol=protocol, sasl_mechanism="PLAIN",
+                     sasl_plain_username="u", sasl_plain_password="p")
 
 
 # --- the broker connection's TUNNEL step ---------------------------------------------------------
