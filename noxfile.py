@@ -34,7 +34,7 @@ def _install(session: nox.Session, extras: str) -> None:
 @nox.session
 def tests(session: nox.Session) -> None:
     """The test suite (unit, simulation, real-broker integration, interop), then a fuzz smoke run."""
-    _install(session, "test,fuzz")
+    _install(session, "test,fuzz,gssapi")
     session.run("python", "-m", "pytest", "-q", *session.posargs)
     seconds = os.environ.get("KPROTO_FUZZ_SECONDS", "30")
     session.run("python", "fuzz/run.py", "--seconds", seconds)
@@ -44,14 +44,14 @@ def tests(session: nox.Session) -> None:
 def lint(session: nox.Session) -> None:
     """ruff over the hand-written code."""
     _install(session, "dev")
-    session.run("ruff", "check", "kproto", "transports", "tests", "tools", "fuzz", "benchmarks", "examples")
+    session.run("ruff", "check", "kproto", "transports", "kproto_cli", "tests", "tools", "fuzz", "benchmarks", "examples")
 
 
 @nox.session
 def typecheck(session: nox.Session) -> None:
-    """mypy --strict on kproto and transports."""
+    """mypy --strict on kproto, transports and kproto_cli."""
     _install(session, "dev,test")
-    session.run("mypy", "--strict", "kproto", "transports")
+    session.run("mypy", "--strict", "kproto", "transports", "kproto_cli")
 
 
 @nox.session

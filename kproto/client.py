@@ -71,6 +71,7 @@ from typing import Any
 import attrs
 
 from kproto.cluster import ClusterMetadata
+from kproto.config import METADATA_RECOVERY_STRATEGIES, ClusterOptions
 from kproto.connection import (
     DEFAULT_MAX_RESPONSE_SIZE,
     Authenticator,
@@ -115,6 +116,7 @@ from kproto.protocol.messages import (
 from kproto.protocol.messages.metadata import MetadataRequestTopic
 from kproto.reconnect import ReconnectPolicy
 from kproto.settled_versions import BrokerKey, SettledVersions, broker_keys
+from kproto.socks5 import ProxyAddress, Socks5Handshake, parse_proxy_url
 
 __all__ = [
     "COORDINATOR_GROUP",
@@ -140,7 +142,8 @@ COORDINATOR_GROUP = 0
 COORDINATOR_TRANSACTION = 1
 _INF = float("inf")
 #: A connection being set up.
-_OPENING = frozenset({ConnectionState.CONNECTING, ConnectionState.API_VERSIONS, ConnectionState.AUTHENTICATING})
+_OPENING = frozenset({ConnectionState.CONNECTING, ConnectionState.TUNNEL, ConnectionState.API_VERSIONS,
+                      ConnectionState.AUTHENTICATING})
 
 
 def parse_bootstrap(servers: str | Sequence[str]) -> list[tuple[str, int]]:
@@ -190,37 +193,10 @@ def parse_bootstrap(servers: str | Sequence[str]) -> list[tuple[str, int]]:
     return out
 
 
-def _non_negative(_inst: object, attribute: attrs.Attribute[int], value: int) -> None:
-    if value < 0:
-        raise KafkaConfigurationError(f"{attribute.name} must be >= 0, got {value}")
-
 
 def _positive(_inst: object, attribute: attrs.Attribute[int], value: int) -> None:
     if value <= 0:
         raise KafkaConfigurationError(f"{attribute.name} must be > 0, got {value}")
-
-
-#: ``security_protocol`` values (Kafka's names).
-SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
-
-
-def _check_security_protocol(_inst: object, _attribute: object, value: object) -> None:
-    if not isinstance(value, str) or value.upper() not in SECURITY_PROTOCOLS:
-        raise KafkaConfigurationError(
-            f"security_protocol={value!r} is not allowed: it must be one of {', '.join(SECURITY_PROTOCOLS)}"
-        )
-
-
-#: ``metadata_recovery_strategy`` values (KIP-899; Java's names, any case).
-METADATA_RECOVERY_STRATEGIES = ("none", "rebootstrap")
-
-
-def _check_recovery_strategy(_inst: object, _attribute: object, value: object) -> None:
-    if not isinstance(value, str) or value.lower() not in METADATA_RECOVERY_STRATEGIES:
-        raise KafkaConfigurationError(
-            f"metadata_recovery_strategy={value!r} is not allowed: "
-            "metadata_recovery_strategy must be 'none' or 'rebootstrap'"
-        )
 
 
 def _optional_non_negative(_inst: object, attribute: attrs.Attribute[int | None], value: int | None) -> None:
@@ -228,77 +204,56 @@ def _optional_non_negative(_inst: object, attribute: attrs.Attribute[int | None]
         raise KafkaConfigurationError(f"{attribute.name} must be >= 0, got {value}")
 
 
-def _check_bootstrap(_inst: object, _attribute: object, value: str | Sequence[str]) -> None:
-    parse_bootstrap(value)
-
-
 @attrs.frozen(kw_only=True)
-class ClientConfig:
-    """Settings of the cluster client (names and defaults as the Java client)."""
+class ClientConfig(ClusterOptions):
+    """Settings of the cluster client: :class:`~kproto.config.ClusterOptions`
+    (names, defaults and checks shared with the facades' configs) plus what
+    only an embedder sets."""
 
-    #: ``"host[:port]"``, comma-separated, or a list; ``[::1]:9092`` for IPv6.
-    bootstrap_servers: str | Sequence[str] = attrs.field(default="localhost:9092", validator=_check_bootstrap)
-    #: Sent in every request header; shows in broker logs and quotas.
-    client_id: str = "kproto"
-    #: A request fails if its response has not arrived this long after ``send``.
-    request_timeout_ms: int = attrs.field(default=30000, validator=_non_negative)
-    #: Metadata is refreshed at least this often.
-    metadata_max_age_ms: int = attrs.field(default=300000, validator=_non_negative)
-    #: First reconnect backoff; doubles per failed attempt.
-    reconnect_backoff_ms: int = attrs.field(default=50, validator=_non_negative)
-    #: Cap of the reconnect backoff.
-    reconnect_backoff_max_ms: int = attrs.field(default=1000, validator=_non_negative)
-    #: Pause between metadata or coordinator lookup attempts.
-    retry_backoff_ms: int = attrs.field(default=100, validator=_non_negative)
-    #: Requests awaiting a response per connection.
-    max_in_flight_requests_per_connection: int = attrs.field(default=5, validator=_positive)
-    #: TCP connect plus the handshake (ApiVersions, authentication) of a node's
-    #: first attempt must finish within this (Java: socket.connection.setup.timeout.ms).
-    #: After each consecutive failed attempt to that node it doubles, up to
-    #: ``socket_connection_setup_timeout_max_ms`` (KIP-601); a ready connection resets it.
-    socket_connection_setup_timeout_ms: int = attrs.field(default=10000, validator=_non_negative)
-    #: Cap of the growing connection setup timeout (Java: socket.connection.setup.timeout.max.ms).
-    #: A value below ``socket_connection_setup_timeout_ms`` means no growth.
-    socket_connection_setup_timeout_max_ms: int = attrs.field(default=30000, validator=_non_negative)
     #: Former name of ``socket_connection_setup_timeout_ms``, kept for embedders;
     #: when set it wins.
     connection_setup_timeout_ms: int | None = attrs.field(default=None, validator=_optional_non_negative)
-    #: What to do when no broker from the metadata can be reached (KIP-899):
-    #: 'rebootstrap' forgets the metadata brokers and starts again from
-    #: ``bootstrap_servers`` (which the driver resolves again on ``Connect``);
-    #: 'none' keeps retrying the known brokers for ever. The default is
-    #: 'rebootstrap', as in Java since 4.0: it only acts when the client would
-    #: otherwise be stuck for good (every known broker unreachable, or no
-    #: metadata for ``metadata_recovery_rebootstrap_trigger_ms``), and the
-    #: bootstrap list is the user's own statement of where the cluster is. A
-    #: rebootstrap that reaches a cluster with another cluster id is refused.
-    metadata_recovery_strategy: str = attrs.field(default="rebootstrap", validator=_check_recovery_strategy)
-    #: With 'rebootstrap': re-bootstrap also when metadata could not be fetched
-    #: for this long although some broker still looks reachable (KIP-1102).
-    metadata_recovery_rebootstrap_trigger_ms: int = attrs.field(default=300000, validator=_non_negative)
-    #: Bound on a response frame's declared size (see ``kproto.connection``).
+    #: Bound on a response frame's declared size (see ``kproto.connection``);
+    #: the facades set it from ``receive_message_max_bytes``.
     max_response_size: int = attrs.field(default=DEFAULT_MAX_RESPONSE_SIZE, validator=_positive)
-    #: Ask brokers to auto-create topics named in Metadata requests.
-    allow_auto_create_topics: bool = True
     #: ``factory(node_id, host, port)`` for the authentication step (SASL), or None.
     #: When None and ``security_protocol`` is SASL_*, the client builds a
     #: :class:`kproto.sasl.SaslAuthenticator` from the ``sasl_*`` options.
     authenticator: Callable[[int, str, int], Authenticator] | None = None
-    #: 'PLAINTEXT', 'SSL', 'SASL_PLAINTEXT' or 'SASL_SSL'. TLS is the transport's
-    #: business; the core only reads the SASL part.
-    security_protocol: str = attrs.field(default="PLAINTEXT", validator=_check_security_protocol)
-    #: 'PLAIN', 'SCRAM-SHA-256', 'SCRAM-SHA-512' or 'OAUTHBEARER' (with SASL_*).
-    sasl_mechanism: str | None = None
-    #: User name for PLAIN and SCRAM.
-    sasl_plain_username: str | None = attrs.field(default=None, repr=False)
-    #: Password for PLAIN and SCRAM (never shown in reprs, logs or errors).
-    sasl_plain_password: str | None = attrs.field(default=None, repr=False)
-    #: OAUTHBEARER token provider: ``provider()`` or ``provider.token()`` -> str.
-    sasl_oauth_token_provider: Any = attrs.field(default=None, repr=False)
     #: SCRAM client nonce factory; None draws from the client's ``rng``.
     sasl_nonce_factory: Callable[[], str] | None = attrs.field(default=None, repr=False)
+    #: GSSAPI (Kerberos): the broker's service name; the target principal is
+    #: ``service@host`` (host: ``sasl_kerberos_domain_name`` or the broker's own).
+    sasl_kerberos_service_name: str = "kafka"
+    #: GSSAPI: the broker's service principal as a whole, instead of the two above.
+    sasl_kerberos_name: str | None = None
+    #: GSSAPI: the host part of the service principal, for every broker.
+    sasl_kerberos_domain_name: str | None = None
+    #: GSSAPI: ``factory(target) -> kproto.sasl.GssapiContext``; None uses the
+    #: ``gssapi`` package (:mod:`kproto._gssapi`, the ``kproto[gssapi]`` extra).
+    sasl_gssapi_context_factory: Callable[[str], Any] | None = attrs.field(default=None, repr=False)
+    #: ``socks5://[user:password@]host[:port]`` (or ``socks5h://``): every connection goes
+    #: through this SOCKS5 proxy (:mod:`kproto.socks5`); None connects directly.
+    #: PLAINTEXT and SASL_PLAINTEXT only (TLS would have to start after the tunnel).
+    proxy_url: str | None = attrs.field(default=None, repr=False)
+    #: kafka-python's former name of ``proxy_url``, used when ``proxy_url`` is None.
+    socks5_proxy: str | None = attrs.field(default=None, repr=False)
+
+    @property
+    def proxy(self) -> ProxyAddress | None:
+        """The parsed ``proxy_url`` (or ``socks5_proxy``), or None."""
+        url = self.proxy_url if self.proxy_url is not None else self.socks5_proxy
+        return None if url is None else parse_proxy_url(url)
 
     def __attrs_post_init__(self) -> None:
+        self.check_cluster()
+        if self.proxy is not None and self.security_protocol.upper() in ("SSL", "SASL_SSL"):
+            # The transport runs TLS before the core sees the connection open, so the
+            # SOCKS5 handshake (which must come first) cannot run inside the core then.
+            raise KafkaConfigurationError(
+                f"proxy_url is not allowed with security_protocol={self.security_protocol!r}: "
+                "SOCKS5 works with PLAINTEXT and SASL_PLAINTEXT"
+            )
         if self.security_protocol.upper().startswith("SASL_") and self.authenticator is None:
             from kproto.sasl import make_mechanism
 
@@ -309,6 +264,8 @@ class ClientConfig:
                     password=self.sasl_plain_password,
                     token_provider=self.sasl_oauth_token_provider,
                     nonce=lambda: "x",
+                    # GSSAPI with the caller's own contexts: nothing to check before a connection.
+                    check_only=self.sasl_gssapi_context_factory is None,
                 )
             except ValueError as exc:
                 raise KafkaConfigurationError(str(exc)) from None
@@ -323,6 +280,7 @@ class _Node:
         "port",
         "kind",
         "conn",
+        "active_at",
         "failures",
         "reconnect_at",
         "connects",
@@ -335,6 +293,8 @@ class _Node:
         self.port = port
         self.kind = kind  # "bootstrap" | "broker" | "coordinator"
         self.conn: BrokerConnection | None = None
+        #: When bytes last went either way on ``conn`` (connections_max_idle_ms).
+        self.active_at = 0.0
         self.failures = 0
         self.reconnect_at = -_INF
         self.connects = 0
@@ -390,7 +350,9 @@ class Client:
             max_in_flight_requests_per_connection=config.max_in_flight_requests_per_connection,
             max_response_size=config.max_response_size,
             connection_setup_timeout_ms=setup_ms,
+            version_caps=self._release_caps(config.api_version),
         )
+        self._idle_s = config.connections_max_idle_ms / 1000 if config.connections_max_idle_ms >= 0 else _INF
         self._nodes: dict[int, _Node] = {}
         self._bootstrap_ids: list[int] = []
         for i, (host, port) in enumerate(parse_bootstrap(config.bootstrap_servers)):
@@ -418,6 +380,8 @@ class Client:
         self._expected_cluster_id: str | None = None
         # A broker answered REBOOTSTRAP_REQUIRED (Metadata v13, KIP-1102).
         self._rebootstrap_required = False
+        if config.bootstrap_timeout_ms is not None:
+            self._bootstrap_deadline = now + config.bootstrap_timeout_ms / 1000
         # Responses with trailing bytes, and versions sent, on connections that are gone.
         self._trailing_bytes_closed = 0
         self._versions_closed: dict[int, int] = {}
@@ -425,6 +389,7 @@ class Client:
         self._settled_versions = SettledVersions()
         # Coordinators: (key_type, key) -> node id; lookups: due time, None = in flight.
         self._coordinators = Coordinators(config.retry_backoff_ms / 1000)
+        self._proxy = config.proxy
 
     # --- the driving surface -------------------------------------------------------
 
@@ -445,6 +410,7 @@ class Client:
             raise IllegalStateError(
                 f"connection_made for node {node_id}, which is already {conn.state.value}"
             )
+        node.active_at = now
         conn.connection_made(now)
         self._after_input(now)
 
@@ -482,6 +448,7 @@ class Client:
             if node.connects > 1:
                 return  # late bytes from the previous connection, closed by our Close
             raise IllegalStateError(f"data from node {node_id} before connection_made")
+        node.active_at = now
         conn.receive_data(data, now)
         self._after_input(now)
 
@@ -508,6 +475,7 @@ class Client:
                 continue
             data = conn.data_to_send()
             if data:
+                node.active_at = self._now
                 out.append((node_id, data))
                 if conn.completions:  # requests that expect no response are done
                     self._completions.extend(conn.completions)
@@ -533,6 +501,8 @@ class Client:
                 timer = t
             if conn.state is ConnectionState.WAITING and node.reconnect_at < timer:
                 timer = node.reconnect_at
+            elif conn.state is ConnectionState.READY and node.active_at + self._idle_s < timer:
+                timer = node.active_at + self._idle_s
         due = self._metadata_due()
         if due < timer:
             timer = due
@@ -1009,6 +979,7 @@ class Client:
         conn = node.conn
         if conn is None:
             auth = self.config.authenticator
+            proxy = self._proxy
             conn = node.conn = BrokerConnection(
                 node.node_id,
                 node.host,
@@ -1018,7 +989,8 @@ class Client:
                 api_versions_version=self._settled_versions.start(self._broker_keys(node)),
                 authenticator=auth(node.node_id, node.host, node.port)
                 if auth is not None
-                else self._sasl_authenticator(),
+                else self._sasl_authenticator(node.host),
+                tunnel=None if proxy is None else Socks5Handshake(proxy, node.host, node.port),
             )
         return conn
 
@@ -1032,15 +1004,32 @@ class Client:
             return broker_keys(broker_id, node.host, node.port, None if info is None else (info.host, info.port))
         return broker_keys(None, node.host, node.port, None)
 
-    def _sasl_authenticator(self) -> Authenticator | None:
-        """A fresh SASL authenticator when ``security_protocol`` is SASL_*."""
+    @staticmethod
+    def _release_caps(release: tuple[int, ...] | None) -> dict[int, int] | None:
+        """``api_key -> highest version`` of the broker release ``api_version`` names (None: no caps)."""
+        if release is None:
+            return None
+        from kproto.protocol.release_versions import release_caps
+
+        return dict(release_caps(release))
+
+    def _sasl_authenticator(self, host: str) -> Authenticator | None:
+        """A fresh SASL authenticator for a connection to ``host`` when ``security_protocol`` is SASL_*."""
         cfg = self.config
-        from kproto.sasl import authenticator_for, nonce_from_rng
+        from kproto.sasl import authenticator_for, gssapi_target, nonce_from_rng
+
+        gssapi_context: Callable[[], Any] | None = None
+        if (cfg.sasl_mechanism or "").upper() == "GSSAPI":
+            target = gssapi_target(host, service_name=cfg.sasl_kerberos_service_name,
+                                   kerberos_name=cfg.sasl_kerberos_name, domain_name=cfg.sasl_kerberos_domain_name)
+            from kproto._gssapi import context_factory
+
+            gssapi_context = functools.partial(cfg.sasl_gssapi_context_factory or context_factory, target)
 
         return authenticator_for(
             cfg.security_protocol, cfg.sasl_mechanism, username=cfg.sasl_plain_username,
             password=cfg.sasl_plain_password, token_provider=cfg.sasl_oauth_token_provider,
-            nonce=cfg.sasl_nonce_factory or nonce_from_rng(self._rng),
+            nonce=cfg.sasl_nonce_factory or nonce_from_rng(self._rng), gssapi_context=gssapi_context,
         )  # fmt: skip
 
     def _after_input(self, now: float) -> None:
@@ -1127,10 +1116,26 @@ class Client:
             self._maybe_find_coordinators(now)
         for node in self._nodes.values():
             conn = node.conn
-            if conn is not None and conn.state is ConnectionState.WAITING and node.reconnect_at <= now:
+            if conn is None:
+                continue
+            if conn.state is ConnectionState.WAITING and node.reconnect_at <= now:
                 conn.start_connect(now, setup_timeout_ms=self._reconnect.setup_timeout(node.failures))
                 node.connects += 1
-                self._commands.append(Connect(node_id=node.node_id, host=node.host, port=node.port))
+                proxy = self._proxy  # the driver dials the proxy; the tunnel names the broker
+                host, port = (node.host, node.port) if proxy is None else (proxy.host, proxy.port)
+                self._commands.append(Connect(node_id=node.node_id, host=host, port=port))
+            elif (
+                conn.state is ConnectionState.READY
+                and now >= node.active_at + self._idle_s
+                and conn.in_flight_count == 0
+                and conn.queued_count == 0
+            ):
+                # connections.max.idle.ms: an idle connection is closed as the
+                # broker would close it (its own connections.max.idle.ms, 10
+                # minutes by default) before a request finds it dead. The next
+                # request to the node reconnects at once (no backoff).
+                conn.close(None, now)
+                self._on_closed(node, conn, now)
         if self._bootstrap_deadline is not None and now >= self._bootstrap_deadline:
             self._bootstrap_deadline = None
             if not self._answered:

@@ -12,13 +12,17 @@ issues the ``Connect``/``Close`` commands and feeds it bytes and time.
 Lifecycle (``state``), one object per connection attempt::
 
     WAITING --start_connect--> CONNECTING --connection_made--> API_VERSIONS
+    CONNECTING --connection_made (with a tunnel)--> TUNNEL --tunnel_open--> API_VERSIONS
     API_VERSIONS --versions_ok--> AUTHENTICATING --auth_done--> READY
     any state except CLOSED --fail / close--> CLOSED            (terminal)
 
 The table :data:`_TRANSITIONS` is the whole of it; a transition that is not
 listed is a bug and raises :class:`~kproto.errors.IllegalStateError`.
 ``WAITING`` holds requests while the node is in reconnect backoff.
-Without an authenticator, ``AUTHENTICATING`` is left at once.
+Without an authenticator, ``AUTHENTICATING`` is left at once. ``TUNNEL``
+runs a proxy handshake (:class:`kproto.socks5.Socks5Handshake`, with
+``proxy_url``) on the new transport before the first Kafka byte; its
+errors close the connection like any other setup failure.
 
 Requests. :meth:`send` appends to ``_queue``. Whenever the state is
 ``READY``, the node is not throttled and fewer than
@@ -66,7 +70,7 @@ import enum
 import logging
 import struct
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol, TypeVar
 
 import attrs
@@ -151,6 +155,7 @@ class ConnectionState(enum.Enum):
 
     WAITING = "waiting"
     CONNECTING = "connecting"
+    TUNNEL = "tunnel"
     API_VERSIONS = "api_versions"
     AUTHENTICATING = "authenticating"
     READY = "ready"
@@ -160,6 +165,8 @@ class ConnectionState(enum.Enum):
 class _Input(enum.Enum):
     START_CONNECT = "start_connect"
     CONNECTION_MADE = "connection_made"
+    TUNNEL_START = "tunnel_start"
+    TUNNEL_OPEN = "tunnel_open"
     VERSIONS_OK = "versions_ok"
     AUTH_DONE = "auth_done"
     CLOSE = "close"
@@ -171,6 +178,9 @@ _I = _Input
 _TRANSITIONS: dict[tuple[ConnectionState, _Input], ConnectionState] = {
     (_S.WAITING, _I.START_CONNECT): _S.CONNECTING,
     (_S.CONNECTING, _I.CONNECTION_MADE): _S.API_VERSIONS,
+    (_S.CONNECTING, _I.TUNNEL_START): _S.TUNNEL,
+    (_S.TUNNEL, _I.TUNNEL_OPEN): _S.API_VERSIONS,
+    (_S.TUNNEL, _I.CLOSE): _S.CLOSED,
     (_S.API_VERSIONS, _I.VERSIONS_OK): _S.AUTHENTICATING,
     (_S.AUTHENTICATING, _I.AUTH_DONE): _S.READY,
     (_S.WAITING, _I.CLOSE): _S.CLOSED,
@@ -181,7 +191,7 @@ _TRANSITIONS: dict[tuple[ConnectionState, _Input], ConnectionState] = {
 }
 
 #: States in which the transport is open (bytes may flow).
-_OPEN_STATES = frozenset({_S.API_VERSIONS, _S.AUTHENTICATING, _S.READY})
+_OPEN_STATES = frozenset({_S.TUNNEL, _S.API_VERSIONS, _S.AUTHENTICATING, _S.READY})
 
 
 @attrs.frozen(kw_only=True)
@@ -198,6 +208,9 @@ class ConnectionConfig:
     max_response_size: int = DEFAULT_MAX_RESPONSE_SIZE
     #: TCP connect + ApiVersions + authentication must finish within this.
     connection_setup_timeout_ms: int = 10000
+    #: ``api_key -> highest version`` of the broker release the user named
+    #: (``api_version``); applied on top of the negotiated range. None: no caps.
+    version_caps: Mapping[int, int] | None = None
     #: KIP-511 client software name (``[a-zA-Z0-9](?:[a-zA-Z0-9\\-.]*[a-zA-Z0-9])?``).
     client_software_name: str = "kproto"
     #: KIP-511 client software version (same pattern).
@@ -215,6 +228,20 @@ class Authenticator(Protocol):
 
     def start(self, connection: BrokerConnection, now: float) -> None:
         """Begin authenticating on ``connection``."""
+
+
+class Tunnel(Protocol):
+    """A handshake with a proxy on a new transport, before any Kafka byte (``TUNNEL``)."""
+
+    @property
+    def done(self) -> bool:
+        """The tunnel is open."""
+
+    def data_to_send(self) -> bytes:
+        """Bytes to write to the proxy, drained."""
+
+    def receive_data(self, data: bytes) -> None:
+        """The proxy's bytes; raises a KafkaError when the handshake fails."""
 
 
 class _Request:
@@ -264,6 +291,7 @@ class BrokerConnection:
         api_versions_version: The ApiVersions version to ask first (None: the
             newest). The client passes what the last connection to the node
             settled on, so a broker that refuses newer ones is not asked again.
+        tunnel: A proxy handshake to run once the transport is open (``TUNNEL``).
     """
 
     def __init__(
@@ -277,6 +305,7 @@ class BrokerConnection:
         authenticator: Authenticator | None = None,
         first_correlation_id: int = 0,
         api_versions_version: int | None = None,
+        tunnel: Tunnel | None = None,
     ) -> None:
         self.node_id = node_id
         self.host = host
@@ -294,6 +323,7 @@ class BrokerConnection:
         #: ``api_key -> (lowest, highest)`` both sides support, filled on first use.
         self._ranges: dict[int, tuple[int, int]] = {}
         self._authenticator = authenticator
+        self._tunnel = tunnel
         self._queue: deque[_Request] = deque()
         self._in_flight: deque[_Request] = deque()
         self._sent_no_response: list[_Request] = []
@@ -304,11 +334,10 @@ class BrokerConnection:
         self._setup_timeout_ms = config.connection_setup_timeout_ms
         self._throttle_until = 0.0
         #: The ApiVersions version asked (lowered when the broker refuses one, KIP-511).
-        self.api_versions_version = (
-            ApiVersionsRequest.MAX_VERSION
-            if api_versions_version is None
-            else max(0, min(api_versions_version, ApiVersionsRequest.MAX_VERSION))
-        )
+        top = ApiVersionsRequest.MAX_VERSION
+        if config.version_caps is not None:
+            top = min(top, config.version_caps.get(_API_VERSIONS_KEY, top))
+        self.api_versions_version = top if api_versions_version is None else max(0, min(api_versions_version, top))
         #: Responses accepted with bytes after the fields this client knows.
         self.responses_with_trailing_bytes = 0
         #: ``api_key -> version`` of the latest request of each API written here.
@@ -369,7 +398,12 @@ class BrokerConnection:
         theirs = self.broker_versions.get(api_key)
         if cls is None or theirs is None:
             return (-1, -2)
-        return (max(cls.MIN_VERSION, theirs[0]), min(max_version(cls), theirs[1]))
+        hi = min(max_version(cls), theirs[1])
+        caps = self.config.version_caps
+        if caps is not None:
+            # kafka-python's api_version: nothing above what that release has (-1: an API it lacks).
+            hi = min(hi, caps.get(api_key, -1))
+        return (max(cls.MIN_VERSION, theirs[0]), hi)
 
     # --- transitions ----------------------------------------------------------
 
@@ -397,10 +431,27 @@ class BrokerConnection:
         self._setup_deadline = now + setup_timeout_ms / 1000
 
     def connection_made(self, now: float) -> None:
-        """The transport is open: send ApiVersions (KIP-511 fields from v3)."""
-        self._transition(_I.CONNECTION_MADE)
+        """The transport is open: start the tunnel, or send ApiVersions (KIP-511 fields from v3)."""
         self._now = now
+        if self._tunnel is not None:
+            self._transition(_I.TUNNEL_START)
+            self._out += self._tunnel.data_to_send()
+            return
+        self._transition(_I.CONNECTION_MADE)
         self._send_api_versions(now)
+
+    def _tunnel_data(self, data: bytes, now: float) -> None:
+        """The proxy's bytes while ``TUNNEL``: on to ApiVersions once it is open."""
+        assert self._tunnel is not None
+        try:
+            self._tunnel.receive_data(data)
+        except KafkaError as exc:
+            self._fail(exc, now)
+            return
+        self._out += self._tunnel.data_to_send()
+        if self._tunnel.done:
+            self._transition(_I.TUNNEL_OPEN)
+            self._send_api_versions(now)
 
     def connection_lost(self, exc: BaseException | None, now: float) -> None:
         """The transport closed under us; fail everything."""
@@ -635,6 +686,9 @@ class BrokerConnection:
             raise IllegalStateError(f"node {self.node_id}: data received in state {self.state.value}")
         self._now = now
         if not data:
+            return
+        if self.state is ConnectionState.TUNNEL:
+            self._tunnel_data(data, now)
             return
         max_size = self.config.max_response_size
         if self._rbuf or type(data) is not bytes:

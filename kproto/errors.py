@@ -156,6 +156,58 @@ class Cancelled(KafkaError):
     """The operation was cancelled because the client is closing."""
 
 
+# kafka-python 3's remaining exception names, so ``except errors.X`` in code
+# written for it keeps compiling. kproto reports these conditions with the
+# classes named in each docstring; retriability is the ``retriable`` flag on
+# every error (broker errors carry it as data), not a base class.
+
+
+class RetriableError(KafkaError):
+    """kafka-python's base of retriable errors; kproto marks them with ``retriable = True``."""
+
+    retriable = True
+
+
+class InvalidMetadataError(RetriableError):
+    """kafka-python name; kproto refreshes metadata itself (``refresh_metadata`` on broker errors)."""
+
+    refresh_metadata = True
+
+
+class StaleMetadata(InvalidMetadataError):
+    """kafka-python name; kproto refreshes stale metadata itself."""
+
+
+class MetadataEmptyBrokerList(RetriableError):
+    """kafka-python name; kproto keeps the previous brokers and retries (KIP-899 rebootstrap)."""
+
+
+class CorrelationIdError(KafkaProtocolError):
+    """kafka-python name; kproto reports a response for no request as :class:`KafkaProtocolError`."""
+
+    retriable = True
+
+
+class InvalidReceiveError(KafkaProtocolError):
+    """kafka-python name; kproto reports a frame over ``receive_message_max_bytes`` as :class:`KafkaProtocolError`."""
+
+
+class LogTruncationError(KafkaError):
+    """The broker's log was truncated past the consumer's position (kafka-python name; KIP-320)."""
+
+
+class UnknownBrokerIdError(KafkaError):
+    """kafka-python name: no broker with that id is known."""
+
+
+class QuotaViolationError(KafkaError):
+    """kafka-python name; kproto honours broker throttling (KIP-219) instead of raising."""
+
+
+class UnrecognizedBrokerVersion(KafkaError):
+    """kafka-python name; kproto refuses an ``api_version`` it has no table for with KafkaConfigurationError."""
+
+
 __all__ = [  # noqa: F405
     *_broker_all,
     "AuthenticationFailedError",
@@ -163,23 +215,33 @@ __all__ = [  # noqa: F405
     "BrokerResponseError",
     "Cancelled",
     "CommitFailedError",
+    "CorrelationIdError",
     "CorruptRecordChecksumError",
     "DecodeError",
     "IllegalArgumentError",
     "IllegalStateError",
+    "InvalidMetadataError",
+    "InvalidReceiveError",
     "KafkaConfigurationError",
     "KafkaConnectionError",
     "KafkaError",
     "KafkaProtocolError",
     "KafkaTimeoutError",
+    "LogTruncationError",
+    "MetadataEmptyBrokerList",
     "NoBrokersAvailable",
     "NoOffsetForPartitionError",
     "NodeNotReadyError",
+    "QuotaViolationError",
     "RecordTooLargeError",
     "RemoteProtocolError",
+    "RetriableError",
+    "StaleMetadata",
     "TooManyInFlightRequests",
     "TransactionAbortedError",
     "UnknownBrokerError",
+    "UnknownBrokerIdError",
+    "UnrecognizedBrokerVersion",
     "UnsupportedCodecError",
     "error_from_code",
     "for_code",

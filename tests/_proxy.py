@@ -26,10 +26,16 @@ import struct
 import threading
 import time
 from collections import deque
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 from _loopback import LoopbackServer
 
-__all__ = ["FaultProxy"]
+if TYPE_CHECKING:
+    from _broker import TansuBroker
+
+__all__ = ["FaultProxy", "tansu_behind_proxy"]
 
 #: Connection pairs at once (a client has a handful; a leak shows as a cut).
 MAX_CONNECTIONS = 64
@@ -210,3 +216,19 @@ def _reset(sock: socket.socket) -> None:
     except OSError:
         pass
     sock.close()
+
+
+@contextmanager
+def tansu_behind_proxy() -> Iterator[tuple[TansuBroker, FaultProxy]]:
+    """A Tansu broker that advertises a :class:`FaultProxy`'s port: every client connection goes through it."""
+    from _broker import TansuBroker, free_port
+
+    target = free_port()
+    proxy = FaultProxy(target)
+    broker = TansuBroker(port=target, advertised_port=proxy.port)
+    broker.start()
+    try:
+        yield broker, proxy
+    finally:
+        broker.stop()
+        proxy.close()

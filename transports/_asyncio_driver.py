@@ -2,6 +2,8 @@
 
 Connections are ``Protocol`` objects whose callbacks feed the core and kick the driver task,
 which sleeps on a future until kicked or the core's deadline (``call_at``).
+Sockets come from ``asyncio_open_socket`` (transports/_sockopts.py): ``loop.getaddrinfo``,
+the socket options, every address in turn.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from typing import Any
 
 from kproto.driving import Connect
 from transports._driving import Conn, EventLoopDriver
+from transports._sockopts import asyncio_open_socket
 from transports._tls import Security, tls_failure
 
 __all__ = ["AsyncioDriver", "BrokerProtocol"]
@@ -86,10 +89,16 @@ class AsyncioDriver(EventLoopDriver["BrokerProtocol"]):
 
     async def open(self, conn: BrokerProtocol) -> None:
         ctx = self.ssl_context
-        host = conn.host
-        await self.loop.create_connection(
-            lambda: conn, host, conn.port, ssl=ctx, server_hostname=host if ctx is not None else None
+        sock, name = await asyncio_open_socket(
+            self.loop, conn.host, conn.port, self.sockets, bootstrap=conn.node_id < 0
         )
+        try:
+            await self.loop.create_connection(
+                lambda: conn, sock=sock, ssl=ctx, server_hostname=name if ctx is not None else None
+            )
+        except BaseException:
+            sock.close()
+            raise
 
     def open_failed(self, exc: BaseException, conn: BrokerProtocol) -> BaseException:
         return tls_failure(exc, conn.host, conn.port) if self.ssl_context is not None else exc

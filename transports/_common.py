@@ -22,6 +22,7 @@ from itertools import repeat
 from typing import TYPE_CHECKING, Any, Generic, NamedTuple, TypeVar
 
 from kproto.errors import IllegalStateError, KafkaError, KafkaTimeoutError, MessageSizeTooLargeError
+from kproto.types import TopicPartition
 from transports._tls import SECURITY_OPTIONS, Security, client_security_kwargs, security_from_configs
 
 if TYPE_CHECKING:
@@ -57,13 +58,6 @@ _D = TypeVar("_D", bound="Delivery")
 _YIELD_EVERY = 512
 
 
-class TopicPartition(NamedTuple):
-    """A topic and one of its partitions."""
-
-    topic: str
-    partition: int
-
-
 class RecordMetadata(NamedTuple):
     """What the broker said about one acknowledged record.
 
@@ -91,11 +85,11 @@ class RecordMetadata(NamedTuple):
     serialized_header_size: int
 
 
-#: Options the facade handles itself; all others go to ``ProducerConfig``.
-#: The security options (``security_protocol``, ``ssl_*``, ``sasl_*``, see
-#: ``transports/_tls.py``) are the transports' (TLS) and the client core's
-#: (SASL, through ``make_core``).
-FACADE_OPTIONS = frozenset({"key_serializer", "value_serializer"}) | SECURITY_OPTIONS
+#: Options the facade handles itself; all others go to ``ProducerConfig``
+#: (which also keeps the security options, ``security_protocol``, ``ssl_*``,
+#: ``sasl_*``: the transports build TLS from them, see ``transports/_tls.py``,
+#: and the client core SASL, through ``make_core``).
+FACADE_OPTIONS = frozenset({"key_serializer", "value_serializer"})
 
 
 class FacadeOptions(NamedTuple):
@@ -709,7 +703,8 @@ def dispatch_events(events: Iterable[Any]) -> int:
 
 
 def auth_failure(core: Any) -> BaseException | None:
-    """The authentication failure (SASL or TLS) that keeps the core's client from the cluster.
+    """The authentication failure (SASL or TLS) that keeps the core's client from the cluster,
+    or its ``NoBrokersAvailable`` once ``bootstrap_timeout_ms`` passed with no broker answering.
 
     Facades waiting for metadata raise it at once instead of waiting out
     ``max_block_ms``: credentials or certificates do not fix themselves. A
@@ -717,10 +712,15 @@ def auth_failure(core: Any) -> BaseException | None:
     """
     # ProducerCore.auth_error; a core without that property (the consumer's,
     # a stand-in) is asked through its client.
+    client = getattr(core, "_client", None)
     if hasattr(type(core), "auth_error"):
         error = core.auth_error
     else:
-        error = getattr(getattr(core, "_client", None), "auth_error", None)
+        error = getattr(client, "auth_error", None)
+    if error is None and getattr(getattr(client, "config", None), "bootstrap_timeout_ms", None) is not None:
+        # bootstrap_timeout_ms passed with no broker answering: kafka-python
+        # fails its constructor then; kproto fails the waiting calls.
+        error = getattr(client, "bootstrap_error", None)
     if not isinstance(error, BaseException):
         return None
     try:
@@ -803,12 +803,8 @@ def make_core(config: ProducerConfig, now: float, security: Security | None = No
     rng = random.Random()
     client = None
     if security is not None and security.sasl:
-        import attrs
+        from kproto.client import Client
 
-        from kproto.client import Client, ClientConfig
-
-        shared = {f.name for f in attrs.fields(ClientConfig)} & set(config.option_names())
-        kwargs = {name: getattr(config, name) for name in shared}
         # SCRAM nonces from the OS's generator: the core itself never draws from it.
-        client = Client(ClientConfig(**kwargs, **client_security_kwargs(security)), now=now, rng=rng)
+        client = Client(config.client_config(**client_security_kwargs(security)), now=now, rng=rng)
     return ProducerCore(config, now=now, rng=rng, client=client)

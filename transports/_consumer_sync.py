@@ -116,13 +116,9 @@ class ConsumerFacadeBase:
 
     def _make_client(self, now: float) -> Any:
         """The core's cluster client: the shared options plus SASL and a SystemRandom nonce factory."""
-        import attrs
+        from kproto.client import Client
 
-        from kproto.client import Client, ClientConfig
-
-        kwargs = self._config.client_kwargs([f.name for f in attrs.fields(ClientConfig)])
-        kwargs.update(client_security_kwargs(self._security))
-        return Client(ClientConfig(**kwargs), now=now)
+        return Client(self._config.client_config(**client_security_kwargs(self._security)), now=now)
 
     @property
     def _ssl_context(self) -> ssl.SSLContext | None:

@@ -17,6 +17,7 @@ from kproto import driving
 from kproto.driving import Connect
 from kproto.errors import IllegalStateError, KafkaConnectionError, KafkaProtocolError
 from transports._common import crashed_error
+from transports._sockopts import SocketSettings
 from transports._tls import lost_error
 
 if TYPE_CHECKING:
@@ -138,6 +139,8 @@ class EventLoopDriver(IO, ABC, Generic[C]):
         self.core = core
         self.ssl_context = security.ssl_context if security is not None else None
         self.token_cache = security.token_cache if security is not None else None
+        #: socket_options, buffer sizes and DNS policy from the core's config (transports/_sockopts.py).
+        self.sockets = SocketSettings.of(getattr(core, "config", None))
         self.now = now
         self.sink = sink
         self._on_crash = on_crash

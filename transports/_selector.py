@@ -1,8 +1,10 @@
 """The blocking-socket backend: one ``selectors`` loop for the sync producer and consumer.
 
-Runs in the calling thread; names resolve there on every connect (a broker that moved,
-KIP-899). TLS is a :class:`~transports._tls.TLSSession` over memory buffers whose handshake
-runs in this loop; the core hears ``connection_made`` once it is done.
+Runs in the calling thread; names resolve on every connect (a broker that moved, KIP-899)
+on a small resolver pool that wakes the loop (``resolve_later`` in transports/_sockopts.py,
+which also sets the socket options and tries every address in turn). TLS is a
+:class:`~transports._tls.TLSSession` over memory buffers whose handshake runs in this loop;
+the core hears ``connection_made`` once it is done.
 """
 
 from __future__ import annotations
@@ -14,11 +16,13 @@ import socket
 import ssl
 import time
 from collections.abc import Callable
+from concurrent.futures import Future
 from typing import Any, Final
 
 from kproto.driving import Connect
 from transports._common import crashed_error
 from transports._driving import Driven, Sink, bad_address, feed, pump, resolve_failure
+from transports._sockopts import Attempt, SocketSettings, resolve_later
 from transports._tls import TLSSession, closed_error, tls_failure
 
 __all__ = ["SelectorDriver"]
@@ -28,9 +32,12 @@ _RW: Final = selectors.EVENT_READ | selectors.EVENT_WRITE
 
 
 class _Conn:
-    __slots__ = ("connecting", "host", "node_id", "out", "plain", "port", "sock", "tcp_up", "tls")
+    __slots__ = ("attempt", "connecting", "host", "node_id", "out", "plain", "port", "sock", "tcp_up", "tls")
 
-    def __init__(self, node_id: int, sock: socket.socket, host: str, port: int, tls: TLSSession | None) -> None:
+    def __init__(
+        self, node_id: int, sock: socket.socket, host: str, port: int, tls: TLSSession | None, attempt: Attempt
+    ) -> None:
+        self.attempt = attempt  # the addresses left to try (use_all_dns_ips)
         self.node_id = node_id
         self.sock = sock
         self.host = host
@@ -71,8 +78,12 @@ class SelectorDriver:
         self._recv_size = recv_size
         self._reads = reads
         self._on_crash = on_crash
-        self._sel = selectors.DefaultSelector()
+        #: socket_options, buffer sizes, DNS policy and selector class from the core's config.
+        self.sockets = SocketSettings.of(getattr(core, "config", None))
+        self._sel = self.sockets.selector()
         self._conns: dict[int, _Conn] = {}
+        #: Connections whose name is being resolved off this thread (transports/_sockopts.py).
+        self._resolving: dict[int, tuple[Connect, Future[list[Any]]]] = {}
         self._wake: tuple[socket.socket, socket.socket] | None = None
         #: A wake-up byte is in flight (another wakeup() need not send one).
         self._wake_pending = False
@@ -117,6 +128,8 @@ class SelectorDriver:
         self.sleeping = True
         if self.busy():
             timeout = 0.0
+        elif self._resolving and self._wake is None:
+            timeout = min(timeout, 0.02)  # no wake-up pair: look for the resolvers' answers often
         if self._conns or self._wake is not None:
             ready = self._sel.select(max(0.0, timeout))
         else:
@@ -124,6 +137,8 @@ class SelectorDriver:
                 time.sleep(timeout)
             ready = []
         self.sleeping = False
+        if self._resolving:
+            self._resolved()
         now = self.clock()
         conns = self._conns
         for key, mask in ready:
@@ -187,35 +202,78 @@ class SelectorDriver:
     # --- the IO backend (transports._driving.IO) ---------------------------------
 
     def connect(self, cmd: Connect) -> None:
-        host, port, ctx = cmd.host, cmd.port, self.ssl_context
-        err: BaseException | None = bad_address(host, port)
-        sock = tls = None
-        if err is None:
-            try:
-                family, stype, proto, _, addr = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
-                sock = socket.socket(family, stype, proto)
-                sock.setblocking(False)
-                with contextlib.suppress(OSError):
-                    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-                try:
-                    tls = None if ctx is None else TLSSession(ctx, host)
-                except (ssl.SSLError, ValueError) as exc:
-                    err = tls_failure(exc, host, port)
-                else:
-                    code = sock.connect_ex(addr)  # in progress or done: _finish_connect checks SO_ERROR
-                    if code not in (0, errno.EINPROGRESS, errno.EWOULDBLOCK):
-                        err = _error(code)
-            except Exception as exc:
-                err = resolve_failure(exc, host, port)
-        if err is not None or sock is None:
-            if sock is not None:
-                sock.close()
+        err = bad_address(cmd.host, cmd.port)
+        if err is not None:
             self.core.connection_lost(cmd.node_id, err, self.clock())
             return
-        conn = self._conns[cmd.node_id] = _Conn(cmd.node_id, sock, host, port, tls)
+        try:
+            pending = resolve_later(
+                cmd.host, cmd.port, self.sockets, bootstrap=cmd.node_id < 0, notify=self.wakeup
+            )
+        except Exception as exc:  # the resolver pool refused work (interpreter shutting down)
+            self.core.connection_lost(cmd.node_id, resolve_failure(exc, cmd.host, cmd.port), self.clock())
+            return
+        if pending.done():
+            self._open(cmd, pending)
+        else:
+            self._resolving[cmd.node_id] = (cmd, pending)
+
+    def _open(self, cmd: Connect, resolved: Future[list[Any]]) -> None:
+        """Connect to the first address that takes a connect, now that the name is resolved."""
+        host, port = cmd.host, cmd.port
+        try:
+            attempt = Attempt(resolved.result(), self.sockets, f"{host}:{port}")
+        except Exception as exc:
+            self.core.connection_lost(cmd.node_id, resolve_failure(exc, host, port), self.clock())
+            return
+        sock = attempt.start()
+        if sock is None:
+            self.core.connection_lost(cmd.node_id, attempt.error, self.clock())
+            return
+        conn = _Conn(cmd.node_id, sock, host, port, None, attempt)
+        err = self._new_tls(conn)
+        if err is not None:
+            sock.close()
+            self.core.connection_lost(cmd.node_id, err, self.clock())
+            return
+        self._conns[cmd.node_id] = conn
         self._sel.register(sock, selectors.EVENT_WRITE, conn)
 
+    def _new_tls(self, conn: _Conn) -> BaseException | None:
+        """A TLS session for the address being tried (it verifies that address's name)."""
+        if self.ssl_context is None:
+            return None
+        try:
+            conn.tls = TLSSession(self.ssl_context, conn.attempt.name or conn.host)
+        except (ssl.SSLError, ValueError) as exc:
+            return tls_failure(exc, conn.host, conn.port)
+        return None
+
+    def _next_address(self, conn: _Conn, error: BaseException) -> bool:
+        """``use_all_dns_ips``: the address failed; move ``conn`` to the next one. False: none left."""
+        attempt = conn.attempt
+        attempt.fail(error)
+        with contextlib.suppress(KeyError, ValueError):
+            self._sel.unregister(conn.sock)
+        conn.sock.close()
+        sock = attempt.start() if attempt.more() else None
+        if sock is None or self._new_tls(conn) is not None:
+            if sock is not None:
+                sock.close()
+            return False
+        conn.sock = sock
+        self._sel.register(sock, selectors.EVENT_WRITE, conn)
+        return True
+
+    def _resolved(self) -> None:
+        """Open the connections whose names came back from the resolver threads."""
+        for node_id, (cmd, pending) in list(self._resolving.items()):
+            if pending.done():
+                del self._resolving[node_id]
+                self._open(cmd, pending)
+
     def disconnect(self, node_id: int) -> None:
+        self._resolving.pop(node_id, None)
         conn = self._conns.get(node_id)
         if conn is not None:
             self._drop(conn)
@@ -242,7 +300,8 @@ class SelectorDriver:
     def _finish_connect(self, conn: _Conn, now: float) -> None:
         err = conn.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
         if err:
-            self._lost(conn, _error(err), now)
+            if not self._next_address(conn, _error(err)):
+                self._lost(conn, conn.attempt.error, now)
             return
         conn.tcp_up = True
         self._sel.modify(conn.sock, _READ, conn)

@@ -2,6 +2,8 @@
 
 Every task lives in the facade's nursery: the driver, and per connection one that opens a
 TCP (and TLS) stream and reads into the core while a writer task sends what ``pump`` queued.
+Sockets come from ``trio_open_socket`` (transports/_sockopts.py): ``trio.socket.getaddrinfo``,
+the socket options, every address in turn.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import trio  # type: ignore[import-untyped,unused-ignore]  # trio 0.22 has no py
 
 from kproto.driving import Connect
 from transports._driving import Conn, EventLoopDriver
+from transports._sockopts import trio_open_socket
 from transports._tls import Security
 
 __all__ = ["TrioDriver"]
@@ -111,9 +114,11 @@ class TrioDriver(EventLoopDriver[_Conn]):
                 conn.has_data.set()
 
     async def open(self, conn: _Conn) -> None:
-        conn.stream = await trio.open_tcp_stream(conn.host, conn.port)
+        sock, name = await trio_open_socket(conn.host, conn.port, self.sockets, bootstrap=conn.node_id < 0)
+        # trio's SocketStream turns TCP_NODELAY on whatever socket_options say.
+        conn.stream = trio.SocketStream(sock)
         if self.ssl_context is not None:
-            conn.stream = tls = trio.SSLStream(conn.stream, self.ssl_context, server_hostname=conn.host)
+            conn.stream = tls = trio.SSLStream(conn.stream, self.ssl_context, server_hostname=name)
             await tls.do_handshake()
 
     def open_failed(self, exc: BaseException, conn: _Conn) -> BaseException | None:

@@ -15,22 +15,33 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Generator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from kproto import errors as errors
 from kproto.errors import Cancelled, IllegalStateError, KafkaError, KafkaTimeoutError
+from kproto.types import TopicPartition as TopicPartition
 from transports._aiokafka_compat import AsyncioHandleCompat, ProducerCompat
 from transports._asyncio_driver import AsyncioDriver
 from transports._common import (
     PRODUCER_DRIVER,
     AsyncProducerBase,
     Delivery,
-    RecordMetadata,
     crashed_error,
     lazy_exports,
 )
+from transports._common import (
+    RecordMetadata as RecordMetadata,
+)
+from transports._names import KAFKA_PYTHON_NAMES, LAZY_NAMES
 from transports._txn import AsyncTransactions
 
-__all__ = ["DeliveryHandle", "KafkaProducer", "RecordMetadata"]
+if TYPE_CHECKING:  # loaded on first use by __getattr__ below (LAZY_NAMES)
+    from kproto.consumer import ConsumerRebalanceListener as ConsumerRebalanceListener
+    from kproto.consumer import ConsumerRecord as ConsumerRecord
+    from kproto.consumer import OffsetAndMetadata as OffsetAndMetadata
+    from transports._consumer_asyncio import KafkaConsumer as KafkaConsumer
+
+__all__ = ["DeliveryHandle", *KAFKA_PYTHON_NAMES]
 
 class DeliveryHandle(AsyncioHandleCompat, Delivery):
     """Awaitable outcome of one record: ``await handle`` → :class:`RecordMetadata`.
@@ -185,6 +196,7 @@ __getattr__ = lazy_exports(
         "KafkaConsumer": "transports._consumer_asyncio",
         "AIOKafkaProducer": "transports._aiokafka_asyncio",
         "AIOKafkaConsumer": "transports._aiokafka_asyncio",
+        **LAZY_NAMES,
     },
 )
 

@@ -52,12 +52,13 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from operator import attrgetter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from kproto import errors as errors
 from kproto.errors import IllegalStateError, KafkaError, KafkaTimeoutError
+from kproto.types import TopicPartition as TopicPartition
 from transports._common import (
     Delivery,
-    RecordMetadata,
     auth_failure,
     crashed_error,
     dispatch_events,
@@ -67,10 +68,20 @@ from transports._common import (
     split_configs,
     timeout_error,
 )
+from transports._common import (
+    RecordMetadata as RecordMetadata,
+)
+from transports._names import KAFKA_PYTHON_NAMES, LAZY_NAMES
 from transports._selector import SelectorDriver
 from transports._txn import AGAIN, SyncTransactions
 
-__all__ = ["FutureRecordMetadata", "KafkaProducer", "RecordMetadata"]
+if TYPE_CHECKING:  # loaded on first use by __getattr__ below (LAZY_NAMES)
+    from kproto.consumer import ConsumerRebalanceListener as ConsumerRebalanceListener
+    from kproto.consumer import ConsumerRecord as ConsumerRecord
+    from kproto.consumer import OffsetAndMetadata as OffsetAndMetadata
+    from transports._consumer_sync import KafkaConsumer as KafkaConsumer
+
+__all__ = ["FutureRecordMetadata", *KAFKA_PYTHON_NAMES]
 
 log = logging.getLogger(__name__)
 
@@ -817,7 +828,7 @@ class KafkaProducer(SyncTransactions):
 
 
 #: ``from transports.sync import KafkaConsumer`` loads the consumer on first use.
-__getattr__ = lazy_exports(__name__, {"KafkaConsumer": "transports._consumer_sync"})
+__getattr__ = lazy_exports(__name__, {"KafkaConsumer": "transports._consumer_sync", **LAZY_NAMES})
 
 # KafkaAdminClient and the admin types (NewTopic, ConfigResource, ACL...), loaded on first use (issue 13).
 from typing import TYPE_CHECKING  # noqa: E402

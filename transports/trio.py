@@ -22,24 +22,35 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Generator
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import trio  # type: ignore[import-untyped,unused-ignore]  # trio 0.22 has no py.typed
 
+from kproto import errors as errors
 from kproto.errors import Cancelled, IllegalStateError, KafkaError, KafkaTimeoutError
+from kproto.types import TopicPartition as TopicPartition
 from transports._aiokafka_compat import TrioHandleCompat, TrioProducerCompat
 from transports._common import (
     PRODUCER_DRIVER,
     AsyncProducerBase,
     Delivery,
-    RecordMetadata,
     crashed_error,
     lazy_exports,
 )
+from transports._common import (
+    RecordMetadata as RecordMetadata,
+)
+from transports._names import KAFKA_PYTHON_NAMES, LAZY_NAMES
 from transports._trio_driver import TrioDriver
 from transports._txn import AsyncTransactions
 
-__all__ = ["DeliveryHandle", "KafkaProducer", "RecordMetadata"]
+if TYPE_CHECKING:  # loaded on first use by __getattr__ below (LAZY_NAMES)
+    from kproto.consumer import ConsumerRebalanceListener as ConsumerRebalanceListener
+    from kproto.consumer import ConsumerRecord as ConsumerRecord
+    from kproto.consumer import OffsetAndMetadata as OffsetAndMetadata
+    from transports._consumer_trio import KafkaConsumer as KafkaConsumer
+
+__all__ = ["DeliveryHandle", *KAFKA_PYTHON_NAMES]
 
 
 def core_clock() -> tuple[Callable[[], float], float]:
@@ -233,7 +244,7 @@ class KafkaProducer(TrioProducerCompat[DeliveryHandle], AsyncTransactions, Async
 
 
 #: ``from transports.trio import KafkaConsumer`` loads the consumer on first use.
-__getattr__ = lazy_exports(__name__, {"KafkaConsumer": "transports._consumer_trio"})
+__getattr__ = lazy_exports(__name__, {"KafkaConsumer": "transports._consumer_trio", **LAZY_NAMES})
 
 # KafkaAdminClient and the admin types (NewTopic, ConfigResource, ACL...), loaded on first use (issue 13).
 from typing import TYPE_CHECKING  # noqa: E402

@@ -13,6 +13,7 @@ from typing import Any, NamedTuple, TypeAlias
 import attrs
 
 from kproto.errors import KafkaError
+from kproto.types import TopicPartition
 
 __all__ = [
     "ConsumerGroupMetadata",
@@ -31,13 +32,6 @@ __all__ = [
 #: ``ConsumerRecord.timestamp_type`` values, as in the batch attributes.
 TIMESTAMP_CREATE_TIME = 0
 TIMESTAMP_LOG_APPEND_TIME = 1
-
-
-class TopicPartition(NamedTuple):
-    """A topic name and a partition index."""
-
-    topic: str
-    partition: int
 
 
 class ConsumerGroupMetadata(NamedTuple):

@@ -108,9 +108,9 @@ __all__ = ["ProducerCore", "validate_topic"]
 def _make_client(config: ProducerConfig, now: float, rng: random.Random) -> Client:
     # Imported here so the producer's unit tests can inject a scripted client
     # without kproto.client, and to keep import order loose between layers.
-    from kproto.client import Client, ClientConfig
+    from kproto.client import Client
 
-    return Client(ClientConfig(**config.client_kwargs()), now=now, rng=rng)
+    return Client(config.client_config(), now=now, rng=rng)
 
 
 class ProducerCore:
@@ -161,7 +161,8 @@ class ProducerCore:
         self._rng = rng if rng is not None else random.Random()
         self._client: Client = client if client is not None else _make_client(config, now, self._rng)
         set_deadline = getattr(self._client, "set_bootstrap_deadline", None)
-        if set_deadline is not None:
+        if set_deadline is not None and config.bootstrap_timeout_ms is None:
+            # bootstrap_timeout_ms, when set, is the client's own deadline.
             set_deadline(now + config.max_block_ms / 1000)
         self._acc = acc = RecordAccumulator(config, self._rng, self._client, now)
         self._ids = IdempotenceState(
@@ -190,6 +191,11 @@ class ProducerCore:
             acc.check_each_record(self._txn.check_send)
         self.send_value = acc.append_value
         self.send_many = acc.append_many
+
+    @property
+    def config(self) -> ProducerConfig:
+        """The validated options (the transports read the socket options from it)."""
+        return self._config
 
     @property
     def _buffer_used(self) -> int:

@@ -24,9 +24,9 @@ from typing import Any
 
 import pytest
 from _adapters import TRANSPORTS, open_consumer, open_producer, read_back, run, sleep
-from _broker import TansuBroker, free_port
+from _broker import TansuBroker
 from _kafka import BROKERS, KafkaCluster, ready_topic
-from _proxy import FaultProxy
+from _proxy import FaultProxy, tansu_behind_proxy
 
 from kproto.errors import KafkaTimeoutError
 
@@ -55,15 +55,8 @@ def proxied(request: pytest.FixtureRequest) -> Iterator[tuple[TansuBroker | Kafk
         finally:
             kproxy.close()
         return
-    target = free_port()
-    proxy = FaultProxy(target)
-    broker = TansuBroker(port=target, advertised_port=proxy.port)
-    broker.start()
-    try:
-        yield broker, proxy
-    finally:
-        broker.stop()
-        proxy.close()
+    with tansu_behind_proxy() as pair:
+        yield pair
 
 
 @pytest.fixture

@@ -134,10 +134,10 @@ def test_defaults() -> None:
         (
             "metadata_recovery_rebootstrap_trigger_ms",
             -1,
-            "metadata_recovery_rebootstrap_trigger_ms must be >= 0",
+            "metadata_recovery_rebootstrap_trigger_ms=-1 is not allowed: metadata_recovery_rebootstrap_trigger_ms must be an int in",
         ),
-        ("socket_connection_setup_timeout_ms", -1, "socket_connection_setup_timeout_ms must be >= 0"),
-        ("socket_connection_setup_timeout_max_ms", -1, "socket_connection_setup_timeout_max_ms must be >= 0"),
+        ("socket_connection_setup_timeout_ms", -1, "socket_connection_setup_timeout_ms=-1 is not allowed: socket_connection_setup_timeout_ms must be an int in"),
+        ("socket_connection_setup_timeout_max_ms", -1, "socket_connection_setup_timeout_max_ms=-1 is not allowed: socket_connection_setup_timeout_max_ms must be an int in"),
         ("connection_setup_timeout_ms", -1, "connection_setup_timeout_ms must be >= 0"),
     ],
 )

@@ -72,6 +72,29 @@ def _violations(path: Path) -> list[str]:
     return found
 
 
+#: Packages above the core: ``kproto`` never imports them (``kproto/__main__.py``, the
+#: ``python -m kproto`` shim that runs the command line, is a program, never imported).
+UPPER_PACKAGES = {"transports", "kproto_cli"}
+
+
+def _upper_imports(path: Path) -> list[str]:
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names = [node.module]
+        found += [f"{path.name}:{node.lineno}: {n}" for n in names if n.split(".")[0] in UPPER_PACKAGES]
+    return found
+
+
+@pytest.mark.parametrize("path", MODULES, ids=lambda p: p.relative_to(KPROTO).as_posix())
+def test_core_does_not_import_the_layers_above(path: Path) -> None:
+    if path == KPROTO / "__main__.py":
+        assert _upper_imports(path) == ["__main__.py:3: kproto_cli.main"]
+    else:
+        assert _upper_imports(path) == []
+
+
 def test_every_module_is_checked() -> None:
     names = {p.relative_to(KPROTO).as_posix() for p in MODULES}
     assert {"client.py", "connection.py", "driving.py", "errors.py"} <= names
