@@ -34,7 +34,7 @@ def _install(session: nox.Session, extras: str) -> None:
 @nox.session
 def tests(session: nox.Session) -> None:
     """The test suite (unit, simulation, real-broker integration, interop), then a fuzz smoke run."""
-    _install(session, "test,fuzz,otel")
+    _install(session, "test,fuzz,gssapi,otel")
     session.run("python", "-m", "pytest", "-q", *session.posargs)
     seconds = os.environ.get("KPROTO_FUZZ_SECONDS", "30")
     session.run("python", "fuzz/run.py", "--seconds", seconds)

@@ -154,1231 +154,646 @@ __all__ = [
 ]
 
 
-class UnknownServerError(BrokerResponseError):
+class UnknownServerError(BrokerResponseError, errno=-1, message="UNKNOWN_SERVER_ERROR"):
     """Broker error -1: UNKNOWN_SERVER_ERROR."""
-
-    errno = -1
-    message = "UNKNOWN_SERVER_ERROR"
-    retriable = False
-    refresh_metadata = False
 
 
 UnknownError = UnknownServerError
 
 
-class NoError(BrokerResponseError):
+class NoError(BrokerResponseError, errno=0, message="NONE"):
     """Broker error 0: NONE."""
 
-    errno = 0
-    message = "NONE"
-    retriable = False
-    refresh_metadata = False
 
-
-class OffsetOutOfRangeError(BrokerResponseError):
+class OffsetOutOfRangeError(BrokerResponseError, errno=1, message="OFFSET_OUT_OF_RANGE"):
     """Broker error 1: OFFSET_OUT_OF_RANGE."""
 
-    errno = 1
-    message = "OFFSET_OUT_OF_RANGE"
-    retriable = False
-    refresh_metadata = False
 
-
-class CorruptRecordError(DecodeError, BrokerResponseError):
+class CorruptRecordError(
+    DecodeError, BrokerResponseError, errno=2, message="CORRUPT_MESSAGE", retriable=True
+):
     """Broker error 2: CORRUPT_MESSAGE."""
-
-    errno = 2
-    message = "CORRUPT_MESSAGE"
-    retriable = True
-    refresh_metadata = False
 
 
 CorruptRecordException = CorruptRecordError
 
 
-class UnknownTopicOrPartitionError(BrokerResponseError):
+class UnknownTopicOrPartitionError(
+    BrokerResponseError, errno=3, message="UNKNOWN_TOPIC_OR_PARTITION", retriable=True, refresh_metadata=True
+):
     """Broker error 3: UNKNOWN_TOPIC_OR_PARTITION."""
 
-    errno = 3
-    message = "UNKNOWN_TOPIC_OR_PARTITION"
-    retriable = True
-    refresh_metadata = True
 
-
-class InvalidFetchRequestError(BrokerResponseError):
+class InvalidFetchRequestError(BrokerResponseError, errno=4, message="INVALID_FETCH_SIZE"):
     """Broker error 4: INVALID_FETCH_SIZE."""
 
-    errno = 4
-    message = "INVALID_FETCH_SIZE"
-    retriable = False
-    refresh_metadata = False
 
-
-class LeaderNotAvailableError(BrokerResponseError):
+class LeaderNotAvailableError(
+    BrokerResponseError, errno=5, message="LEADER_NOT_AVAILABLE", retriable=True, refresh_metadata=True
+):
     """Broker error 5: LEADER_NOT_AVAILABLE."""
 
-    errno = 5
-    message = "LEADER_NOT_AVAILABLE"
-    retriable = True
-    refresh_metadata = True
 
-
-class NotLeaderForPartitionError(BrokerResponseError):
+class NotLeaderForPartitionError(
+    BrokerResponseError, errno=6, message="NOT_LEADER_OR_FOLLOWER", retriable=True, refresh_metadata=True
+):
     """Broker error 6: NOT_LEADER_OR_FOLLOWER."""
-
-    errno = 6
-    message = "NOT_LEADER_OR_FOLLOWER"
-    retriable = True
-    refresh_metadata = True
 
 
 NotLeaderOrFollowerError = NotLeaderForPartitionError
 
 
-class RequestTimedOutError(BrokerResponseError):
+class RequestTimedOutError(BrokerResponseError, errno=7, message="REQUEST_TIMED_OUT", retriable=True):
     """Broker error 7: REQUEST_TIMED_OUT."""
 
-    errno = 7
-    message = "REQUEST_TIMED_OUT"
-    retriable = True
-    refresh_metadata = False
 
-
-class BrokerNotAvailableError(BrokerResponseError):
+class BrokerNotAvailableError(BrokerResponseError, errno=8, message="BROKER_NOT_AVAILABLE"):
     """Broker error 8: BROKER_NOT_AVAILABLE."""
 
-    errno = 8
-    message = "BROKER_NOT_AVAILABLE"
-    retriable = False
-    refresh_metadata = False
 
-
-class ReplicaNotAvailableError(BrokerResponseError):
+class ReplicaNotAvailableError(
+    BrokerResponseError, errno=9, message="REPLICA_NOT_AVAILABLE", retriable=True, refresh_metadata=True
+):
     """Broker error 9: REPLICA_NOT_AVAILABLE."""
 
-    errno = 9
-    message = "REPLICA_NOT_AVAILABLE"
-    retriable = True
-    refresh_metadata = True
 
-
-class MessageSizeTooLargeError(BrokerResponseError):
+class MessageSizeTooLargeError(BrokerResponseError, errno=10, message="MESSAGE_TOO_LARGE"):
     """Broker error 10: MESSAGE_TOO_LARGE."""
 
-    errno = 10
-    message = "MESSAGE_TOO_LARGE"
-    retriable = False
-    refresh_metadata = False
 
-
-class StaleControllerEpochError(BrokerResponseError):
+class StaleControllerEpochError(BrokerResponseError, errno=11, message="STALE_CONTROLLER_EPOCH"):
     """Broker error 11: STALE_CONTROLLER_EPOCH."""
 
-    errno = 11
-    message = "STALE_CONTROLLER_EPOCH"
-    retriable = False
-    refresh_metadata = False
 
-
-class OffsetMetadataTooLargeError(BrokerResponseError):
+class OffsetMetadataTooLargeError(BrokerResponseError, errno=12, message="OFFSET_METADATA_TOO_LARGE"):
     """Broker error 12: OFFSET_METADATA_TOO_LARGE."""
 
-    errno = 12
-    message = "OFFSET_METADATA_TOO_LARGE"
-    retriable = False
-    refresh_metadata = False
 
-
-class NetworkExceptionError(BrokerResponseError):
+class NetworkExceptionError(
+    BrokerResponseError, errno=13, message="NETWORK_EXCEPTION", retriable=True, refresh_metadata=True
+):
     """Broker error 13: NETWORK_EXCEPTION."""
 
-    errno = 13
-    message = "NETWORK_EXCEPTION"
-    retriable = True
-    refresh_metadata = True
 
-
-class CoordinatorLoadInProgressError(BrokerResponseError):
+class CoordinatorLoadInProgressError(
+    BrokerResponseError, errno=14, message="COORDINATOR_LOAD_IN_PROGRESS", retriable=True
+):
     """Broker error 14: COORDINATOR_LOAD_IN_PROGRESS."""
 
-    errno = 14
-    message = "COORDINATOR_LOAD_IN_PROGRESS"
-    retriable = True
-    refresh_metadata = False
 
-
-class CoordinatorNotAvailableError(BrokerResponseError):
+class CoordinatorNotAvailableError(
+    BrokerResponseError, errno=15, message="COORDINATOR_NOT_AVAILABLE", retriable=True
+):
     """Broker error 15: COORDINATOR_NOT_AVAILABLE."""
 
-    errno = 15
-    message = "COORDINATOR_NOT_AVAILABLE"
-    retriable = True
-    refresh_metadata = False
 
-
-class NotCoordinatorError(BrokerResponseError):
+class NotCoordinatorError(BrokerResponseError, errno=16, message="NOT_COORDINATOR", retriable=True):
     """Broker error 16: NOT_COORDINATOR."""
 
-    errno = 16
-    message = "NOT_COORDINATOR"
-    retriable = True
-    refresh_metadata = False
 
-
-class InvalidTopicError(BrokerResponseError):
+class InvalidTopicError(BrokerResponseError, errno=17, message="INVALID_TOPIC_EXCEPTION"):
     """Broker error 17: INVALID_TOPIC_EXCEPTION."""
 
-    errno = 17
-    message = "INVALID_TOPIC_EXCEPTION"
-    retriable = False
-    refresh_metadata = False
 
-
-class RecordListTooLargeError(BrokerResponseError):
+class RecordListTooLargeError(BrokerResponseError, errno=18, message="RECORD_LIST_TOO_LARGE"):
     """Broker error 18: RECORD_LIST_TOO_LARGE."""
 
-    errno = 18
-    message = "RECORD_LIST_TOO_LARGE"
-    retriable = False
-    refresh_metadata = False
 
-
-class NotEnoughReplicasError(BrokerResponseError):
+class NotEnoughReplicasError(BrokerResponseError, errno=19, message="NOT_ENOUGH_REPLICAS", retriable=True):
     """Broker error 19: NOT_ENOUGH_REPLICAS."""
 
-    errno = 19
-    message = "NOT_ENOUGH_REPLICAS"
-    retriable = True
-    refresh_metadata = False
 
-
-class NotEnoughReplicasAfterAppendError(BrokerResponseError):
+class NotEnoughReplicasAfterAppendError(
+    BrokerResponseError, errno=20, message="NOT_ENOUGH_REPLICAS_AFTER_APPEND", retriable=True
+):
     """Broker error 20: NOT_ENOUGH_REPLICAS_AFTER_APPEND."""
 
-    errno = 20
-    message = "NOT_ENOUGH_REPLICAS_AFTER_APPEND"
-    retriable = True
-    refresh_metadata = False
 
-
-class InvalidRequiredAcksError(BrokerResponseError):
+class InvalidRequiredAcksError(BrokerResponseError, errno=21, message="INVALID_REQUIRED_ACKS"):
     """Broker error 21: INVALID_REQUIRED_ACKS."""
 
-    errno = 21
-    message = "INVALID_REQUIRED_ACKS"
-    retriable = False
-    refresh_metadata = False
 
-
-class IllegalGenerationError(BrokerResponseError):
+class IllegalGenerationError(BrokerResponseError, errno=22, message="ILLEGAL_GENERATION"):
     """Broker error 22: ILLEGAL_GENERATION."""
 
-    errno = 22
-    message = "ILLEGAL_GENERATION"
-    retriable = False
-    refresh_metadata = False
 
-
-class InconsistentGroupProtocolError(BrokerResponseError):
+class InconsistentGroupProtocolError(BrokerResponseError, errno=23, message="INCONSISTENT_GROUP_PROTOCOL"):
     """Broker error 23: INCONSISTENT_GROUP_PROTOCOL."""
 
-    errno = 23
-    message = "INCONSISTENT_GROUP_PROTOCOL"
-    retriable = False
-    refresh_metadata = False
 
-
-class InvalidGroupIdError(BrokerResponseError):
+class InvalidGroupIdError(BrokerResponseError, errno=24, message="INVALID_GROUP_ID"):
     """Broker error 24: INVALID_GROUP_ID."""
 
-    errno = 24
-    message = "INVALID_GROUP_ID"
-    retriable = False
-    refresh_metadata = False
 
-
-class UnknownMemberIdError(BrokerResponseError):
+class UnknownMemberIdError(BrokerResponseError, errno=25, message="UNKNOWN_MEMBER_ID"):
     """Broker error 25: UNKNOWN_MEMBER_ID."""
 
-    errno = 25
-    message = "UNKNOWN_MEMBER_ID"
-    retriable = False
-    refresh_metadata = False
 
-
-class InvalidSessionTimeoutError(BrokerResponseError):
+class InvalidSessionTimeoutError(BrokerResponseError, errno=26, message="INVALID_SESSION_TIMEOUT"):
     """Broker error 26: INVALID_SESSION_TIMEOUT."""
 
-    errno = 26
-    message = "INVALID_SESSION_TIMEOUT"
-    retriable = False
-    refresh_metadata = False
 
-
-class RebalanceInProgressError(BrokerResponseError):
+class RebalanceInProgressError(BrokerResponseError, errno=27, message="REBALANCE_IN_PROGRESS"):
     """Broker error 27: REBALANCE_IN_PROGRESS."""
 
-    errno = 27
-    message = "REBALANCE_IN_PROGRESS"
-    retriable = False
-    refresh_metadata = False
 
-
-class InvalidCommitOffsetSizeError(BrokerResponseError):
+class InvalidCommitOffsetSizeError(BrokerResponseError, errno=28, message="INVALID_COMMIT_OFFSET_SIZE"):
     """Broker error 28: INVALID_COMMIT_OFFSET_SIZE."""
 
-    errno = 28
-    message = "INVALID_COMMIT_OFFSET_SIZE"
-    retriable = False
-    refresh_metadata = False
 
-
-class TopicAuthorizationFailedError(AuthorizationError, BrokerResponseError):
+class TopicAuthorizationFailedError(
+    AuthorizationError, BrokerResponseError, errno=29, message="TOPIC_AUTHORIZATION_FAILED"
+):
     """Broker error 29: TOPIC_AUTHORIZATION_FAILED."""
 
-    errno = 29
-    message = "TOPIC_AUTHORIZATION_FAILED"
-    retriable = False
-    refresh_metadata = False
 
-
-class GroupAuthorizationFailedError(AuthorizationError, BrokerResponseError):
+class GroupAuthorizationFailedError(
+    AuthorizationError, BrokerResponseError, errno=30, message="GROUP_AUTHORIZATION_FAILED"
+):
     """Broker error 30: GROUP_AUTHORIZATION_FAILED."""
 
-    errno = 30
-    message = "GROUP_AUTHORIZATION_FAILED"
-    retriable = False
-    refresh_metadata = False
 
-
-class ClusterAuthorizationFailedError(AuthorizationError, BrokerResponseError):
+class ClusterAuthorizationFailedError(
+    AuthorizationError, BrokerResponseError, errno=31, message="CLUSTER_AUTHORIZATION_FAILED"
+):
     """Broker error 31: CLUSTER_AUTHORIZATION_FAILED."""
 
-    errno = 31
-    message = "CLUSTER_AUTHORIZATION_FAILED"
-    retriable = False
-    refresh_metadata = False
 
-
-class InvalidTimestampError(BrokerResponseError):
+class InvalidTimestampError(BrokerResponseError, errno=32, message="INVALID_TIMESTAMP"):
     """Broker error 32: INVALID_TIMESTAMP."""
 
-    errno = 32
-    message = "INVALID_TIMESTAMP"
-    retriable = False
-    refresh_metadata = False
 
-
-class UnsupportedSaslMechanismError(BrokerResponseError):
+class UnsupportedSaslMechanismError(BrokerResponseError, errno=33, message="UNSUPPORTED_SASL_MECHANISM"):
     """Broker error 33: UNSUPPORTED_SASL_MECHANISM."""
 
-    errno = 33
-    message = "UNSUPPORTED_SASL_MECHANISM"
-    retriable = False
-    refresh_metadata = False
 
-
-class IllegalSaslStateError(BrokerResponseError):
+class IllegalSaslStateError(BrokerResponseError, errno=34, message="ILLEGAL_SASL_STATE"):
     """Broker error 34: ILLEGAL_SASL_STATE."""
 
-    errno = 34
-    message = "ILLEGAL_SASL_STATE"
-    retriable = False
-    refresh_metadata = False
 
-
-class UnsupportedVersionError(BrokerResponseError):
+class UnsupportedVersionError(BrokerResponseError, errno=35, message="UNSUPPORTED_VERSION"):
     """Broker error 35: UNSUPPORTED_VERSION."""
-
-    errno = 35
-    message = "UNSUPPORTED_VERSION"
-    retriable = False
-    refresh_metadata = False
 
 
 IncompatibleBrokerVersion = UnsupportedVersionError
 
 
-class TopicAlreadyExistsError(BrokerResponseError):
+class TopicAlreadyExistsError(BrokerResponseError, errno=36, message="TOPIC_ALREADY_EXISTS"):
     """Broker error 36: TOPIC_ALREADY_EXISTS."""
 
-    errno = 36
-    message = "TOPIC_ALREADY_EXISTS"
-    retriable = False
-    refresh_metadata = False
 
-
-class InvalidPartitionsError(BrokerResponseError):
+class InvalidPartitionsError(BrokerResponseError, errno=37, message="INVALID_PARTITIONS"):
     """Broker error 37: INVALID_PARTITIONS."""
 
-    errno = 37
-    message = "INVALID_PARTITIONS"
-    retriable = False
-    refresh_metadata = False
 
-
-class InvalidReplicationFactorError(BrokerResponseError):
+class InvalidReplicationFactorError(BrokerResponseError, errno=38, message="INVALID_REPLICATION_FACTOR"):
     """Broker error 38: INVALID_REPLICATION_FACTOR."""
 
-    errno = 38
-    message = "INVALID_REPLICATION_FACTOR"
-    retriable = False
-    refresh_metadata = False
 
-
-class InvalidReplicationAssignmentError(BrokerResponseError):
+class InvalidReplicationAssignmentError(BrokerResponseError, errno=39, message="INVALID_REPLICA_ASSIGNMENT"):
     """Broker error 39: INVALID_REPLICA_ASSIGNMENT."""
 
-    errno = 39
-    message = "INVALID_REPLICA_ASSIGNMENT"
-    retriable = False
-    refresh_metadata = False
 
-
-class InvalidConfigurationError(BrokerResponseError):
+class InvalidConfigurationError(BrokerResponseError, errno=40, message="INVALID_CONFIG"):
     """Broker error 40: INVALID_CONFIG."""
 
-    errno = 40
-    message = "INVALID_CONFIG"
-    retriable = False
-    refresh_metadata = False
 
-
-class NotControllerError(BrokerResponseError):
+class NotControllerError(BrokerResponseError, errno=41, message="NOT_CONTROLLER", retriable=True):
     """Broker error 41: NOT_CONTROLLER."""
 
-    errno = 41
-    message = "NOT_CONTROLLER"
-    retriable = True
-    refresh_metadata = False
 
-
-class InvalidRequestError(BrokerResponseError):
+class InvalidRequestError(BrokerResponseError, errno=42, message="INVALID_REQUEST"):
     """Broker error 42: INVALID_REQUEST."""
 
-    errno = 42
-    message = "INVALID_REQUEST"
-    retriable = False
-    refresh_metadata = False
 
-
-class UnsupportedForMessageFormatError(BrokerResponseError):
+class UnsupportedForMessageFormatError(
+    BrokerResponseError, errno=43, message="UNSUPPORTED_FOR_MESSAGE_FORMAT"
+):
     """Broker error 43: UNSUPPORTED_FOR_MESSAGE_FORMAT."""
 
-    errno = 43
-    message = "UNSUPPORTED_FOR_MESSAGE_FORMAT"
-    retriable = False
-    refresh_metadata = False
 
-
-class PolicyViolationError(BrokerResponseError):
+class PolicyViolationError(BrokerResponseError, errno=44, message="POLICY_VIOLATION"):
     """Broker error 44: POLICY_VIOLATION."""
 
-    errno = 44
-    message = "POLICY_VIOLATION"
-    retriable = False
-    refresh_metadata = False
 
-
-class OutOfOrderSequenceNumberError(BrokerResponseError):
+class OutOfOrderSequenceNumberError(BrokerResponseError, errno=45, message="OUT_OF_ORDER_SEQUENCE_NUMBER"):
     """Broker error 45: OUT_OF_ORDER_SEQUENCE_NUMBER."""
 
-    errno = 45
-    message = "OUT_OF_ORDER_SEQUENCE_NUMBER"
-    retriable = False
-    refresh_metadata = False
 
-
-class DuplicateSequenceNumberError(BrokerResponseError):
+class DuplicateSequenceNumberError(BrokerResponseError, errno=46, message="DUPLICATE_SEQUENCE_NUMBER"):
     """Broker error 46: DUPLICATE_SEQUENCE_NUMBER."""
 
-    errno = 46
-    message = "DUPLICATE_SEQUENCE_NUMBER"
-    retriable = False
-    refresh_metadata = False
 
-
-class InvalidProducerEpochError(BrokerResponseError):
+class InvalidProducerEpochError(BrokerResponseError, errno=47, message="INVALID_PRODUCER_EPOCH"):
     """Broker error 47: INVALID_PRODUCER_EPOCH."""
 
-    errno = 47
-    message = "INVALID_PRODUCER_EPOCH"
-    retriable = False
-    refresh_metadata = False
 
-
-class InvalidTxnStateError(BrokerResponseError):
+class InvalidTxnStateError(BrokerResponseError, errno=48, message="INVALID_TXN_STATE"):
     """Broker error 48: INVALID_TXN_STATE."""
 
-    errno = 48
-    message = "INVALID_TXN_STATE"
-    retriable = False
-    refresh_metadata = False
 
-
-class InvalidProducerIdMappingError(BrokerResponseError):
+class InvalidProducerIdMappingError(BrokerResponseError, errno=49, message="INVALID_PRODUCER_ID_MAPPING"):
     """Broker error 49: INVALID_PRODUCER_ID_MAPPING."""
 
-    errno = 49
-    message = "INVALID_PRODUCER_ID_MAPPING"
-    retriable = False
-    refresh_metadata = False
 
-
-class InvalidTransactionTimeoutError(BrokerResponseError):
+class InvalidTransactionTimeoutError(BrokerResponseError, errno=50, message="INVALID_TRANSACTION_TIMEOUT"):
     """Broker error 50: INVALID_TRANSACTION_TIMEOUT."""
 
-    errno = 50
-    message = "INVALID_TRANSACTION_TIMEOUT"
-    retriable = False
-    refresh_metadata = False
 
-
-class ConcurrentTransactionsError(BrokerResponseError):
+class ConcurrentTransactionsError(
+    BrokerResponseError, errno=51, message="CONCURRENT_TRANSACTIONS", retriable=True
+):
     """Broker error 51: CONCURRENT_TRANSACTIONS."""
 
-    errno = 51
-    message = "CONCURRENT_TRANSACTIONS"
-    retriable = True
-    refresh_metadata = False
 
-
-class TransactionCoordinatorFencedError(BrokerResponseError):
+class TransactionCoordinatorFencedError(
+    BrokerResponseError, errno=52, message="TRANSACTION_COORDINATOR_FENCED"
+):
     """Broker error 52: TRANSACTION_COORDINATOR_FENCED."""
 
-    errno = 52
-    message = "TRANSACTION_COORDINATOR_FENCED"
-    retriable = False
-    refresh_metadata = False
 
-
-class TransactionalIdAuthorizationFailedError(AuthorizationError, BrokerResponseError):
+class TransactionalIdAuthorizationFailedError(
+    AuthorizationError, BrokerResponseError, errno=53, message="TRANSACTIONAL_ID_AUTHORIZATION_FAILED"
+):
     """Broker error 53: TRANSACTIONAL_ID_AUTHORIZATION_FAILED."""
 
-    errno = 53
-    message = "TRANSACTIONAL_ID_AUTHORIZATION_FAILED"
-    retriable = False
-    refresh_metadata = False
 
-
-class SecurityDisabledError(BrokerResponseError):
+class SecurityDisabledError(BrokerResponseError, errno=54, message="SECURITY_DISABLED"):
     """Broker error 54: SECURITY_DISABLED."""
 
-    errno = 54
-    message = "SECURITY_DISABLED"
-    retriable = False
-    refresh_metadata = False
 
-
-class OperationNotAttemptedError(BrokerResponseError):
+class OperationNotAttemptedError(BrokerResponseError, errno=55, message="OPERATION_NOT_ATTEMPTED"):
     """Broker error 55: OPERATION_NOT_ATTEMPTED."""
 
-    errno = 55
-    message = "OPERATION_NOT_ATTEMPTED"
-    retriable = False
-    refresh_metadata = False
 
-
-class KafkaStorageError(BrokerResponseError):
+class KafkaStorageError(
+    BrokerResponseError, errno=56, message="KAFKA_STORAGE_ERROR", retriable=True, refresh_metadata=True
+):
     """Broker error 56: KAFKA_STORAGE_ERROR."""
 
-    errno = 56
-    message = "KAFKA_STORAGE_ERROR"
-    retriable = True
-    refresh_metadata = True
 
-
-class LogDirNotFoundError(BrokerResponseError):
+class LogDirNotFoundError(BrokerResponseError, errno=57, message="LOG_DIR_NOT_FOUND"):
     """Broker error 57: LOG_DIR_NOT_FOUND."""
 
-    errno = 57
-    message = "LOG_DIR_NOT_FOUND"
-    retriable = False
-    refresh_metadata = False
 
-
-class SaslAuthenticationFailedError(AuthenticationFailedError, BrokerResponseError):
+class SaslAuthenticationFailedError(
+    AuthenticationFailedError, BrokerResponseError, errno=58, message="SASL_AUTHENTICATION_FAILED"
+):
     """Broker error 58: SASL_AUTHENTICATION_FAILED."""
 
-    errno = 58
-    message = "SASL_AUTHENTICATION_FAILED"
-    retriable = False
-    refresh_metadata = False
 
-
-class UnknownProducerIdError(BrokerResponseError):
+class UnknownProducerIdError(BrokerResponseError, errno=59, message="UNKNOWN_PRODUCER_ID"):
     """Broker error 59: UNKNOWN_PRODUCER_ID."""
 
-    errno = 59
-    message = "UNKNOWN_PRODUCER_ID"
-    retriable = False
-    refresh_metadata = False
 
-
-class ReassignmentInProgressError(BrokerResponseError):
+class ReassignmentInProgressError(BrokerResponseError, errno=60, message="REASSIGNMENT_IN_PROGRESS"):
     """Broker error 60: REASSIGNMENT_IN_PROGRESS."""
 
-    errno = 60
-    message = "REASSIGNMENT_IN_PROGRESS"
-    retriable = False
-    refresh_metadata = False
 
-
-class DelegationTokenAuthDisabledError(BrokerResponseError):
+class DelegationTokenAuthDisabledError(
+    BrokerResponseError, errno=61, message="DELEGATION_TOKEN_AUTH_DISABLED"
+):
     """Broker error 61: DELEGATION_TOKEN_AUTH_DISABLED."""
 
-    errno = 61
-    message = "DELEGATION_TOKEN_AUTH_DISABLED"
-    retriable = False
-    refresh_metadata = False
 
-
-class DelegationTokenNotFoundError(BrokerResponseError):
+class DelegationTokenNotFoundError(BrokerResponseError, errno=62, message="DELEGATION_TOKEN_NOT_FOUND"):
     """Broker error 62: DELEGATION_TOKEN_NOT_FOUND."""
 
-    errno = 62
-    message = "DELEGATION_TOKEN_NOT_FOUND"
-    retriable = False
-    refresh_metadata = False
 
-
-class DelegationTokenOwnerMismatchError(BrokerResponseError):
+class DelegationTokenOwnerMismatchError(
+    BrokerResponseError, errno=63, message="DELEGATION_TOKEN_OWNER_MISMATCH"
+):
     """Broker error 63: DELEGATION_TOKEN_OWNER_MISMATCH."""
 
-    errno = 63
-    message = "DELEGATION_TOKEN_OWNER_MISMATCH"
-    retriable = False
-    refresh_metadata = False
 
-
-class DelegationTokenRequestNotAllowedError(BrokerResponseError):
+class DelegationTokenRequestNotAllowedError(
+    BrokerResponseError, errno=64, message="DELEGATION_TOKEN_REQUEST_NOT_ALLOWED"
+):
     """Broker error 64: DELEGATION_TOKEN_REQUEST_NOT_ALLOWED."""
 
-    errno = 64
-    message = "DELEGATION_TOKEN_REQUEST_NOT_ALLOWED"
-    retriable = False
-    refresh_metadata = False
 
-
-class DelegationTokenAuthorizationFailedError(BrokerResponseError):
+class DelegationTokenAuthorizationFailedError(
+    BrokerResponseError, errno=65, message="DELEGATION_TOKEN_AUTHORIZATION_FAILED"
+):
     """Broker error 65: DELEGATION_TOKEN_AUTHORIZATION_FAILED."""
 
-    errno = 65
-    message = "DELEGATION_TOKEN_AUTHORIZATION_FAILED"
-    retriable = False
-    refresh_metadata = False
 
-
-class DelegationTokenExpiredError(BrokerResponseError):
+class DelegationTokenExpiredError(BrokerResponseError, errno=66, message="DELEGATION_TOKEN_EXPIRED"):
     """Broker error 66: DELEGATION_TOKEN_EXPIRED."""
 
-    errno = 66
-    message = "DELEGATION_TOKEN_EXPIRED"
-    retriable = False
-    refresh_metadata = False
 
-
-class InvalidPrincipalTypeError(BrokerResponseError):
+class InvalidPrincipalTypeError(BrokerResponseError, errno=67, message="INVALID_PRINCIPAL_TYPE"):
     """Broker error 67: INVALID_PRINCIPAL_TYPE."""
 
-    errno = 67
-    message = "INVALID_PRINCIPAL_TYPE"
-    retriable = False
-    refresh_metadata = False
 
-
-class NonEmptyGroupError(BrokerResponseError):
+class NonEmptyGroupError(BrokerResponseError, errno=68, message="NON_EMPTY_GROUP"):
     """Broker error 68: NON_EMPTY_GROUP."""
 
-    errno = 68
-    message = "NON_EMPTY_GROUP"
-    retriable = False
-    refresh_metadata = False
 
-
-class GroupIdNotFoundError(BrokerResponseError):
+class GroupIdNotFoundError(BrokerResponseError, errno=69, message="GROUP_ID_NOT_FOUND"):
     """Broker error 69: GROUP_ID_NOT_FOUND."""
 
-    errno = 69
-    message = "GROUP_ID_NOT_FOUND"
-    retriable = False
-    refresh_metadata = False
 
-
-class FetchSessionIdNotFoundError(BrokerResponseError):
+class FetchSessionIdNotFoundError(
+    BrokerResponseError, errno=70, message="FETCH_SESSION_ID_NOT_FOUND", retriable=True
+):
     """Broker error 70: FETCH_SESSION_ID_NOT_FOUND."""
 
-    errno = 70
-    message = "FETCH_SESSION_ID_NOT_FOUND"
-    retriable = True
-    refresh_metadata = False
 
-
-class InvalidFetchSessionEpochError(BrokerResponseError):
+class InvalidFetchSessionEpochError(
+    BrokerResponseError, errno=71, message="INVALID_FETCH_SESSION_EPOCH", retriable=True
+):
     """Broker error 71: INVALID_FETCH_SESSION_EPOCH."""
 
-    errno = 71
-    message = "INVALID_FETCH_SESSION_EPOCH"
-    retriable = True
-    refresh_metadata = False
 
-
-class ListenerNotFoundError(BrokerResponseError):
+class ListenerNotFoundError(
+    BrokerResponseError, errno=72, message="LISTENER_NOT_FOUND", retriable=True, refresh_metadata=True
+):
     """Broker error 72: LISTENER_NOT_FOUND."""
 
-    errno = 72
-    message = "LISTENER_NOT_FOUND"
-    retriable = True
-    refresh_metadata = True
 
-
-class TopicDeletionDisabledError(BrokerResponseError):
+class TopicDeletionDisabledError(BrokerResponseError, errno=73, message="TOPIC_DELETION_DISABLED"):
     """Broker error 73: TOPIC_DELETION_DISABLED."""
 
-    errno = 73
-    message = "TOPIC_DELETION_DISABLED"
-    retriable = False
-    refresh_metadata = False
 
-
-class FencedLeaderEpochError(BrokerResponseError):
+class FencedLeaderEpochError(
+    BrokerResponseError, errno=74, message="FENCED_LEADER_EPOCH", retriable=True, refresh_metadata=True
+):
     """Broker error 74: FENCED_LEADER_EPOCH."""
 
-    errno = 74
-    message = "FENCED_LEADER_EPOCH"
-    retriable = True
-    refresh_metadata = True
 
-
-class UnknownLeaderEpochError(BrokerResponseError):
+class UnknownLeaderEpochError(BrokerResponseError, errno=75, message="UNKNOWN_LEADER_EPOCH", retriable=True):
     """Broker error 75: UNKNOWN_LEADER_EPOCH."""
 
-    errno = 75
-    message = "UNKNOWN_LEADER_EPOCH"
-    retriable = True
-    refresh_metadata = False
 
-
-class UnsupportedCompressionTypeError(BrokerResponseError):
+class UnsupportedCompressionTypeError(BrokerResponseError, errno=76, message="UNSUPPORTED_COMPRESSION_TYPE"):
     """Broker error 76: UNSUPPORTED_COMPRESSION_TYPE."""
 
-    errno = 76
-    message = "UNSUPPORTED_COMPRESSION_TYPE"
-    retriable = False
-    refresh_metadata = False
 
-
-class StaleBrokerEpochError(BrokerResponseError):
+class StaleBrokerEpochError(BrokerResponseError, errno=77, message="STALE_BROKER_EPOCH"):
     """Broker error 77: STALE_BROKER_EPOCH."""
 
-    errno = 77
-    message = "STALE_BROKER_EPOCH"
-    retriable = False
-    refresh_metadata = False
 
-
-class OffsetNotAvailableError(BrokerResponseError):
+class OffsetNotAvailableError(BrokerResponseError, errno=78, message="OFFSET_NOT_AVAILABLE", retriable=True):
     """Broker error 78: OFFSET_NOT_AVAILABLE."""
 
-    errno = 78
-    message = "OFFSET_NOT_AVAILABLE"
-    retriable = True
-    refresh_metadata = False
 
-
-class MemberIdRequiredError(BrokerResponseError):
+class MemberIdRequiredError(BrokerResponseError, errno=79, message="MEMBER_ID_REQUIRED"):
     """Broker error 79: MEMBER_ID_REQUIRED."""
 
-    errno = 79
-    message = "MEMBER_ID_REQUIRED"
-    retriable = False
-    refresh_metadata = False
 
-
-class PreferredLeaderNotAvailableError(BrokerResponseError):
+class PreferredLeaderNotAvailableError(
+    BrokerResponseError,
+    errno=80,
+    message="PREFERRED_LEADER_NOT_AVAILABLE",
+    retriable=True,
+    refresh_metadata=True,
+):
     """Broker error 80: PREFERRED_LEADER_NOT_AVAILABLE."""
 
-    errno = 80
-    message = "PREFERRED_LEADER_NOT_AVAILABLE"
-    retriable = True
-    refresh_metadata = True
 
-
-class GroupMaxSizeReachedError(BrokerResponseError):
+class GroupMaxSizeReachedError(BrokerResponseError, errno=81, message="GROUP_MAX_SIZE_REACHED"):
     """Broker error 81: GROUP_MAX_SIZE_REACHED."""
 
-    errno = 81
-    message = "GROUP_MAX_SIZE_REACHED"
-    retriable = False
-    refresh_metadata = False
 
-
-class FencedInstanceIdError(BrokerResponseError):
+class FencedInstanceIdError(BrokerResponseError, errno=82, message="FENCED_INSTANCE_ID"):
     """Broker error 82: FENCED_INSTANCE_ID."""
 
-    errno = 82
-    message = "FENCED_INSTANCE_ID"
-    retriable = False
-    refresh_metadata = False
 
-
-class EligibleLeadersNotAvailableError(BrokerResponseError):
+class EligibleLeadersNotAvailableError(
+    BrokerResponseError,
+    errno=83,
+    message="ELIGIBLE_LEADERS_NOT_AVAILABLE",
+    retriable=True,
+    refresh_metadata=True,
+):
     """Broker error 83: ELIGIBLE_LEADERS_NOT_AVAILABLE."""
 
-    errno = 83
-    message = "ELIGIBLE_LEADERS_NOT_AVAILABLE"
-    retriable = True
-    refresh_metadata = True
 
-
-class ElectionNotNeededError(BrokerResponseError):
+class ElectionNotNeededError(
+    BrokerResponseError, errno=84, message="ELECTION_NOT_NEEDED", retriable=True, refresh_metadata=True
+):
     """Broker error 84: ELECTION_NOT_NEEDED."""
 
-    errno = 84
-    message = "ELECTION_NOT_NEEDED"
-    retriable = True
-    refresh_metadata = True
 
-
-class NoReassignmentInProgressError(BrokerResponseError):
+class NoReassignmentInProgressError(BrokerResponseError, errno=85, message="NO_REASSIGNMENT_IN_PROGRESS"):
     """Broker error 85: NO_REASSIGNMENT_IN_PROGRESS."""
 
-    errno = 85
-    message = "NO_REASSIGNMENT_IN_PROGRESS"
-    retriable = False
-    refresh_metadata = False
 
-
-class GroupSubscribedToTopicError(BrokerResponseError):
+class GroupSubscribedToTopicError(BrokerResponseError, errno=86, message="GROUP_SUBSCRIBED_TO_TOPIC"):
     """Broker error 86: GROUP_SUBSCRIBED_TO_TOPIC."""
 
-    errno = 86
-    message = "GROUP_SUBSCRIBED_TO_TOPIC"
-    retriable = False
-    refresh_metadata = False
 
-
-class InvalidRecordError(BrokerResponseError):
+class InvalidRecordError(BrokerResponseError, errno=87, message="INVALID_RECORD"):
     """Broker error 87: INVALID_RECORD."""
 
-    errno = 87
-    message = "INVALID_RECORD"
-    retriable = False
-    refresh_metadata = False
 
-
-class UnstableOffsetCommitError(BrokerResponseError):
+class UnstableOffsetCommitError(
+    BrokerResponseError, errno=88, message="UNSTABLE_OFFSET_COMMIT", retriable=True
+):
     """Broker error 88: UNSTABLE_OFFSET_COMMIT."""
 
-    errno = 88
-    message = "UNSTABLE_OFFSET_COMMIT"
-    retriable = True
-    refresh_metadata = False
 
-
-class ThrottlingQuotaExceededError(BrokerResponseError):
+class ThrottlingQuotaExceededError(
+    BrokerResponseError, errno=89, message="THROTTLING_QUOTA_EXCEEDED", retriable=True
+):
     """Broker error 89: THROTTLING_QUOTA_EXCEEDED."""
 
-    errno = 89
-    message = "THROTTLING_QUOTA_EXCEEDED"
-    retriable = True
-    refresh_metadata = False
 
-
-class ProducerFencedError(BrokerResponseError):
+class ProducerFencedError(BrokerResponseError, errno=90, message="PRODUCER_FENCED"):
     """Broker error 90: PRODUCER_FENCED."""
 
-    errno = 90
-    message = "PRODUCER_FENCED"
-    retriable = False
-    refresh_metadata = False
 
-
-class ResourceNotFoundError(BrokerResponseError):
+class ResourceNotFoundError(BrokerResponseError, errno=91, message="RESOURCE_NOT_FOUND"):
     """Broker error 91: RESOURCE_NOT_FOUND."""
 
-    errno = 91
-    message = "RESOURCE_NOT_FOUND"
-    retriable = False
-    refresh_metadata = False
 
-
-class DuplicateResourceError(BrokerResponseError):
+class DuplicateResourceError(BrokerResponseError, errno=92, message="DUPLICATE_RESOURCE"):
     """Broker error 92: DUPLICATE_RESOURCE."""
 
-    errno = 92
-    message = "DUPLICATE_RESOURCE"
-    retriable = False
-    refresh_metadata = False
 
-
-class UnacceptableCredentialError(BrokerResponseError):
+class UnacceptableCredentialError(BrokerResponseError, errno=93, message="UNACCEPTABLE_CREDENTIAL"):
     """Broker error 93: UNACCEPTABLE_CREDENTIAL."""
 
-    errno = 93
-    message = "UNACCEPTABLE_CREDENTIAL"
-    retriable = False
-    refresh_metadata = False
 
-
-class InconsistentVoterSetError(BrokerResponseError):
+class InconsistentVoterSetError(BrokerResponseError, errno=94, message="INCONSISTENT_VOTER_SET"):
     """Broker error 94: INCONSISTENT_VOTER_SET."""
 
-    errno = 94
-    message = "INCONSISTENT_VOTER_SET"
-    retriable = False
-    refresh_metadata = False
 
-
-class InvalidUpdateVersionError(BrokerResponseError):
+class InvalidUpdateVersionError(BrokerResponseError, errno=95, message="INVALID_UPDATE_VERSION"):
     """Broker error 95: INVALID_UPDATE_VERSION."""
 
-    errno = 95
-    message = "INVALID_UPDATE_VERSION"
-    retriable = False
-    refresh_metadata = False
 
-
-class FeatureUpdateFailedError(BrokerResponseError):
+class FeatureUpdateFailedError(BrokerResponseError, errno=96, message="FEATURE_UPDATE_FAILED"):
     """Broker error 96: FEATURE_UPDATE_FAILED."""
 
-    errno = 96
-    message = "FEATURE_UPDATE_FAILED"
-    retriable = False
-    refresh_metadata = False
 
-
-class PrincipalDeserializationFailureError(BrokerResponseError):
+class PrincipalDeserializationFailureError(
+    BrokerResponseError, errno=97, message="PRINCIPAL_DESERIALIZATION_FAILURE"
+):
     """Broker error 97: PRINCIPAL_DESERIALIZATION_FAILURE."""
 
-    errno = 97
-    message = "PRINCIPAL_DESERIALIZATION_FAILURE"
-    retriable = False
-    refresh_metadata = False
 
-
-class SnapshotNotFoundError(BrokerResponseError):
+class SnapshotNotFoundError(BrokerResponseError, errno=98, message="SNAPSHOT_NOT_FOUND"):
     """Broker error 98: SNAPSHOT_NOT_FOUND."""
 
-    errno = 98
-    message = "SNAPSHOT_NOT_FOUND"
-    retriable = False
-    refresh_metadata = False
 
-
-class PositionOutOfRangeError(BrokerResponseError):
+class PositionOutOfRangeError(BrokerResponseError, errno=99, message="POSITION_OUT_OF_RANGE"):
     """Broker error 99: POSITION_OUT_OF_RANGE."""
 
-    errno = 99
-    message = "POSITION_OUT_OF_RANGE"
-    retriable = False
-    refresh_metadata = False
 
-
-class UnknownTopicIdError(BrokerResponseError):
+class UnknownTopicIdError(
+    BrokerResponseError, errno=100, message="UNKNOWN_TOPIC_ID", retriable=True, refresh_metadata=True
+):
     """Broker error 100: UNKNOWN_TOPIC_ID."""
 
-    errno = 100
-    message = "UNKNOWN_TOPIC_ID"
-    retriable = True
-    refresh_metadata = True
 
-
-class DuplicateBrokerRegistrationError(BrokerResponseError):
+class DuplicateBrokerRegistrationError(
+    BrokerResponseError, errno=101, message="DUPLICATE_BROKER_REGISTRATION"
+):
     """Broker error 101: DUPLICATE_BROKER_REGISTRATION."""
 
-    errno = 101
-    message = "DUPLICATE_BROKER_REGISTRATION"
-    retriable = False
-    refresh_metadata = False
 
-
-class BrokerIdNotRegisteredError(BrokerResponseError):
+class BrokerIdNotRegisteredError(BrokerResponseError, errno=102, message="BROKER_ID_NOT_REGISTERED"):
     """Broker error 102: BROKER_ID_NOT_REGISTERED."""
 
-    errno = 102
-    message = "BROKER_ID_NOT_REGISTERED"
-    retriable = False
-    refresh_metadata = False
 
-
-class InconsistentTopicIdError(BrokerResponseError):
+class InconsistentTopicIdError(
+    BrokerResponseError, errno=103, message="INCONSISTENT_TOPIC_ID", retriable=True, refresh_metadata=True
+):
     """Broker error 103: INCONSISTENT_TOPIC_ID."""
 
-    errno = 103
-    message = "INCONSISTENT_TOPIC_ID"
-    retriable = True
-    refresh_metadata = True
 
-
-class InconsistentClusterIdError(BrokerResponseError):
+class InconsistentClusterIdError(BrokerResponseError, errno=104, message="INCONSISTENT_CLUSTER_ID"):
     """Broker error 104: INCONSISTENT_CLUSTER_ID."""
 
-    errno = 104
-    message = "INCONSISTENT_CLUSTER_ID"
-    retriable = False
-    refresh_metadata = False
 
-
-class TransactionalIdNotFoundError(BrokerResponseError):
+class TransactionalIdNotFoundError(BrokerResponseError, errno=105, message="TRANSACTIONAL_ID_NOT_FOUND"):
     """Broker error 105: TRANSACTIONAL_ID_NOT_FOUND."""
 
-    errno = 105
-    message = "TRANSACTIONAL_ID_NOT_FOUND"
-    retriable = False
-    refresh_metadata = False
 
-
-class FetchSessionTopicIdError(BrokerResponseError):
+class FetchSessionTopicIdError(
+    BrokerResponseError, errno=106, message="FETCH_SESSION_TOPIC_ID_ERROR", retriable=True
+):
     """Broker error 106: FETCH_SESSION_TOPIC_ID_ERROR."""
 
-    errno = 106
-    message = "FETCH_SESSION_TOPIC_ID_ERROR"
-    retriable = True
-    refresh_metadata = False
 
-
-class IneligibleReplicaError(BrokerResponseError):
+class IneligibleReplicaError(BrokerResponseError, errno=107, message="INELIGIBLE_REPLICA"):
     """Broker error 107: INELIGIBLE_REPLICA."""
 
-    errno = 107
-    message = "INELIGIBLE_REPLICA"
-    retriable = False
-    refresh_metadata = False
 
-
-class NewLeaderElectedError(BrokerResponseError):
+class NewLeaderElectedError(BrokerResponseError, errno=108, message="NEW_LEADER_ELECTED"):
     """Broker error 108: NEW_LEADER_ELECTED."""
 
-    errno = 108
-    message = "NEW_LEADER_ELECTED"
-    retriable = False
-    refresh_metadata = False
 
-
-class OffsetMovedToTieredStorageError(BrokerResponseError):
+class OffsetMovedToTieredStorageError(
+    BrokerResponseError, errno=109, message="OFFSET_MOVED_TO_TIERED_STORAGE"
+):
     """Broker error 109: OFFSET_MOVED_TO_TIERED_STORAGE."""
 
-    errno = 109
-    message = "OFFSET_MOVED_TO_TIERED_STORAGE"
-    retriable = False
-    refresh_metadata = False
 
-
-class FencedMemberEpochError(BrokerResponseError):
+class FencedMemberEpochError(BrokerResponseError, errno=110, message="FENCED_MEMBER_EPOCH"):
     """Broker error 110: FENCED_MEMBER_EPOCH."""
 
-    errno = 110
-    message = "FENCED_MEMBER_EPOCH"
-    retriable = False
-    refresh_metadata = False
 
-
-class UnreleasedInstanceIdError(BrokerResponseError):
+class UnreleasedInstanceIdError(BrokerResponseError, errno=111, message="UNRELEASED_INSTANCE_ID"):
     """Broker error 111: UNRELEASED_INSTANCE_ID."""
 
-    errno = 111
-    message = "UNRELEASED_INSTANCE_ID"
-    retriable = False
-    refresh_metadata = False
 
-
-class UnsupportedAssignorError(BrokerResponseError):
+class UnsupportedAssignorError(BrokerResponseError, errno=112, message="UNSUPPORTED_ASSIGNOR"):
     """Broker error 112: UNSUPPORTED_ASSIGNOR."""
 
-    errno = 112
-    message = "UNSUPPORTED_ASSIGNOR"
-    retriable = False
-    refresh_metadata = False
 
-
-class StaleMemberEpochError(BrokerResponseError):
+class StaleMemberEpochError(BrokerResponseError, errno=113, message="STALE_MEMBER_EPOCH"):
     """Broker error 113: STALE_MEMBER_EPOCH."""
 
-    errno = 113
-    message = "STALE_MEMBER_EPOCH"
-    retriable = False
-    refresh_metadata = False
 
-
-class MismatchedEndpointTypeError(BrokerResponseError):
+class MismatchedEndpointTypeError(BrokerResponseError, errno=114, message="MISMATCHED_ENDPOINT_TYPE"):
     """Broker error 114: MISMATCHED_ENDPOINT_TYPE."""
 
-    errno = 114
-    message = "MISMATCHED_ENDPOINT_TYPE"
-    retriable = False
-    refresh_metadata = False
 
-
-class UnsupportedEndpointTypeError(BrokerResponseError):
+class UnsupportedEndpointTypeError(BrokerResponseError, errno=115, message="UNSUPPORTED_ENDPOINT_TYPE"):
     """Broker error 115: UNSUPPORTED_ENDPOINT_TYPE."""
 
-    errno = 115
-    message = "UNSUPPORTED_ENDPOINT_TYPE"
-    retriable = False
-    refresh_metadata = False
 
-
-class UnknownControllerIdError(BrokerResponseError):
+class UnknownControllerIdError(BrokerResponseError, errno=116, message="UNKNOWN_CONTROLLER_ID"):
     """Broker error 116: UNKNOWN_CONTROLLER_ID."""
 
-    errno = 116
-    message = "UNKNOWN_CONTROLLER_ID"
-    retriable = False
-    refresh_metadata = False
 
-
-class UnknownSubscriptionIdError(BrokerResponseError):
+class UnknownSubscriptionIdError(BrokerResponseError, errno=117, message="UNKNOWN_SUBSCRIPTION_ID"):
     """Broker error 117: UNKNOWN_SUBSCRIPTION_ID."""
 
-    errno = 117
-    message = "UNKNOWN_SUBSCRIPTION_ID"
-    retriable = False
-    refresh_metadata = False
 
-
-class TelemetryTooLargeError(BrokerResponseError):
+class TelemetryTooLargeError(BrokerResponseError, errno=118, message="TELEMETRY_TOO_LARGE"):
     """Broker error 118: TELEMETRY_TOO_LARGE."""
 
-    errno = 118
-    message = "TELEMETRY_TOO_LARGE"
-    retriable = False
-    refresh_metadata = False
 
-
-class InvalidRegistrationError(BrokerResponseError):
+class InvalidRegistrationError(BrokerResponseError, errno=119, message="INVALID_REGISTRATION"):
     """Broker error 119: INVALID_REGISTRATION."""
 
-    errno = 119
-    message = "INVALID_REGISTRATION"
-    retriable = False
-    refresh_metadata = False
 
-
-class TransactionAbortableError(BrokerResponseError):
+class TransactionAbortableError(BrokerResponseError, errno=120, message="TRANSACTION_ABORTABLE"):
     """Broker error 120: TRANSACTION_ABORTABLE."""
 
-    errno = 120
-    message = "TRANSACTION_ABORTABLE"
-    retriable = False
-    refresh_metadata = False
 
-
-class InvalidRecordStateError(BrokerResponseError):
+class InvalidRecordStateError(BrokerResponseError, errno=121, message="INVALID_RECORD_STATE"):
     """Broker error 121: INVALID_RECORD_STATE."""
 
-    errno = 121
-    message = "INVALID_RECORD_STATE"
-    retriable = False
-    refresh_metadata = False
 
-
-class ShareSessionNotFoundError(BrokerResponseError):
+class ShareSessionNotFoundError(
+    BrokerResponseError, errno=122, message="SHARE_SESSION_NOT_FOUND", retriable=True
+):
     """Broker error 122: SHARE_SESSION_NOT_FOUND."""
 
-    errno = 122
-    message = "SHARE_SESSION_NOT_FOUND"
-    retriable = True
-    refresh_metadata = False
 
-
-class InvalidShareSessionEpochError(BrokerResponseError):
+class InvalidShareSessionEpochError(
+    BrokerResponseError, errno=123, message="INVALID_SHARE_SESSION_EPOCH", retriable=True
+):
     """Broker error 123: INVALID_SHARE_SESSION_EPOCH."""
 
-    errno = 123
-    message = "INVALID_SHARE_SESSION_EPOCH"
-    retriable = True
-    refresh_metadata = False
 
-
-class FencedStateEpochError(BrokerResponseError):
+class FencedStateEpochError(BrokerResponseError, errno=124, message="FENCED_STATE_EPOCH"):
     """Broker error 124: FENCED_STATE_EPOCH."""
 
-    errno = 124
-    message = "FENCED_STATE_EPOCH"
-    retriable = False
-    refresh_metadata = False
 
-
-class InvalidVoterKeyError(BrokerResponseError):
+class InvalidVoterKeyError(BrokerResponseError, errno=125, message="INVALID_VOTER_KEY"):
     """Broker error 125: INVALID_VOTER_KEY."""
 
-    errno = 125
-    message = "INVALID_VOTER_KEY"
-    retriable = False
-    refresh_metadata = False
 
-
-class DuplicateVoterError(BrokerResponseError):
+class DuplicateVoterError(BrokerResponseError, errno=126, message="DUPLICATE_VOTER"):
     """Broker error 126: DUPLICATE_VOTER."""
 
-    errno = 126
-    message = "DUPLICATE_VOTER"
-    retriable = False
-    refresh_metadata = False
 
-
-class VoterNotFoundError(BrokerResponseError):
+class VoterNotFoundError(BrokerResponseError, errno=127, message="VOTER_NOT_FOUND"):
     """Broker error 127: VOTER_NOT_FOUND."""
 
-    errno = 127
-    message = "VOTER_NOT_FOUND"
-    retriable = False
-    refresh_metadata = False
 
-
-class InvalidRegularExpressionError(BrokerResponseError):
+class InvalidRegularExpressionError(BrokerResponseError, errno=128, message="INVALID_REGULAR_EXPRESSION"):
     """Broker error 128: INVALID_REGULAR_EXPRESSION."""
 
-    errno = 128
-    message = "INVALID_REGULAR_EXPRESSION"
-    retriable = False
-    refresh_metadata = False
 
-
-class RebootstrapRequiredError(BrokerResponseError):
+class RebootstrapRequiredError(BrokerResponseError, errno=129, message="REBOOTSTRAP_REQUIRED"):
     """Broker error 129: REBOOTSTRAP_REQUIRED."""
 
-    errno = 129
-    message = "REBOOTSTRAP_REQUIRED"
-    retriable = False
-    refresh_metadata = False
 
-
-class StreamsInvalidTopologyError(BrokerResponseError):
+class StreamsInvalidTopologyError(BrokerResponseError, errno=130, message="STREAMS_INVALID_TOPOLOGY"):
     """Broker error 130: STREAMS_INVALID_TOPOLOGY."""
 
-    errno = 130
-    message = "STREAMS_INVALID_TOPOLOGY"
-    retriable = False
-    refresh_metadata = False
 
-
-class StreamsInvalidTopologyEpochError(BrokerResponseError):
+class StreamsInvalidTopologyEpochError(
+    BrokerResponseError, errno=131, message="STREAMS_INVALID_TOPOLOGY_EPOCH"
+):
     """Broker error 131: STREAMS_INVALID_TOPOLOGY_EPOCH."""
 
-    errno = 131
-    message = "STREAMS_INVALID_TOPOLOGY_EPOCH"
-    retriable = False
-    refresh_metadata = False
 
-
-class StreamsTopologyFencedError(BrokerResponseError):
+class StreamsTopologyFencedError(BrokerResponseError, errno=132, message="STREAMS_TOPOLOGY_FENCED"):
     """Broker error 132: STREAMS_TOPOLOGY_FENCED."""
 
-    errno = 132
-    message = "STREAMS_TOPOLOGY_FENCED"
-    retriable = False
-    refresh_metadata = False
 
-
-class ShareSessionLimitReachedError(BrokerResponseError):
+class ShareSessionLimitReachedError(
+    BrokerResponseError, errno=133, message="SHARE_SESSION_LIMIT_REACHED", retriable=True
+):
     """Broker error 133: SHARE_SESSION_LIMIT_REACHED."""
-
-    errno = 133
-    message = "SHARE_SESSION_LIMIT_REACHED"
-    retriable = True
-    refresh_metadata = False
 
 
 #: Every error class by its wire code.

@@ -53,11 +53,30 @@ class BrokerResponseError(KafkaError):
     """An error code returned by the broker.
 
     Subclasses carry ``errno``, the wire ``message`` name, ``retriable`` and
-    ``refresh_metadata``. An instance may carry the broker's error message.
+    ``refresh_metadata`` (given as class keywords by the generated table,
+    ``kproto/_broker_errors.py``). An instance may carry the broker's error message.
     """
 
     errno: int = -1
     message: str = "UNKNOWN"
+
+    def __init_subclass__(
+        cls,
+        *,
+        errno: int | None = None,
+        message: str | None = None,
+        retriable: bool = False,
+        refresh_metadata: bool = False,
+    ) -> None:
+        """The generated table's classes give their facts as class keywords
+        (``class X(BrokerResponseError, errno=6, message="...", retriable=True)``);
+        a subclass without them inherits its base's."""
+        super().__init_subclass__()
+        if errno is not None:
+            cls.errno = errno
+            cls.message = message if message is not None else cls.message
+            cls.retriable = retriable
+            cls.refresh_metadata = refresh_metadata
 
     def __str__(self) -> str:
         detail = super().__str__()

@@ -66,6 +66,7 @@ import functools
 import random
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
 import attrs
 
@@ -116,6 +117,7 @@ from kproto.protocol.messages import (
 from kproto.protocol.messages.metadata import MetadataRequestTopic
 from kproto.reconnect import ReconnectPolicy
 from kproto.settled_versions import BrokerKey, SettledVersions, broker_keys
+from kproto.socks5 import ProxyAddress, Socks5Handshake, parse_proxy_url
 
 __all__ = [
     "COORDINATOR_GROUP",
@@ -141,7 +143,8 @@ COORDINATOR_GROUP = 0
 COORDINATOR_TRANSACTION = 1
 _INF = float("inf")
 #: A connection being set up.
-_OPENING = frozenset({ConnectionState.CONNECTING, ConnectionState.API_VERSIONS, ConnectionState.AUTHENTICATING})
+_OPENING = frozenset({ConnectionState.CONNECTING, ConnectionState.TUNNEL, ConnectionState.API_VERSIONS,
+                      ConnectionState.AUTHENTICATING})
 
 
 def parse_bootstrap(servers: str | Sequence[str]) -> list[tuple[str, int]]:
@@ -220,9 +223,38 @@ class ClientConfig(ClusterOptions):
     authenticator: Callable[[int, str, int], Authenticator] | None = None
     #: SCRAM client nonce factory; None draws from the client's ``rng``.
     sasl_nonce_factory: Callable[[], str] | None = attrs.field(default=None, repr=False)
+    #: GSSAPI (Kerberos): the broker's service name; the target principal is
+    #: ``service@host`` (host: ``sasl_kerberos_domain_name`` or the broker's own).
+    sasl_kerberos_service_name: str = "kafka"
+    #: GSSAPI: the broker's service principal as a whole, instead of the two above.
+    sasl_kerberos_name: str | None = None
+    #: GSSAPI: the host part of the service principal, for every broker.
+    sasl_kerberos_domain_name: str | None = None
+    #: GSSAPI: ``factory(target) -> kproto.sasl.GssapiContext``; None uses the
+    #: ``gssapi`` package (:mod:`kproto._gssapi`, the ``kproto[gssapi]`` extra).
+    sasl_gssapi_context_factory: Callable[[str], Any] | None = attrs.field(default=None, repr=False)
+    #: ``socks5://[user:password@]host[:port]`` (or ``socks5h://``): every connection goes
+    #: through this SOCKS5 proxy (:mod:`kproto.socks5`); None connects directly.
+    #: PLAINTEXT and SASL_PLAINTEXT only (TLS would have to start after the tunnel).
+    proxy_url: str | None = attrs.field(default=None, repr=False)
+    #: kafka-python's former name of ``proxy_url``, used when ``proxy_url`` is None.
+    socks5_proxy: str | None = attrs.field(default=None, repr=False)
+
+    @property
+    def proxy(self) -> ProxyAddress | None:
+        """The parsed ``proxy_url`` (or ``socks5_proxy``), or None."""
+        url = self.proxy_url if self.proxy_url is not None else self.socks5_proxy
+        return None if url is None else parse_proxy_url(url)
 
     def __attrs_post_init__(self) -> None:
         self.check_cluster()
+        if self.proxy is not None and self.security_protocol.upper() in ("SSL", "SASL_SSL"):
+            # The transport runs TLS before the core sees the connection open, so the
+            # SOCKS5 handshake (which must come first) cannot run inside the core then.
+            raise KafkaConfigurationError(
+                f"proxy_url is not allowed with security_protocol={self.security_protocol!r}: "
+                "SOCKS5 works with PLAINTEXT and SASL_PLAINTEXT"
+            )
         if self.security_protocol.upper().startswith("SASL_") and self.authenticator is None:
             from kproto.sasl import make_mechanism
 
@@ -233,6 +265,8 @@ class ClientConfig(ClusterOptions):
                     password=self.sasl_plain_password,
                     token_provider=self.sasl_oauth_token_provider,
                     nonce=lambda: "x",
+                    # GSSAPI with the caller's own contexts: nothing to check before a connection.
+                    check_only=self.sasl_gssapi_context_factory is None,
                 )
             except ValueError as exc:
                 raise KafkaConfigurationError(str(exc)) from None
@@ -358,6 +392,7 @@ class Client:
         self._settled_versions = SettledVersions()
         # Coordinators: (key_type, key) -> node id; lookups: due time, None = in flight.
         self._coordinators = Coordinators(config.retry_backoff_ms / 1000)
+        self._proxy = config.proxy
 
     # --- the driving surface -------------------------------------------------------
 
@@ -699,6 +734,7 @@ class Client:
             if self._last_error is None:  # a connection's own error says more than its request's
                 self._last_error = error
             return
+        assert response is not None  # no error: the answer came
         expected, got = self._expected_cluster_id, getattr(response, "cluster_id", None)
         if expected is not None and got is not None and got != expected:
             # KIP-899: a re-bootstrap must not move the client to another
@@ -947,6 +983,7 @@ class Client:
         conn = node.conn
         if conn is None:
             auth = self.config.authenticator
+            proxy = self._proxy
             conn = node.conn = BrokerConnection(
                 node.node_id,
                 node.host,
@@ -956,7 +993,8 @@ class Client:
                 api_versions_version=self._settled_versions.start(self._broker_keys(node)),
                 authenticator=auth(node.node_id, node.host, node.port)
                 if auth is not None
-                else self._sasl_authenticator(),
+                else self._sasl_authenticator(node.host),
+                tunnel=None if proxy is None else Socks5Handshake(proxy, node.host, node.port),
             )
             conn.observe = self.observe_requests
         return conn
@@ -980,15 +1018,23 @@ class Client:
 
         return dict(release_caps(release))
 
-    def _sasl_authenticator(self) -> Authenticator | None:
-        """A fresh SASL authenticator when ``security_protocol`` is SASL_*."""
+    def _sasl_authenticator(self, host: str) -> Authenticator | None:
+        """A fresh SASL authenticator for a connection to ``host`` when ``security_protocol`` is SASL_*."""
         cfg = self.config
-        from kproto.sasl import authenticator_for, nonce_from_rng
+        from kproto.sasl import authenticator_for, gssapi_target, nonce_from_rng
+
+        gssapi_context: Callable[[], Any] | None = None
+        if (cfg.sasl_mechanism or "").upper() == "GSSAPI":
+            target = gssapi_target(host, service_name=cfg.sasl_kerberos_service_name,
+                                   kerberos_name=cfg.sasl_kerberos_name, domain_name=cfg.sasl_kerberos_domain_name)
+            from kproto._gssapi import context_factory
+
+            gssapi_context = functools.partial(cfg.sasl_gssapi_context_factory or context_factory, target)
 
         return authenticator_for(
             cfg.security_protocol, cfg.sasl_mechanism, username=cfg.sasl_plain_username,
             password=cfg.sasl_plain_password, token_provider=cfg.sasl_oauth_token_provider,
-            nonce=cfg.sasl_nonce_factory or nonce_from_rng(self._rng),
+            nonce=cfg.sasl_nonce_factory or nonce_from_rng(self._rng), gssapi_context=gssapi_context,
         )  # fmt: skip
 
     def _after_input(self, now: float) -> None:
@@ -1078,7 +1124,9 @@ class Client:
             if conn.state is ConnectionState.WAITING and node.reconnect_at <= now:
                 conn.start_connect(now, setup_timeout_ms=self._reconnect.setup_timeout(node.failures))
                 node.connects += 1
-                self._commands.append(Connect(node_id=node.node_id, host=node.host, port=node.port))
+                proxy = self._proxy  # the driver dials the proxy; the tunnel names the broker
+                host, port = (node.host, node.port) if proxy is None else (proxy.host, proxy.port)
+                self._commands.append(Connect(node_id=node.node_id, host=host, port=port))
             elif (
                 conn.state is ConnectionState.READY
                 and now >= node.active_at + self._idle_s

@@ -12,16 +12,20 @@ send produce and fetch requests to a former leader.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterable
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import attrs
 
-from kproto.errors import KafkaError, error_from_code, is_retriable
+from kproto.errors import KafkaError, LeaderNotAvailableError, error_from_code, is_retriable
+
+if TYPE_CHECKING:
+    from kproto.protocol.messages import MetadataResponse
 
 __all__ = ["BrokerInfo", "ClusterMetadata", "PartitionInfo"]
 
-_LEADER_NOT_AVAILABLE = 5
+_LEADER_NOT_AVAILABLE = LeaderNotAvailableError.errno
 
 
 class BrokerInfo(NamedTuple):
@@ -67,7 +71,7 @@ class ClusterMetadata:
         self._brokers: dict[int, BrokerInfo] = {}
         self._partitions: dict[str, dict[int, PartitionInfo]] = {}
         self._topic_errors: dict[str, int] = {}
-        self._topic_ids: dict[str, Any] = {}
+        self._topic_ids: dict[str, uuid.UUID] = {}
         self._internal: set[str] = set()
         #: From the last update: ``(topic, partition, old, new)`` for each known partition whose
         #: leader changed (old -1: it had none), and ``topic -> (old, new)`` partition counts that grew.
@@ -132,7 +136,7 @@ class ClusterMetadata:
         code = self._topic_errors.get(topic, 0)
         return error_from_code(code, f"topic {topic!r}") if code else None
 
-    def topic_id(self, topic: str) -> Any:
+    def topic_id(self, topic: str) -> uuid.UUID | None:
         """The topic's UUID (Metadata v10+), or None."""
         return self._topic_ids.get(topic)
 
@@ -142,7 +146,7 @@ class ClusterMetadata:
 
     # --- update ------------------------------------------------------------
 
-    def update(self, response: Any) -> tuple[frozenset[str], bool]:
+    def update(self, response: MetadataResponse) -> tuple[frozenset[str], bool]:
         """Apply a MetadataResponse.
 
         Returns:

@@ -12,13 +12,17 @@ issues the ``Connect``/``Close`` commands and feeds it bytes and time.
 Lifecycle (``state``), one object per connection attempt::
 
     WAITING --start_connect--> CONNECTING --connection_made--> API_VERSIONS
+    CONNECTING --connection_made (with a tunnel)--> TUNNEL --tunnel_open--> API_VERSIONS
     API_VERSIONS --versions_ok--> AUTHENTICATING --auth_done--> READY
     any state except CLOSED --fail / close--> CLOSED            (terminal)
 
 The table :data:`_TRANSITIONS` is the whole of it; a transition that is not
 listed is a bug and raises :class:`~kproto.errors.IllegalStateError`.
 ``WAITING`` holds requests while the node is in reconnect backoff.
-Without an authenticator, ``AUTHENTICATING`` is left at once.
+Without an authenticator, ``AUTHENTICATING`` is left at once. ``TUNNEL``
+runs a proxy handshake (:class:`kproto.socks5.Socks5Handshake`, with
+``proxy_url``) on the new transport before the first Kafka byte; its
+errors close the connection like any other setup failure.
 
 Requests. :meth:`send` appends to ``_queue``. Whenever the state is
 ``READY``, the node is not throttled and fewer than
@@ -152,6 +156,7 @@ class ConnectionState(enum.Enum):
 
     WAITING = "waiting"
     CONNECTING = "connecting"
+    TUNNEL = "tunnel"
     API_VERSIONS = "api_versions"
     AUTHENTICATING = "authenticating"
     READY = "ready"
@@ -161,6 +166,8 @@ class ConnectionState(enum.Enum):
 class _Input(enum.Enum):
     START_CONNECT = "start_connect"
     CONNECTION_MADE = "connection_made"
+    TUNNEL_START = "tunnel_start"
+    TUNNEL_OPEN = "tunnel_open"
     VERSIONS_OK = "versions_ok"
     AUTH_DONE = "auth_done"
     CLOSE = "close"
@@ -172,6 +179,9 @@ _I = _Input
 _TRANSITIONS: dict[tuple[ConnectionState, _Input], ConnectionState] = {
     (_S.WAITING, _I.START_CONNECT): _S.CONNECTING,
     (_S.CONNECTING, _I.CONNECTION_MADE): _S.API_VERSIONS,
+    (_S.CONNECTING, _I.TUNNEL_START): _S.TUNNEL,
+    (_S.TUNNEL, _I.TUNNEL_OPEN): _S.API_VERSIONS,
+    (_S.TUNNEL, _I.CLOSE): _S.CLOSED,
     (_S.API_VERSIONS, _I.VERSIONS_OK): _S.AUTHENTICATING,
     (_S.AUTHENTICATING, _I.AUTH_DONE): _S.READY,
     (_S.WAITING, _I.CLOSE): _S.CLOSED,
@@ -182,7 +192,7 @@ _TRANSITIONS: dict[tuple[ConnectionState, _Input], ConnectionState] = {
 }
 
 #: States in which the transport is open (bytes may flow).
-_OPEN_STATES = frozenset({_S.API_VERSIONS, _S.AUTHENTICATING, _S.READY})
+_OPEN_STATES = frozenset({_S.TUNNEL, _S.API_VERSIONS, _S.AUTHENTICATING, _S.READY})
 
 
 @attrs.frozen(kw_only=True)
@@ -219,6 +229,20 @@ class Authenticator(Protocol):
 
     def start(self, connection: BrokerConnection, now: float) -> None:
         """Begin authenticating on ``connection``."""
+
+
+class Tunnel(Protocol):
+    """A handshake with a proxy on a new transport, before any Kafka byte (``TUNNEL``)."""
+
+    @property
+    def done(self) -> bool:
+        """The tunnel is open."""
+
+    def data_to_send(self) -> bytes:
+        """Bytes to write to the proxy, drained."""
+
+    def receive_data(self, data: bytes) -> None:
+        """The proxy's bytes; raises a KafkaError when the handshake fails."""
 
 
 class _Request:
@@ -272,6 +296,7 @@ class BrokerConnection:
         api_versions_version: The ApiVersions version to ask first (None: the
             newest). The client passes what the last connection to the node
             settled on, so a broker that refuses newer ones is not asked again.
+        tunnel: A proxy handshake to run once the transport is open (``TUNNEL``).
     """
 
     def __init__(
@@ -285,6 +310,7 @@ class BrokerConnection:
         authenticator: Authenticator | None = None,
         first_correlation_id: int = 0,
         api_versions_version: int | None = None,
+        tunnel: Tunnel | None = None,
     ) -> None:
         self.node_id = node_id
         self.host = host
@@ -302,6 +328,7 @@ class BrokerConnection:
         #: ``api_key -> (lowest, highest)`` both sides support, filled on first use.
         self._ranges: dict[int, tuple[int, int]] = {}
         self._authenticator = authenticator
+        self._tunnel = tunnel
         self._queue: deque[_Request] = deque()
         self._in_flight: deque[_Request] = deque()
         self._sent_no_response: list[_Request] = []
@@ -427,10 +454,27 @@ class BrokerConnection:
         self._setup_deadline = now + setup_timeout_ms / 1000
 
     def connection_made(self, now: float) -> None:
-        """The transport is open: send ApiVersions (KIP-511 fields from v3)."""
-        self._transition(_I.CONNECTION_MADE)
+        """The transport is open: start the tunnel, or send ApiVersions (KIP-511 fields from v3)."""
         self._now = now
+        if self._tunnel is not None:
+            self._transition(_I.TUNNEL_START)
+            self._out += self._tunnel.data_to_send()
+            return
+        self._transition(_I.CONNECTION_MADE)
         self._send_api_versions(now)
+
+    def _tunnel_data(self, data: bytes, now: float) -> None:
+        """The proxy's bytes while ``TUNNEL``: on to ApiVersions once it is open."""
+        assert self._tunnel is not None
+        try:
+            self._tunnel.receive_data(data)
+        except KafkaError as exc:
+            self._fail(exc, now)
+            return
+        self._out += self._tunnel.data_to_send()
+        if self._tunnel.done:
+            self._transition(_I.TUNNEL_OPEN)
+            self._send_api_versions(now)
 
     def connection_lost(self, exc: BaseException | None, now: float) -> None:
         """The transport closed under us; fail everything."""
@@ -671,6 +715,9 @@ class BrokerConnection:
             raise IllegalStateError(f"node {self.node_id}: data received in state {self.state.value}")
         self._now = now
         if not data:
+            return
+        if self.state is ConnectionState.TUNNEL:
+            self._tunnel_data(data, now)
             return
         max_size = self.config.max_response_size
         if self._rbuf or type(data) is not bytes:

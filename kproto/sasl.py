@@ -35,9 +35,17 @@ Randomness. SCRAM needs a client nonce; it comes from an injected
 A transport that wants an unpredictable nonce hands the client a
 ``random.SystemRandom``-seeded generator or its own ``nonce`` factory.
 
+GSSAPI (Kerberos, RFC 4752): :class:`Gssapi` is the SASL side over a
+:class:`GssapiContext`, a GSS-API initiator context built per connection
+for ``sasl_kerberos_service_name@host`` (or ``sasl_kerberos_name``). The
+default context (:mod:`kproto._gssapi`, the ``kproto[gssapi]`` extra) wraps
+the ``gssapi`` package; its first step may ask the KDC for a service ticket
+(libkrb5's own I/O, as in every Kerberos client), so an embedder may pass
+its own ``sasl_gssapi_context_factory`` instead.
+
 Not here: KIP-368 re-authentication (``session_lifetime_ms`` is ignored: the
 broker closes the connection when the session ends and the client
-reconnects), GSSAPI.
+reconnects).
 """
 
 from __future__ import annotations
@@ -45,13 +53,20 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import random
 import stringprep
 import unicodedata
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 from kproto.connection import BrokerConnection, ConnectionState
-from kproto.errors import AuthenticationFailedError, KafkaError
+from kproto.errors import (
+    AuthenticationFailedError,
+    IllegalSaslStateError,
+    KafkaError,
+    SaslAuthenticationFailedError,
+    UnsupportedSaslMechanismError,
+)
 from kproto.protocol.messages import (
     SaslAuthenticateRequest,
     SaslAuthenticateResponse,
@@ -61,6 +76,8 @@ from kproto.protocol.messages import (
 
 __all__ = [
     "MECHANISMS",
+    "Gssapi",
+    "GssapiContext",
     "Mechanism",
     "OAuthBearer",
     "Plain",
@@ -74,7 +91,7 @@ __all__ = [
 ]
 
 #: Mechanism names this module implements.
-MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER")
+MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER", "GSSAPI")
 
 #: Kafka's minimum SCRAM iteration count (ScramMechanism.minIterations); a
 #: server asking for fewer is refused, as the Java client does.
@@ -169,7 +186,7 @@ def _scram_name(name: str) -> str:
     return name.replace("=", "=3D").replace(",", "=2C")
 
 
-def nonce_from_rng(rng: Any) -> Callable[[], str]:
+def nonce_from_rng(rng: random.Random) -> Callable[[], str]:
     """A SCRAM nonce factory drawing from ``rng`` (a ``random.Random``).
 
     The nonce is 24 random bytes in base64: printable, no ``,`` (RFC 5802).
@@ -352,6 +369,97 @@ class OAuthBearer:
         return b"\x01"
 
 
+class GssapiContext(Protocol):
+    """A GSS-API initiator security context (Kerberos), as the ``gssapi`` package offers one."""
+
+    @property
+    def complete(self) -> bool:
+        """The context is established."""
+
+    def step(self, token: bytes | None) -> bytes | None:
+        """Feed the server's token (None first); the next token to send, if any."""
+
+    def unwrap(self, data: bytes) -> bytes:
+        """A message the server wrapped, checked and opened."""
+
+    def wrap(self, data: bytes) -> bytes:
+        """``data`` signed for the server (integrity, no confidentiality)."""
+
+
+#: ``factory(target) -> GssapiContext`` for the service principal ``target``
+#: (``service@host`` host-based, or ``sasl_kerberos_name`` as given).
+GssapiContextFactory = Callable[[str], GssapiContext]
+#: RFC 4752 3.3 security layers: 1 = none (the only one Kafka supports).
+_GSSAPI_NO_SECURITY_LAYER = 1
+
+
+class Gssapi:
+    """GSSAPI (RFC 4752): the Kerberos context exchange, then the security layer choice."""
+
+    name = "GSSAPI"
+
+    def __init__(self, context: GssapiContext) -> None:
+        self._ctx = context
+        #: 0: context being established; 1: waiting for the security layer offer; 2: answered it.
+        self._stage = 0
+
+    def __repr__(self) -> str:
+        return "<Gssapi>"
+
+    def _step(self, token: bytes | None) -> bytes:
+        try:
+            out = self._ctx.step(token)
+        except KafkaError:
+            raise
+        except Exception as exc:  # gssapi.exceptions.GSSError: no ticket, clock skew, wrong principal...
+            raise AuthenticationFailedError(f"GSSAPI: {type(exc).__name__}: {exc}") from exc
+        if self._ctx.complete:
+            self._stage = 1
+        return out or b""  # RFC 4752 3.1: an empty response when GSS-API gives no token
+
+    def initial(self) -> bytes:
+        return self._step(None)
+
+    def challenge(self, data: bytes) -> bytes | None:
+        if self._stage == 0:
+            return self._step(data)
+        if self._stage == 2:
+            if data:
+                raise AuthenticationFailedError(f"GSSAPI: {len(data)} unexpected bytes after the exchange")
+            return None
+        try:
+            offer = self._ctx.unwrap(data)
+        except Exception as exc:
+            raise AuthenticationFailedError(
+                f"GSSAPI: the security layer offer did not unwrap: {exc}"
+            ) from exc
+        if len(offer) != 4 or not offer[0] & _GSSAPI_NO_SECURITY_LAYER:
+            raise AuthenticationFailedError(
+                "GSSAPI: the server offers no 'no security layer' option (RFC 4752)"
+            )
+        self._stage = 2
+        # Layer "none", the server's maximum message size echoed, and no authorization id
+        # (the authenticated principal is the identity, as the Java client does).
+        return self._ctx.wrap(bytes([_GSSAPI_NO_SECURITY_LAYER]) + bytes(offer[1:4]))
+
+
+def gssapi_target(
+    host: str,
+    *,
+    service_name: str | None = "kafka",
+    kerberos_name: str | None = None,
+    domain_name: str | None = None,
+) -> str:
+    """The service principal to authenticate to (kafka-python's rules).
+
+    ``sasl_kerberos_name`` as given; else ``sasl_kerberos_service_name@host``,
+    with ``sasl_kerberos_domain_name`` in place of the broker's host when set.
+    """
+    if kerberos_name:
+        return str(kerberos_name)
+    return f"{service_name or 'kafka'}@{domain_name or host}"
+
+
 def check_secret_types(
     *, username: object = None, password: object = None, token_provider: object = None
 ) -> None:
@@ -380,12 +488,19 @@ def make_mechanism(
     password: str | None = None,
     token_provider: TokenProvider = None,
     nonce: Callable[[], str] | None = None,
+    gssapi_context: Callable[[], GssapiContext] | None = None,
+    check_only: bool = False,
 ) -> Mechanism:
     """Build the client side of mechanism ``name``.
+
+    ``gssapi_context`` builds GSSAPI's context; without one the mechanism is
+    a placeholder for a configuration check (``check_only``: is the
+    ``gssapi`` package importable).
 
     Raises:
         ValueError: unknown mechanism, missing or wrong-typed credentials for
             it (the message names the option and what it must be, never a value).
+        KafkaConfigurationError: GSSAPI without the ``gssapi`` package.
     """
     check_secret_types(username=username, password=password, token_provider=token_provider)
     upper = (name or "").upper()
@@ -402,13 +517,35 @@ def make_mechanism(
         if token_provider is None:
             raise ValueError("sasl_mechanism='OAUTHBEARER' needs sasl_oauth_token_provider")
         return OAuthBearer(token_provider)
+    if upper == "GSSAPI":
+        if gssapi_context is None:
+            if check_only:
+                from kproto._gssapi import check_available
+
+                check_available()  # at construction: the extra is installed
+            return Gssapi(_NoContext())
+        return Gssapi(gssapi_context())
     raise ValueError(f"sasl_mechanism must be one of {', '.join(MECHANISMS)}, got {name!r}")
 
 
+class _NoContext:
+    """Stands in for a context when a configuration is only being checked."""
+
+    complete = False
+
+    def step(self, token: bytes | None) -> bytes | None:
+        raise AuthenticationFailedError("GSSAPI: no context (configuration check only)")
+
+    def unwrap(self, data: bytes) -> bytes:
+        raise AuthenticationFailedError("GSSAPI: no context")
+
+    wrap = unwrap
+
+
 _HANDSHAKE_VERSION = 1  # v1: tokens travel in SaslAuthenticate (KIP-152)
-_UNSUPPORTED_SASL_MECHANISM = 33
-_ILLEGAL_SASL_STATE = 34
-_SASL_AUTHENTICATION_FAILED = 58
+_UNSUPPORTED_SASL_MECHANISM = UnsupportedSaslMechanismError.errno
+_ILLEGAL_SASL_STATE = IllegalSaslStateError.errno
+_SASL_AUTHENTICATION_FAILED = SaslAuthenticationFailedError.errno
 
 
 class SaslAuthenticator:
@@ -527,14 +664,25 @@ def authenticator_for(
     security_protocol: str,
     mechanism: str | None,
     *,
-    username: Any,
-    password: Any,
-    token_provider: Any,
+    username: str | None,
+    password: str | None,
+    token_provider: TokenProvider,
     nonce: Callable[[], str],
+    gssapi_context: Callable[[], GssapiContext] | None = None,
 ) -> SaslAuthenticator | None:
-    """A fresh SASL authenticator for one connection when ``security_protocol`` is SASL_*, else None."""
+    """A fresh SASL authenticator for one connection when ``security_protocol`` is SASL_*, else None.
+
+    ``gssapi_context`` builds the GSSAPI context of this connection (its target principal bound).
+    """
     if not security_protocol.upper().startswith("SASL_"):
         return None
     return SaslAuthenticator(
-        make_mechanism(mechanism or "", username=username, password=password, token_provider=token_provider, nonce=nonce)
+        make_mechanism(
+            mechanism or "",
+            username=username,
+            password=password,
+            token_provider=token_provider,
+            nonce=nonce,
+            gssapi_context=gssapi_context,
+        )
     )

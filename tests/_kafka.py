@@ -24,7 +24,9 @@ Connections each listener accepted are counted from the acceptor's DEBUG log
 (:meth:`KafkaCluster.accepted`), so tests can bound a client's reconnects.
 
 Topics are auto-created with 4 partitions (as Tansu does); on 3 nodes the
-replication factor is 3 and ``min.insync.replicas=2``. ``start`` returns once
+replication factor is 3 and ``min.insync.replicas=2``. ``racks=True`` puts
+node n in rack ``rack<n>`` with Kafka's ``RackAwareReplicaSelector`` (KIP-392:
+a consumer that sends its rack reads from the replica there). ``start`` returns once
 every node answers Metadata listing all nodes; ``stop`` kills only the
 processes this object started. :meth:`KafkaCluster.log_tail` gives the broker
 logs for a failed test's report.
@@ -266,9 +268,17 @@ class KafkaCluster:
         heap: str = "512m",
         lib: Path | None = None,
         authorizer: bool = False,
+        racks: bool = False,
+        kerberos: Any = None,
     ) -> None:
         if brokers not in (1, 3):
             raise ValueError(f"brokers must be 1 or 3, got {brokers!r}")
+        #: Node n is in rack ``rack<n>`` (``broker.rack``), and leaders point consumers
+        #: that send a ``rack_id`` at a replica in their rack (KIP-392's RackAwareReplicaSelector).
+        self.racks = racks
+        #: An ``_kdc.MitKdc``: the SASL listeners offer GSSAPI too, as ``kafka/127.0.0.1``.
+        self.kerberos = kerberos
+        self.kerberos_principal = kerberos.add_service("kafka", "127.0.0.1") if kerberos is not None else None
         self.version = kafka_version()
         #: Run the StandardAuthorizer (ACL calls need one); every client here is a super user.
         self.authorizer = authorizer
@@ -522,6 +532,18 @@ class KafkaCluster:
             "listener.name.mtls12.ssl.protocol": "TLSv1.2",
             "sasl.enabled.mechanisms": ",".join(MECHANISMS),
         }
+        if self.kerberos is not None:
+            props["sasl.enabled.mechanisms"] += ",GSSAPI"
+            props["sasl.kerberos.service.name"] = "kafka"
+            krb5 = (
+                "com.sun.security.auth.module.Krb5LoginModule required useKeyTab=true storeKey=true "
+                f'keyTab="{self.kerberos.service_keytab}" principal="{self.kerberos_principal}";'
+            )
+            for listener in ("sasl_plaintext", "sasl_ssl"):
+                props[f"listener.name.{listener}.gssapi.sasl.jaas.config"] = krb5
+        if self.racks:
+            props["broker.rack"] = f"rack{node.node_id}"
+            props["replica.selector.class"] = "org.apache.kafka.common.replica.RackAwareReplicaSelector"
         plain = (
             "org.apache.kafka.common.security.plain.PlainLoginModule required "
             f'username="{USERNAME}" password="{PASSWORD}" user_{USERNAME}="{PASSWORD}";'
@@ -581,6 +603,7 @@ class KafkaCluster:
             "-Xms64m",
             *opts,
             "-Djava.awt.headless=true",
+            *([f"-Djava.security.krb5.conf={self.kerberos.krb5_conf}"] if self.kerberos is not None else []),
             f"-Dlog4j2.configurationFile={self._log4j(node)}",
             "-cp",
             f"{self.lib}/*",

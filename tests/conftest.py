@@ -78,8 +78,10 @@ def kafka() -> Iterator[KafkaCluster]:
 
 @pytest.fixture(scope="session")
 def kafka_cluster() -> Iterator[KafkaCluster]:
-    """Three Apache Kafka nodes (3-voter quorum), replication factor 3, ``min.insync.replicas=2``."""
-    with KafkaCluster(3) as k:
+    """Three Apache Kafka nodes (3-voter quorum), replication factor 3, ``min.insync.replicas=2``,
+    in racks rack1..rack3 with the rack-aware replica selector (KIP-392; clients without a rack
+    read from leaders as before)."""
+    with KafkaCluster(3, racks=True) as k:
         yield k
 
 

@@ -85,17 +85,16 @@ def render() -> str:
         bases = ["BrokerResponseError"]
         if name in EXTRA_BASES:
             bases.insert(0, EXTRA_BASES[name])
-        body += [
-            "",
-            "",
-            f"class {cls}({', '.join(bases)}):",
-            f'    """Broker error {code}: {name}."""',
-            "",
-            f"    errno = {code}",
-            f'    message = "{name}"',
-            f"    retriable = {retriable}",
-            f"    refresh_metadata = {refresh}",
-        ]
+        facts = [f"errno={code}", f'message="{name}"']
+        facts += ["retriable=True"] if retriable else []
+        facts += ["refresh_metadata=True"] if refresh else []
+        head = f"class {cls}({', '.join(bases + facts)}):"
+        if len(head) > 110:  # as ruff format wraps it
+            inner = f"    {', '.join(bases + facts)}"
+            if len(inner) > 110:
+                inner = "\n".join(f"    {x}," for x in bases + facts)
+            head = f"class {cls}(\n{inner}\n):"
+        body += ["", "", head, f'    """Broker error {code}: {name}."""']
         names.append(cls)
         for alias in ALIASES.get(name, []):
             body += ["", "", f"{alias} = {cls}"]

@@ -27,10 +27,12 @@ Generated code shape, per struct class ``C`` and per wire layout:
   the ``_FIELDS`` table.
 - Classes derive from the bases in ``kproto/protocol/message.py``
   (``Request[ItsResponse]``, ``Response``, ``Message``, ``Struct``). Each
-  attribute's comment gives the schema field name, wire type and versions.
+  class docstring gives the schema's facts: API key, valid and flexible
+  versions, the schema file, and per attribute the schema field name, wire
+  type, versions, nullable/tagged versions and default.
 
 The schemas' "about" prose is deliberately not copied into the output (see
-``tests/unit/test_messages_generated.py``); docstrings name the schema file.
+``tests/unit/test_messages_generated.py``); docstrings point to the schema file for it.
 """
 
 from __future__ import annotations
@@ -250,7 +252,7 @@ class Field:
                 return int(s, 16)
             return int(s)
         if k == "float64":
-            return float(d) if d not in (None, "") else 0.0
+            return float(str(d)) if d not in (None, "") else 0.0
         if k == "bool":
             return str(d).lower() == "true" if d is not None else False
         if k == "string":
@@ -796,9 +798,9 @@ def versions_text(r: tuple[int, int], lo: int, hi: int) -> str:
     return f"v{a}" if a == b else f"v{a}-{b}"
 
 
-def field_note(f: Field, lo: int, hi: int) -> str:
-    """The schema facts of one field, for its annotation's comment: schema name,
-    wire type, versions where present, nullable/tagged versions, default,
+def field_doc(f: Field, lo: int, hi: int) -> str:
+    """The schema facts of one field, for its class docstring: schema name, wire
+    type, the versions that carry it, nullable/tagged versions, default,
     ``ignorable`` (dropped, not refused, by a version that cannot carry it)."""
     if f.kind == "array":
         assert f.elem is not None
@@ -808,19 +810,38 @@ def field_note(f: Field, lo: int, hi: int) -> str:
         wire = f.struct.name
     else:
         wire = f.kind
-    parts = [f"{f.name} {wire}"]
+    parts = [f"``{f.name}`` ``{wire}``"]
     if f.versions is not None and not (f.versions[0] <= lo and f.versions[1] >= hi):
         parts.append(versions_text(f.versions, lo, hi))
+    else:
+        parts.append("every version")
     if f.nullable is not None:
         full = f.versions is not None and f.nullable[0] <= f.versions[0] and f.nullable[1] >= f.versions[1]
         parts.append("nullable" if full else f"nullable {versions_text(f.nullable, lo, hi)}")
     if f.tag is not None and f.tagged is not None:
-        parts.append(f"tag {f.tag} {versions_text(f.tagged, lo, hi)}")
+        parts.append(f"tagged (tag {f.tag}) {versions_text(f.tagged, lo, hi)}")
     if f.default_raw not in (None, "", 0, False, "false", "0", "null") and f.kind not in ("array", "struct"):
         parts.append(f"default {f.default_raw}")
     if f.ignorable:
         parts.append("ignorable")
-    return "; ".join(parts)
+    return "; ".join(parts) + "."
+
+
+def class_doc_facts(sd: StructDef, lo: int, hi: int) -> list[str]:
+    """The docstring lines after the summary: the schema file, then one line per field."""
+    msg = sd.message
+    out = [
+        f"    Generated from ``tools/kafka-protocol/message/{msg.name}.json``; what each",
+        "    field means is said there (its ``about``). Here, per attribute: the schema",
+        "    name, the wire type and the versions that carry it.",
+        "",
+        "    Attributes:",
+    ]
+    for f in sd.fields:
+        out.append(f"        {f.py}: {field_doc(f, lo, hi)}")
+    out.append("        unknown_tags: tagged fields of a flexible version this code does not know,")
+    out.append("            by tag (kept as read, written back on encode).")
+    return out
 
 
 def range_repr(r: tuple[int, int] | None) -> str:
@@ -845,15 +866,14 @@ def gen_class(mw: ModuleWriter, sd: StructDef, out: list[str]) -> None:
     if sd.is_top:
         what = {"request": "request", "response": "response"}.get(msg.kind, "data schema")
         key = f" (API key {msg.api_key})" if msg.api_key is not None else ""
-        flex = ""
+        flex = ", no flexible versions"
         if msg.flexible is not None and msg.flexible[0] <= hi:
-            flex = f", flexible from v{max(msg.flexible[0], lo)}"
-        out.append(f'    """Kafka {what} ``{msg.name}``{key}, versions {lo}-{hi}{flex}.')
+            flex = f", flexible versions v{max(msg.flexible[0], lo)}+"
+        out.append(f'    """Kafka {what} ``{msg.name}``{key}: valid versions v{lo}-{hi}{flex}.')
     else:
         out.append(f'    """Struct ``{sd.name}`` of ``{msg.name}``.')
     out.append("")
-    out.append(f"    Schema: ``tools/kafka-protocol/message/{msg.name}.json``. Each attribute's")
-    out.append("    comment gives its schema name, wire type and the versions that carry it.")
+    out.extend(class_doc_facts(sd, lo, hi))
     out.append('    """')
     out.append("")
     out.append(f"    __slots__ = ({', '.join(repr(s) for s in slots)},)")
@@ -870,7 +890,7 @@ def gen_class(mw: ModuleWriter, sd: StructDef, out: list[str]) -> None:
     out.append(f"    _SCHEMA_NAME: ClassVar[str] = {sd.name!r}")
     out.append("")
     for f in fields:
-        out.append(f"    {f.py}: {f.attr_type()}  # {field_note(f, lo, hi)}")
+        out.append(f"    {f.py}: {f.attr_type()}")
     out.append("    unknown_tags: dict[int, bytes] | None")
     out.append("")
     # __init__

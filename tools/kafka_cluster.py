@@ -27,6 +27,8 @@ from _kafka import MECHANISMS, KafkaCluster, fetch, kafka_version  # noqa: E402
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--brokers", type=int, choices=(1, 3), default=1, help="nodes to start (default 1)")
+    parser.add_argument("--racks", action="store_true",
+                        help="node n in rack 'rack<n>' with the rack-aware replica selector (KIP-392)")
     parser.add_argument("--fetch-only", action="store_true", help="resolve the jars with Maven and exit")
     args = parser.parse_args(argv)
     lib = fetch()
@@ -34,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"Apache Kafka {kafka_version()}: {lib}")
         return 0
     started = time.monotonic()
-    cluster = KafkaCluster(args.brokers, lib=lib)
+    cluster = KafkaCluster(args.brokers, lib=lib, racks=args.racks)
     cluster.start()
     try:
         print(f"Apache Kafka {cluster.version}, {args.brokers} node(s), ready in {time.monotonic() - started:.1f}s")

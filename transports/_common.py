@@ -25,7 +25,7 @@ from kproto.errors import IllegalStateError, KafkaError, KafkaTimeoutError, Mess
 from kproto.events import Event
 from kproto.producer.events import DeliveryFailed, RecordsDelivered
 from kproto.types import TopicPartition
-from transports._observe import Observer, merge_metrics, producer_settings, split_observe
+from transports._observe import Observer, merge_metrics, split_observe
 from transports._tls import SECURITY_OPTIONS, Security, client_security_kwargs, security_from_configs
 
 if TYPE_CHECKING:
@@ -355,7 +355,7 @@ class AsyncProducerBase(Generic[_D]):
         """The driver settings for ``core``, with this producer's observer in its sink."""
         self._observer = Observer("producer", self._observe, clock, getattr(core, "_client", None))
         self._observer.metrics_source = self.metrics
-        return producer_settings(self._observer)
+        return {**PRODUCER_DRIVER, "sink": self._observer.producer_sink(dispatch_events)}
 
     async def _wait_for_topic(self, driver: Any, topic: str) -> set[int]:
         return await wait_for_topic_async(self, driver, topic, driver.now)

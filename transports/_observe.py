@@ -486,13 +486,6 @@ class Observer:
         return out
 
 
-def producer_settings(observer: Observer) -> dict[str, Any]:
-    """An event-loop producer driver's settings with ``observer`` in its sink."""
-    from transports._common import PRODUCER_DRIVER, dispatch_events
-
-    return {**PRODUCER_DRIVER, "sink": observer.producer_sink(dispatch_events)}
-
-
 def merge_metrics(*parts: Mapping[str, Mapping[str, float]]) -> dict[str, dict[str, float]]:
     """Groups merged (later parts win on a name both have)."""
     out: dict[str, dict[str, float]] = {}

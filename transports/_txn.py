@@ -18,6 +18,9 @@ __all__ = ["AsyncTransactions", "SyncTransactions"]
 
 #: ``start(core, now)`` begins a call and returns its op (None: done at once).
 _Start = Callable[[Any, float], Any]
+#: What a sync loop call returns to be polled again (transports.sync's loop;
+#: defined here, which sync imports, so the two modules do not import each other).
+AGAIN = object()
 
 
 def _timed_out(what: str, timeout: float) -> KafkaTimeoutError:
@@ -33,8 +36,6 @@ class SyncTransactions:
     _max_block: float
 
     def _txn_run(self, what: str, start: _Start, timeout: float | None) -> None:
-        from transports.sync import _AGAIN  # (sync imports this module)
-
         limit = self._max_block if timeout is None else timeout
         ops: list[Any] = []
 
@@ -45,7 +46,7 @@ class SyncTransactions:
             if op is None:
                 return None
             if not op.done:
-                return _AGAIN
+                return AGAIN
             if op.error is not None:
                 raise op.error
             return None

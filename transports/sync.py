@@ -76,7 +76,7 @@ from transports._common import (
 from transports._names import KAFKA_PYTHON_NAMES, LAZY_NAMES
 from transports._observe import Observer, merge_metrics, split_observe
 from transports._selector import SelectorDriver
-from transports._txn import SyncTransactions
+from transports._txn import AGAIN, SyncTransactions
 
 if TYPE_CHECKING:  # loaded on first use by __getattr__ below (LAZY_NAMES)
     from kproto.consumer import ConsumerRebalanceListener as ConsumerRebalanceListener
@@ -94,7 +94,7 @@ _new = object.__new__
 _sleep = time.sleep
 #: ``send`` yields the GIL after this many records (see ``KafkaProducer.send``).
 _YIELD_EVERY = 256
-_AGAIN = object()
+_AGAIN = AGAIN
 #: Records queued for the I/O thread but not yet given to the core. This is
 #: memory on top of ``buffer_memory``; 32k tuples is a few MB at most and
 #: large enough that a sender rarely waits for the I/O thread to catch up.

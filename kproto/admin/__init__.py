@@ -7,48 +7,9 @@ the driver feeds it bytes. The value types carry kafka-python 3's names.
 
 from __future__ import annotations
 
+from kproto.admin import types as _types
 from kproto.admin.core import AdminConfig, AdminCore, AdminOp
-from kproto.admin.types import (
-    ACL,
-    ACLFilter,
-    ACLOperation,
-    ACLPermissionType,
-    ACLResourcePatternType,
-    AlterConfigOp,
-    ConfigResource,
-    ConfigResourceType,
-    ListOffsetsResultInfo,
-    NewPartitions,
-    NewTopic,
-    OffsetSpec,
-    ResourcePattern,
-    ResourcePatternFilter,
-    ResourceType,
-    ScramMechanism,
-    UserScramCredentialDeletion,
-    UserScramCredentialUpsertion,
-)
+from kproto.admin.types import *  # noqa: F403 - the value types (types.__all__)
 
-__all__ = [
-    "ACL",
-    "ACLFilter",
-    "ACLOperation",
-    "ACLPermissionType",
-    "ACLResourcePatternType",
-    "AdminConfig",
-    "AdminCore",
-    "AdminOp",
-    "AlterConfigOp",
-    "ConfigResource",
-    "ConfigResourceType",
-    "ListOffsetsResultInfo",
-    "NewPartitions",
-    "NewTopic",
-    "OffsetSpec",
-    "ResourcePattern",
-    "ResourcePatternFilter",
-    "ResourceType",
-    "ScramMechanism",
-    "UserScramCredentialDeletion",
-    "UserScramCredentialUpsertion",
-]
+__all__ = ["AdminConfig", "AdminCore", "AdminOp"]
+__all__ += _types.__all__

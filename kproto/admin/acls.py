@@ -27,7 +27,8 @@ from kproto.protocol.messages import describe_acls as _dsa
 def describe_acls(
     engine: AdminEngine, acl_filter: ACLFilter, *, now: float, timeout_ms: int | None = None
 ) -> AdminOp:
-    """See :meth:`AdminCore.describe_acls`."""
+    """DescribeAcls at any broker: result ``{acl_filter: [ACL]}`` (an error entry
+    such as SecurityDisabledError when the cluster has no authorizer)."""
     f = acl_filter
 
     def build(_keys: list[Any], _t: int) -> Any:
@@ -50,7 +51,7 @@ def describe_acls(
 def create_acls(
     engine: AdminEngine, acls: Iterable[ACL], *, now: float, timeout_ms: int | None = None
 ) -> AdminOp:
-    """See :meth:`AdminCore.create_acls`."""
+    """CreateAcls at any broker; value None per ACL created (results come back in request order)."""
     wanted = list(dict.fromkeys(acls))
     for acl in wanted:
         if not isinstance(acl, ACL):
@@ -84,7 +85,7 @@ def create_acls(
 def delete_acls(
     engine: AdminEngine, acl_filters: Iterable[ACLFilter], *, now: float, timeout_ms: int | None = None
 ) -> AdminOp:
-    """See :meth:`AdminCore.delete_acls`."""
+    """DeleteAcls at any broker; per filter, the ACLs it deleted (``[ACL]``) or its error."""
     filters = list(dict.fromkeys(acl_filters))
 
     def build(keys: list[ACLFilter], _t: int) -> Any:

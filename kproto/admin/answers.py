@@ -7,13 +7,21 @@ settles the first two and routes a :class:`Retry` again after the backoff.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from kproto.consumer import TopicPartition
 from kproto.errors import KafkaError, NotControllerError, ThrottlingQuotaExceededError, error_from_code
 
-__all__ = ["Retry", "by_topic", "controller_answer", "error_for", "per_partition", "retry_or_fail"]
+__all__ = [
+    "Retry",
+    "by_topic",
+    "controller_answer",
+    "error_for",
+    "per_partition",
+    "per_unit",
+    "retry_or_fail",
+]
 
 
 class Retry:
@@ -58,6 +66,21 @@ def by_topic(
     return out
 
 
+def topic_entries(
+    partitions: Iterable[TopicPartition],
+    topic: Callable[..., Any],
+    partition: Callable[..., Any],
+    **fields: Mapping[TopicPartition, object],
+) -> list[Any]:
+    """A request's per-topic entries: ``[topic(name=t, partitions=[partition(
+    partition_index=tp.partition, <field>=<fields[field][tp]>...)...])...]``."""
+
+    def entry(tp: TopicPartition) -> Any:
+        return partition(partition_index=tp.partition, **{f: values[tp] for f, values in fields.items()})
+
+    return [topic(name=t, partitions=p) for t, p in by_topic(partitions, entry).items()]
+
+
 def per_partition(topics: Any, what: str, value: Callable[[Any], Any]) -> dict[TopicPartition, Any]:
     """Per partition of a leader's answer: ``value(p)``, or its error (retried when retriable)."""
     out: dict[TopicPartition, Any] = {}
@@ -70,4 +93,26 @@ def per_partition(topics: Any, what: str, value: Callable[[Any], Any]) -> dict[T
                 if code
                 else value(p)
             )
+    return out
+
+
+def _none(unit: Any) -> None:
+    return None
+
+
+def per_unit(
+    units: Iterable[Any],
+    key: Callable[[Any], Any],
+    what: str,
+    value: Callable[[Any], Any] = _none,
+    answer: Callable[[int, str | None, str], KafkaError | Retry] = error_for,
+) -> dict[Any, Any]:
+    """Per unit of an answer (a topic, group, user... named by ``key(u)``): ``value(u)``,
+    or for a nonzero ``error_code`` ``answer(code, message, "<what> <key>")``
+    (:func:`error_for`: final; :func:`retry_or_fail`, :func:`controller_answer`)."""
+    out: dict[Any, Any] = {}
+    for u in units:
+        k = key(u)
+        code = u.error_code
+        out[k] = answer(code, getattr(u, "error_message", None), f"{what} {k!r}") if code else value(u)
     return out

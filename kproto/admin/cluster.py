@@ -17,7 +17,10 @@ from kproto.protocol.messages.describe_cluster import DescribeClusterRequest
 
 
 def describe_cluster(engine: AdminEngine, *, now: float, timeout_ms: int | None = None) -> AdminOp:
-    """See :meth:`AdminCore.describe_cluster`."""
+    """DescribeCluster (KIP-700) at any broker, or Metadata without topics where
+    the broker lacks it (Java and kafka-python 3 do the same). Result ``{None:
+    {"cluster_id", "controller_id", "brokers": [{"broker_id", "host", "port",
+    "rack", "is_fenced"}]}}``."""
 
     def build(_keys: list[Any], _t: int) -> Any:
         return DescribeClusterRequest()
@@ -47,7 +50,9 @@ def describe_cluster(engine: AdminEngine, *, now: float, timeout_ms: int | None 
 
 
 def describe_log_dirs(engine: AdminEngine, *, now: float, timeout_ms: int | None = None) -> AdminOp:
-    """See :meth:`AdminCore.describe_log_dirs`."""
+    """DescribeLogDirs (all topics) on every broker; per broker id,
+    ``{log_dir: {"total_bytes", "usable_bytes", "partitions": {TopicPartition:
+    {"size", "offset_lag", "is_future"}}}}``; a failed log dir maps to its error."""
 
     def build(_keys: list[int], _t: int) -> Any:
         return _dld.DescribeLogDirsRequest(topics=None)

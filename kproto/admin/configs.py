@@ -35,7 +35,9 @@ def describe_configs(
     include_synonyms: bool = False,
     timeout_ms: int | None = None,
 ) -> AdminOp:
-    """See :meth:`AdminCore.describe_configs`."""
+    """DescribeConfigs; a BROKER/BROKER_LOGGER resource goes to that broker
+    (Java: only it knows its static configs), others to any broker. Result per
+    ``(type, name)``: ``{key: {value, read_only, config_source, is_sensitive, synonyms}}``."""
     resources = {r.key: r for r in config_resources}
 
     def build(keys: list[Any], _t: int) -> Any:
@@ -83,7 +85,7 @@ def alter_configs(
     validate_only: bool = False,
     timeout_ms: int | None = None,
 ) -> AdminOp:
-    """See :meth:`AdminCore.alter_configs`."""
+    """AlterConfigs (replaces every dynamic config of each resource); value None per success."""
     resources = {r.key: r for r in config_resources}
     items = {k: _config_items(r) for k, r in resources.items()}  # bad input fails here, not mid-send
 
@@ -114,7 +116,8 @@ def incremental_alter_configs(
     validate_only: bool = False,
     timeout_ms: int | None = None,
 ) -> AdminOp:
-    """See :meth:`AdminCore.incremental_alter_configs`."""
+    """IncrementalAlterConfigs (KIP-339); each resource's ``configs`` maps a key
+    to ``(AlterConfigOp, value)`` or to a value (SET). Value None per success."""
     resources = {r.key: r for r in config_resources}
     items = {k: _config_items(r) for k, r in resources.items()}
 

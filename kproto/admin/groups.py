@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from kproto.admin.answers import Retry, by_topic, error_for, retry_or_fail
+from kproto.admin.answers import Retry, by_topic, error_for, per_unit, retry_or_fail
 from kproto.admin.engine import (
     COORDINATOR,
     AdminEngine,
@@ -42,7 +42,8 @@ _OFFSET_FETCH_RETRY = (*_COORDINATOR_CODES, UnstableOffsetCommitError.errno)
 def list_consumer_groups(
     engine: AdminEngine, *, now: float, states: Iterable[str] = (), timeout_ms: int | None = None
 ) -> AdminOp:
-    """See :meth:`AdminCore.list_consumer_groups`."""
+    """ListGroups on every broker, as Java does (each broker lists the groups it
+    coordinates). One entry per broker id: ``[(group_id, protocol_type, state)]``."""
     states_filter = list(states)
 
     def build(keys: list[int], _t: int) -> Any:
@@ -64,41 +65,40 @@ def describe_consumer_groups(
     include_authorized_operations: bool = False,
     timeout_ms: int | None = None,
 ) -> AdminOp:
-    """See :meth:`AdminCore.describe_consumer_groups`."""
+    """DescribeGroups at each group's coordinator; one entry per group, a dict
+    (``group_id``, ``state``, ``protocol_type``, ``protocol``, ``members``)."""
 
     def build(keys: list[str], _t: int) -> Any:
         return DescribeGroupsRequest(groups=keys, include_authorized_operations=include_authorized_operations)
 
     def parse(resp: Any, keys: list[str]) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for g in resp.groups:
-            if g.error_code:
-                out[g.group_id] = retry_or_fail(
-                    g.error_code, g.error_message, f"describe group {g.group_id!r}"
-                )
-                continue
-            out[g.group_id] = {
-                "group_id": g.group_id,
-                "state": g.group_state,
-                "protocol_type": g.protocol_type,
-                "protocol": g.protocol_data,
-                "members": [
-                    {
-                        "member_id": m.member_id,
-                        "group_instance_id": m.group_instance_id,
-                        "client_id": m.client_id,
-                        "client_host": m.client_host,
-                        "member_metadata": m.member_metadata,
-                        "member_assignment": m.member_assignment,
-                    }
-                    for m in g.members
-                ],
-                "authorized_operations": g.authorized_operations,
-            }
-        return out
+        return per_unit(
+            resp.groups, lambda g: g.group_id, "describe group", _group_description, retry_or_fail
+        )
 
     keys = list(dict.fromkeys(group_ids))
     return engine.start("describe_consumer_groups", keys, COORDINATOR, build, parse, now, timeout_ms)
+
+
+def _group_description(g: Any) -> dict[str, Any]:
+    return {
+        "group_id": g.group_id,
+        "state": g.group_state,
+        "protocol_type": g.protocol_type,
+        "protocol": g.protocol_data,
+        "members": [
+            {
+                "member_id": m.member_id,
+                "group_instance_id": m.group_instance_id,
+                "client_id": m.client_id,
+                "client_host": m.client_host,
+                "member_metadata": m.member_metadata,
+                "member_assignment": m.member_assignment,
+            }
+            for m in g.members
+        ],
+        "authorized_operations": g.authorized_operations,
+    }
 
 
 def list_consumer_group_offsets(
@@ -110,7 +110,10 @@ def list_consumer_group_offsets(
     require_stable: bool = False,
     timeout_ms: int | None = None,
 ) -> AdminOp:
-    """See :meth:`AdminCore.list_consumer_group_offsets`."""
+    """OffsetFetch at the group's coordinator: result ``{group_id: {TopicPartition:
+    OffsetAndMetadata}}``. Partitions without a committed offset, or whose answer
+    carries a final error, are left out (as Java's handler does);
+    UNSTABLE_OFFSET_COMMIT (KIP-447) and coordinator errors retry the group."""
     parts = None if partitions is None else list(partitions)
 
     def build(keys: list[str], _t: int) -> Any:
@@ -149,7 +152,8 @@ def alter_consumer_group_offsets(
     now: float,
     timeout_ms: int | None = None,
 ) -> AdminOp:
-    """See :meth:`AdminCore.alter_consumer_group_offsets`."""
+    """OffsetCommit as a simple (non-member) commit at the coordinator; the group
+    must be empty. Result ``{group_id: {TopicPartition: None | KafkaError}}``."""
     wanted = {
         tp: o if isinstance(o, OffsetAndMetadata) else OffsetAndMetadata(int(o)) for tp, o in offsets.items()
     }
@@ -187,7 +191,7 @@ def delete_consumer_group_offsets(
     now: float,
     timeout_ms: int | None = None,
 ) -> AdminOp:
-    """See :meth:`AdminCore.delete_consumer_group_offsets`."""
+    """OffsetDelete (KIP-496) at the coordinator: ``{group_id: {TopicPartition: None | KafkaError}}``."""
     parts = list(partitions)
 
     def build(keys: list[str], _t: int) -> Any:
@@ -211,18 +215,13 @@ def delete_consumer_group_offsets(
 def delete_consumer_groups(
     engine: AdminEngine, group_ids: Iterable[str], *, now: float, timeout_ms: int | None = None
 ) -> AdminOp:
-    """See :meth:`AdminCore.delete_consumer_groups`."""
+    """DeleteGroups at each group's coordinator; value None per deleted group."""
 
     def build(keys: list[str], _t: int) -> Any:
         return DeleteGroupsRequest(groups_names=keys)
 
     def parse(resp: Any, keys: list[str]) -> dict[str, Any]:
-        return {
-            r.group_id: retry_or_fail(r.error_code, None, f"delete group {r.group_id!r}")
-            if r.error_code
-            else None
-            for r in resp.results
-        }
+        return per_unit(resp.results, lambda r: r.group_id, "delete group", answer=retry_or_fail)
 
     keys = list(dict.fromkeys(group_ids))
     return engine.start("delete_consumer_groups", keys, COORDINATOR, build, parse, now, timeout_ms)

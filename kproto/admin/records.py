@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from kproto.admin.answers import by_topic, controller_answer, per_partition
+from kproto.admin.answers import by_topic, controller_answer, per_partition, topic_entries
 from kproto.admin.engine import (
     CONTROLLER,
     LEADER,
@@ -27,15 +27,13 @@ from kproto.protocol.messages import list_offsets as _lo
 def delete_records(
     engine: AdminEngine, offsets: Mapping[TopicPartition, int], *, now: float, timeout_ms: int | None = None
 ) -> AdminOp:
-    """See :meth:`AdminCore.delete_records`."""
+    """DeleteRecords at each partition's leader (one request per leader); value
+    ``{"low_watermark": n}`` per partition. Offset -1 deletes up to the high watermark."""
     before = dict(offsets)
 
     def build(keys: list[TopicPartition], t_ms: int) -> Any:
-        per_topic = by_topic(
-            keys, lambda tp: _dr.DeleteRecordsPartition(partition_index=tp.partition, offset=before[tp])
-        )
         return _dr.DeleteRecordsRequest(
-            topics=[_dr.DeleteRecordsTopic(name=t, partitions=p) for t, p in per_topic.items()],
+            topics=topic_entries(keys, _dr.DeleteRecordsTopic, _dr.DeleteRecordsPartition, offset=before),
             timeout_ms=t_ms,
         )
 
@@ -55,17 +53,16 @@ def list_offsets(
     isolation_level: int = 0,
     timeout_ms: int | None = None,
 ) -> AdminOp:
-    """See :meth:`AdminCore.list_offsets`."""
+    """ListOffsets at each partition's leader; ``specs`` maps a partition to an
+    :class:`~kproto.admin.types.OffsetSpec` value or a timestamp. Value per
+    partition: :class:`~kproto.admin.types.ListOffsetsResultInfo`."""
     wanted = dict(specs)
 
     def build(keys: list[TopicPartition], t_ms: int) -> Any:
-        per_topic = by_topic(
-            keys, lambda tp: _lo.ListOffsetsPartition(partition_index=tp.partition, timestamp=wanted[tp])
-        )
         return _lo.ListOffsetsRequest(
             replica_id=-1,
             isolation_level=isolation_level,
-            topics=[_lo.ListOffsetsTopic(name=t, partitions=p) for t, p in per_topic.items()],
+            topics=topic_entries(keys, _lo.ListOffsetsTopic, _lo.ListOffsetsPartition, timestamp=wanted),
             timeout_ms=t_ms,
         )
 
@@ -92,7 +89,8 @@ def elect_leaders(
     now: float,
     timeout_ms: int | None = None,
 ) -> AdminOp:
-    """See :meth:`AdminCore.elect_leaders`."""
+    """ElectLeaders (KIP-460) at the controller; 0 preferred, 1 unclean. Value None
+    per partition elected (ELECTION_NOT_NEEDED is an error entry, as Java reports it)."""
     parts = list(dict.fromkeys(partitions))
 
     def build(keys: list[TopicPartition], t_ms: int) -> Any:

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from kproto.admin.answers import error_for
+from kproto.admin.answers import error_for, per_unit
 from kproto.admin.engine import (
     ANY,
     AdminEngine,
@@ -29,7 +29,8 @@ from kproto.protocol.messages import describe_user_scram_credentials as _dus
 def describe_user_scram_credentials(
     engine: AdminEngine, users: Iterable[str] | None = None, *, now: float, timeout_ms: int | None = None
 ) -> AdminOp:
-    """See :meth:`AdminCore.describe_user_scram_credentials`."""
+    """DescribeUserScramCredentials at any broker; per user, ``[(ScramMechanism,
+    iterations)]``. With ``users=None`` one entry ``None: {user: [...]}`` for all."""
     names = None if users is None else list(dict.fromkeys(users))
 
     def build(keys: list[Any], _t: int) -> Any:
@@ -41,13 +42,12 @@ def describe_user_scram_credentials(
         if resp.error_code:
             err = error_for(resp.error_code, resp.error_message, "describe SCRAM credentials")
             return dict.fromkeys(keys, err)
-        found: dict[Any, Any] = {}
-        for r in resp.results:
-            found[r.user] = (
-                error_for(r.error_code, r.error_message, f"SCRAM credentials of {r.user!r}")
-                if r.error_code
-                else [(ScramMechanism(c.mechanism), c.iterations) for c in r.credential_infos]
-            )
+        found = per_unit(
+            resp.results,
+            lambda r: r.user,
+            "SCRAM credentials of",
+            lambda r: [(ScramMechanism(c.mechanism), c.iterations) for c in r.credential_infos],
+        )
         if names is None:
             return {None: {u: v for u, v in found.items() if not isinstance(v, KafkaError)}}
         return found
@@ -63,7 +63,11 @@ def alter_user_scram_credentials(
     now: float,
     timeout_ms: int | None = None,
 ) -> AdminOp:
-    """See :meth:`AdminCore.alter_user_scram_credentials`."""
+    """AlterUserScramCredentials at any broker (it forwards to the controller,
+    KIP-590); value None per user altered. Each upsertion must carry its
+    ``salt`` (kproto draws no randomness; a facade passes
+    ``secrets.token_bytes(24)``): one without fails the call with
+    :class:`~kproto.errors.IllegalArgumentError` before anything is sent."""
     deletions: list[Any] = []
     upsertions: list[Any] = []
     users: list[str] = []
@@ -101,12 +105,7 @@ def alter_user_scram_credentials(
         )
 
     def parse(resp: Any, keys: list[str]) -> dict[str, Any]:
-        return {
-            r.user: error_for(r.error_code, r.error_message, f"alter SCRAM credentials of {r.user!r}")
-            if r.error_code
-            else None
-            for r in resp.results
-        }
+        return per_unit(resp.results, lambda r: r.user, "alter SCRAM credentials of")
 
     return engine.start(
         "alter_user_scram_credentials", list(dict.fromkeys(users)), ANY, build, parse, now, timeout_ms

@@ -9,7 +9,7 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from kproto.admin.answers import controller_answer, error_for, retry_or_fail
+from kproto.admin.answers import controller_answer, error_for, per_unit, retry_or_fail
 from kproto.admin.engine import (
     ANY,
     CONTROLLER,
@@ -36,7 +36,13 @@ def create_topics(
     timeout_ms: int | None = None,
     validate_only: bool = False,
 ) -> AdminOp:
-    """See :meth:`AdminCore.create_topics`."""
+    """CreateTopics at the controller; one entry per topic name.
+
+    ``new_topics``: :class:`NewTopic` objects, names (the broker's defaults,
+    KIP-464), or ``{name: {num_partitions, replication_factor, assignments,
+    configs}}`` as kafka-python 3 takes. A result is a dict with
+    ``num_partitions``, ``replication_factor``, ``topic_id`` and ``configs``
+    as the broker reports them (v5+; -1/None before)."""
     topics = _creatable_topics(new_topics)
     by_name = {t.name: t for t in topics}
 
@@ -66,7 +72,7 @@ def create_topics(
 def delete_topics(
     engine: AdminEngine, topics: Iterable[str | uuid.UUID], *, now: float, timeout_ms: int | None = None
 ) -> AdminOp:
-    """See :meth:`AdminCore.delete_topics`."""
+    """DeleteTopics at the controller; topics by name, or by id (a ``uuid.UUID``, v6+, KIP-516)."""
     keys = list(dict.fromkeys(topics))
 
     def build(ks: list[Any], t_ms: int) -> Any:
@@ -116,7 +122,7 @@ def create_partitions(
     timeout_ms: int | None = None,
     validate_only: bool = False,
 ) -> AdminOp:
-    """See :meth:`AdminCore.create_partitions`."""
+    """CreatePartitions at the controller; one entry per topic (value None on success)."""
     wanted = dict(topic_partitions)
 
     def build(keys: list[str], t_ms: int) -> Any:
@@ -138,18 +144,13 @@ def create_partitions(
         )
 
     def parse(resp: Any, keys: list[str]) -> dict[str, Any]:
-        return {
-            r.name: controller_answer(r.error_code, r.error_message, f"create partitions of {r.name!r}")
-            if r.error_code
-            else None
-            for r in resp.results
-        }
+        return per_unit(resp.results, lambda r: r.name, "create partitions of", answer=controller_answer)
 
     return engine.start("create_partitions", list(wanted), CONTROLLER, build, parse, now, timeout_ms)
 
 
 def list_topics(engine: AdminEngine, *, now: float, timeout_ms: int | None = None) -> AdminOp:
-    """See :meth:`AdminCore.list_topics`."""
+    """All topic names (internal ones too, as kafka-python): result ``{None: [names]}``."""
 
     def parse(resp: Any, keys: list[Any]) -> dict[Any, Any]:
         return {None: sorted(t.name for t in resp.topics if not t.error_code)}
@@ -160,7 +161,10 @@ def list_topics(engine: AdminEngine, *, now: float, timeout_ms: int | None = Non
 def describe_topics(
     engine: AdminEngine, topics: Iterable[str] | None = None, *, now: float, timeout_ms: int | None = None
 ) -> AdminOp:
-    """See :meth:`AdminCore.describe_topics`."""
+    """Metadata of ``topics``; one entry per topic, a dict in kafka-python's
+    shape (``name``, ``topic_id``, ``is_internal``, ``partitions``). With
+    ``topics=None``, one entry ``None: [dict per topic]`` (a topic the broker
+    answered with an error appears as ``{"name", "error"}``)."""
     names = None if topics is None else list(dict.fromkeys(topics))
 
     def parse(resp: Any, keys: list[Any]) -> dict[Any, Any]:

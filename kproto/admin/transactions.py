@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from kproto.admin.answers import by_topic, per_partition, retry_or_fail
+from kproto.admin.answers import by_topic, per_partition, per_unit, retry_or_fail
 from kproto.admin.engine import (
     COORDINATOR,
     LEADER,
@@ -33,7 +33,8 @@ def list_transactions(
     producer_id_filters: Iterable[int] = (),
     timeout_ms: int | None = None,
 ) -> AdminOp:
-    """See :meth:`AdminCore.list_transactions`."""
+    """ListTransactions (KIP-664) on every broker; per broker id,
+    ``[(transactional_id, producer_id, state)]``."""
     states, pids = list(state_filters), list(producer_id_filters)
 
     def build(_keys: list[int], _t: int) -> Any:
@@ -54,31 +55,29 @@ def list_transactions(
 def describe_transactions(
     engine: AdminEngine, transactional_ids: Iterable[str], *, now: float, timeout_ms: int | None = None
 ) -> AdminOp:
-    """See :meth:`AdminCore.describe_transactions`."""
+    """DescribeTransactions (KIP-664) at each id's transaction coordinator; a dict per id."""
 
     def build(keys: list[str], _t: int) -> Any:
         return _dtx.DescribeTransactionsRequest(transactional_ids=keys)
 
     def parse(resp: Any, keys: list[str]) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for t in resp.transaction_states:
-            if t.error_code:
-                out[t.transactional_id] = retry_or_fail(
-                    t.error_code, None, f"describe {t.transactional_id!r}"
-                )
-                continue
-            out[t.transactional_id] = {
-                "state": t.transaction_state,
-                "timeout_ms": t.transaction_timeout_ms,
-                "start_time_ms": t.transaction_start_time_ms,
-                "producer_id": t.producer_id,
-                "producer_epoch": t.producer_epoch,
-                "partitions": sorted(TopicPartition(d.topic, p) for d in t.topics for p in d.partitions),
-            }
-        return out
+        return per_unit(
+            resp.transaction_states, lambda t: t.transactional_id, "describe", _transaction, retry_or_fail
+        )
 
     keys = list(dict.fromkeys(transactional_ids))
     return _at_transaction_coordinator(engine, "describe_transactions", keys, build, parse, now, timeout_ms)
+
+
+def _transaction(t: Any) -> dict[str, Any]:
+    return {
+        "state": t.transaction_state,
+        "timeout_ms": t.transaction_timeout_ms,
+        "start_time_ms": t.transaction_start_time_ms,
+        "producer_id": t.producer_id,
+        "producer_epoch": t.producer_epoch,
+        "partitions": sorted(TopicPartition(d.topic, p) for d in t.topics for p in d.partitions),
+    }
 
 
 def fence_producers(
@@ -89,7 +88,9 @@ def fence_producers(
     transaction_timeout_ms: int = 60000,
     timeout_ms: int | None = None,
 ) -> AdminOp:
-    """See :meth:`AdminCore.fence_producers`."""
+    """Fence each transactional id's producers (KIP-618): InitProducerId at its
+    coordinator bumps the epoch, as Java's ``fenceProducers``. Value per id:
+    ``{"producer_id", "producer_epoch"}``."""
 
     def build(keys: list[str], _t: int) -> Any:
         return InitProducerIdRequest(
@@ -113,7 +114,9 @@ def fence_producers(
 def describe_producers(
     engine: AdminEngine, partitions: Iterable[TopicPartition], *, now: float, timeout_ms: int | None = None
 ) -> AdminOp:
-    """See :meth:`AdminCore.describe_producers`."""
+    """DescribeProducers (KIP-664) at each partition's leader; per partition, a list
+    of ``{"producer_id", "producer_epoch", "last_sequence", "last_timestamp",
+    "coordinator_epoch", "current_txn_start_offset"}``."""
     parts = list(dict.fromkeys(partitions))
 
     def build(keys: list[TopicPartition], _t: int) -> Any:

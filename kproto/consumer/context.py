@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, Final, Protocol
 
+from kproto.client import COORDINATOR_GROUP
 from kproto.consumer.config import ConsumerConfig
 from kproto.consumer.pending import once
 from kproto.consumer.types import AnyConsumerEvent, TopicPartition
@@ -30,7 +31,7 @@ from kproto.events import ClientEvent
 __all__ = ["GROUP_KEY_TYPE", "ClientLike", "ConsumerContext"]
 
 #: FindCoordinator key type of a consumer group.
-GROUP_KEY_TYPE: Final = 0
+GROUP_KEY_TYPE: Final = COORDINATOR_GROUP
 
 
 class ClientLike(Protocol):

@@ -147,6 +147,7 @@ class ConsumerCore:
         """See :class:`kproto.driving.Driven`."""
         if self._ctx.closed:
             return  # inputs racing with close(): the client is gone
+        self._ctx.now = now  # response callbacks run inside the client's input: their clock
         self._client.connection_made(node_id, now)
         self._pump(now)
 
@@ -154,6 +155,7 @@ class ConsumerCore:
         """See :class:`kproto.driving.Driven`."""
         if self._ctx.closed:
             return  # inputs racing with close(): the client is gone
+        self._ctx.now = now
         self._client.connection_lost(node_id, exc, now)
         self._pump(now)
 
@@ -161,6 +163,7 @@ class ConsumerCore:
         """See :class:`kproto.driving.Driven`."""
         if self._ctx.closed:
             return  # inputs racing with close(): the client is gone
+        self._ctx.now = now
         self._client.receive_data(node_id, data, now)
         self._pump(now)
 
@@ -168,6 +171,7 @@ class ConsumerCore:
         """See :class:`kproto.driving.Driven`."""
         if self._ctx.closed:
             return  # inputs racing with close(): the client is gone
+        self._ctx.now = now
         self._client.handle_timer(now)
         self._pump(now)
 
@@ -376,6 +380,27 @@ class ConsumerCore:
     def paused(self) -> set[TopicPartition]:
         """The paused partitions."""
         return {tp for tp, st in self._positions.states.items() if st.paused}
+
+    def read_replica(self, tp: TopicPartition) -> int | None:
+        """The node the next Fetch for ``tp`` goes to (None while its leader is unknown).
+
+        That is the preferred read replica a leader named (KIP-392, with
+        ``client_rack``) while it may be used, else the leader.
+
+        Raises:
+            IllegalStateError: ``tp`` is not assigned.
+        """
+        st = self._positions.state(tp)
+        tp = TopicPartition(tp[0], tp[1])
+        leader: int | None = self._client.cluster.leader_for(tp.topic, tp.partition)
+        if leader is not None and st.preferred >= 0 and not self._fetches.replica_state(tp, st, self._ctx.now):
+            return st.preferred
+        return leader
+
+    def fetches_by_node(self) -> dict[int, tuple[int, int]]:
+        """Per node id: ``(Fetch requests sent, record bytes received)`` so far."""
+        f = self._fetches
+        return {n: (k, f.bytes_by_node.get(n, 0)) for n, k in f.requests_by_node.items()}
 
     def highwater(self, tp: TopicPartition) -> int | None:
         """The high watermark from the last fetch of ``tp``, or None."""

@@ -10,6 +10,18 @@ names only the partitions whose fetch offset changed and the ones that left
 INVALID_FETCH_SESSION_EPOCH (or a lost connection) falls back to a full
 fetch. Fetch is capped at v12 so topics travel by name.
 
+Fetching from the closest replica (KIP-392): with ``client_rack`` set, every
+Fetch carries it as ``rack_id`` (v11+). A leader whose replica selector finds
+a better replica for that rack answers a partition with no records and its
+``preferred_read_replica``; that partition is then fetched from the replica
+(in that node's own fetch session) until the lease ends after
+``metadata_max_age_ms``, as the Java client's ``SubscriptionState``. The
+leader is used again, as in the Java ``AbstractFetch`` / ``FetchCollector``,
+when the replica is missing from the metadata or offline (metadata refresh),
+has left the ISR, a Fetch to it fails (lost connection, timeout), or it
+answers the partition with an error: OFFSET_OUT_OF_RANGE from a replica is
+no reset, only a fetch from the leader.
+
 Answers become :class:`~kproto.consumer.fetcher.PartitionRecords` (the
 decoder) queued on the partition's state (:mod:`~kproto.consumer.positions`).
 Partition errors: OFFSET_OUT_OF_RANGE resets the position per the policy
@@ -72,8 +84,47 @@ class FetchSessions:
         self._offsets = offsets
         #: Leaders with a Fetch in flight (one at a time each).
         self.inflight_nodes: set[int] = set()
-        #: The open session of each leader that granted one.
+        #: The open session of each node that granted one.
         self.sessions: dict[int, FetchSession] = {}
+        #: Fetch requests sent and record bytes received, per node (leaders and
+        #: preferred read replicas alike).
+        self.requests_by_node: dict[int, int] = {}
+        self.bytes_by_node: dict[int, int] = {}
+
+    def replica_state(self, tp: TopicPartition, st: PartitionState, now: float) -> int:
+        """Whether ``st.preferred`` may be fetched from (KIP-392); no side effect.
+
+        Returns:
+            0: yes; 1: no, its lease ended or metadata says it left the ISR;
+            2: no, metadata does not list it as a live replica (refresh it).
+        """
+        if now >= st.preferred_until:
+            return 1
+        cluster = self._ctx.client.cluster
+        info = cluster.partition_info(tp.topic, tp.partition)
+        replica = st.preferred
+        if (info is None or cluster.broker(replica) is None or replica not in info.replicas
+                or replica in info.offline_replicas):
+            return 2
+        # Java checks only that the node is online; a replica out of the ISR lags the
+        # leader, so reading it would only delay records the leader has: use the leader.
+        return 1 if replica not in info.isr else 0
+
+    def _select_replica(self, tp: TopicPartition, st: PartitionState, leader: int, now: float) -> int | None:
+        """The node to fetch ``tp`` from: its preferred read replica if usable, else the leader
+        (None: neither before ``retry_backoff_ms``)."""
+        why = self.replica_state(tp, st, now)
+        if not why:
+            return st.preferred
+        st.preferred = -1
+        if why == 2:
+            # Java AbstractFetch.selectReadReplica: perhaps stale metadata, so refresh it. Unlike
+            # Java, wait the retry backoff first: a leader that keeps naming a node the metadata
+            # lacks would otherwise get a Fetch, answered at once, in a tight loop.
+            self._ctx.client.request_metadata_update(now)
+            st.retry_at = self._ctx.backoff(now)
+            return None
+        return leader
 
     def send(self, now: float) -> None:
         if self._positions.buffered_bytes >= self._config.fetch_max_bytes:
@@ -85,13 +136,17 @@ class FetchSessions:
         for tp, st in self._positions.states.items():
             if st.fetch_at is None or st.inflight or st.paused or st.retry_at > now:
                 continue
-            leader = cluster.leader_for(tp.topic, tp.partition)
-            if leader is None or leader < 0 or leader in self.inflight_nodes:
+            node = cluster.leader_for(tp.topic, tp.partition)
+            if node is None or node < 0:
+                continue
+            if st.preferred >= 0:
+                node = self._select_replica(tp, st, node, now)
+            if node is None or node in self.inflight_nodes:
                 continue
             if len(st.queue) >= MAX_QUEUED:
-                blocked.add(leader)
+                blocked.add(node)
                 continue
-            by_node.setdefault(leader, []).append((tp, st))
+            by_node.setdefault(node, []).append((tp, st))
         cfg = self._config
         for node, items in by_node.items():
             if node in blocked and all(0 <= st.high_watermark <= (st.fetch_at or 0) for _, st in items):
@@ -140,9 +195,11 @@ class FetchSessions:
                 session_epoch=epoch,
                 topics=[_fetch.FetchTopic(topic=t, partitions=ps) for t, ps in topics.items()],
                 forgotten_topics_data=[_fetch.ForgottenTopic(topic=t, partitions=ps) for t, ps in forgotten.items()],
+                rack_id=cfg.client_rack or "",
             )
             self.inflight_nodes.add(node)
             self._ctx.metrics["fetch-requests-total"] += 1
+            self.requests_by_node[node] = self.requests_by_node.get(node, 0) + 1
 
             def on_fetch(resp: Any, err: BaseException | None, node: int = node,
                          sent: dict[TopicPartition, tuple[int, int]] = sent,
@@ -190,6 +247,11 @@ class FetchSessions:
         if err is not None:
             for st in current.values():
                 st.retry_at = self._ctx.backoff(now)
+            for tp in sent:
+                # Java AbstractFetch.handleFetchFailure: the replica failed, go back to the leader.
+                st_any = positions.states.get(tp)
+                if st_any is not None and st_any.preferred == node:
+                    st_any.preferred = -1
             if isinstance(err, KafkaProtocolError):
                 self._ctx.report(err)  # bad broker bytes: retried, but never silently
             if isinstance(err, KafkaError) and err.refresh_metadata:
@@ -218,6 +280,10 @@ class FetchSessions:
             st = current[tp]
             code = p.error_code
             if code == 0:
+                if p.preferred_read_replica >= 0:
+                    # KIP-392: read from this replica until the lease ends (Java: metadata.max.age.ms).
+                    st.preferred = p.preferred_read_replica
+                    st.preferred_until = now + cfg.metadata_max_age_ms / 1000
                 st.high_watermark = p.high_watermark
                 st.log_start_offset = p.log_start_offset
                 st.last_stable_offset = p.last_stable_offset
@@ -243,15 +309,24 @@ class FetchSessions:
                 if pr.nbytes == 0:
                     continue  # only a partial batch: fetch again (broker caps by bytes)
                 self._ctx.metrics["bytes-fetched-total"] += pr.nbytes
+                self.bytes_by_node[node] = self.bytes_by_node.get(node, 0) + pr.nbytes
                 st.fetch_at = pr.next_fetch_offset
                 positions.append(tp, st, pr)
             elif code == _OFFSET_OUT_OF_RANGE:
-                if not st.queue and st.position == sent[tp][1]:
+                if st.preferred >= 0:
+                    # Java FetchCollector: a replica's range is not the leader's (it may lag):
+                    # no reset, fetch from the leader next.
+                    st.preferred = -1
+                elif not st.queue and st.position == sent[tp][1]:
                     self._offsets.out_of_range(tp, st)
             elif needs_metadata_refresh(code) or is_retriable(code):
+                # NOT_LEADER_OR_FOLLOWER, REPLICA_NOT_AVAILABLE...: Java's requestMetadataUpdate
+                # also drops the preferred read replica.
+                st.preferred = -1
                 refresh = refresh or needs_metadata_refresh(code)
                 st.retry_at = self._ctx.backoff(now)
             else:
+                st.preferred = -1
                 self._ctx.fail(error_from_code(code, f"fetch {tp.topic}-{tp.partition}"))
                 st.retry_at = self._ctx.backoff(now)
         if refresh:

@@ -12,6 +12,8 @@ Each assigned partition has a :class:`PartitionState`:
               an older epoch (or an earlier assignment) is dropped
 ``queue``     :class:`~kproto.consumer.fetcher.PartitionRecords`
               not yet fully handed out, oldest first
+``preferred`` the replica to fetch from instead of the leader
+              (KIP-392), -1 for none, until ``preferred_until``
 ============  =====================================================
 
 :class:`Positions` holds the states, the partitions with records ready (in
@@ -43,7 +45,7 @@ class PartitionState:
 
     __slots__ = ("position", "fetch_at", "epoch", "paused", "queue", "inflight", "reset",
                  "committed_checked", "offset_request", "high_watermark", "retry_at", "leader_epoch",
-                 "log_start_offset", "last_stable_offset", "fetched_at",
+                 "log_start_offset", "last_stable_offset", "fetched_at", "preferred", "preferred_until",
                  "_epochs")
 
     def __init__(self, epochs: Iterator[int]) -> None:
@@ -70,6 +72,11 @@ class PartitionState:
         self.fetched_at = -1.0
         self.retry_at = 0.0
         self.leader_epoch = -1
+        #: The preferred read replica a leader named (KIP-392), or -1, and when that lease
+        #: ends (Java: SubscriptionState.updatePreferredReadReplica, metadata.max.age.ms).
+        #: Seeks keep it, as in the Java client: it says where the data is, not where to read.
+        self.preferred = -1
+        self.preferred_until = 0.0
 
     def bump_epoch(self) -> None:
         """Invalidate every Fetch, OffsetFetch and ListOffsets answer still on its way."""

@@ -86,8 +86,9 @@ from __future__ import annotations
 import random
 from collections import deque
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING
 
+from kproto.driving import Command
 from kproto.errors import IllegalStateError, KafkaError
 from kproto.producer.accumulator import RecordAccumulator, validate_topic
 from kproto.producer.config import ProducerConfig
@@ -97,10 +98,14 @@ from kproto.producer.sink import Sink
 from kproto.producer.transactions import TransactionManager, TransactionOp
 from kproto.protocol.versions import named_versions
 
+if TYPE_CHECKING:
+    from kproto.client import Client
+    from kproto.producer.transactions import Offsets
+
 __all__ = ["ProducerCore", "validate_topic"]
 
 
-def _make_client(config: ProducerConfig, now: float, rng: random.Random) -> Any:
+def _make_client(config: ProducerConfig, now: float, rng: random.Random) -> Client:
     # Imported here so the producer's unit tests can inject a scripted client
     # without kproto.client, and to keep import order loose between layers.
     from kproto.client import Client
@@ -142,7 +147,7 @@ class ProducerCore:
     #: the refused record is back at the front of ``records``; try again after
     #: the next event or timer. True otherwise. It is the accumulator's
     #: :meth:`RecordAccumulator.append_many`, bound.
-    send_many: Callable[[deque[Any], float, Callable[[object, Exception], None]], bool]
+    send_many: Callable[[deque[object], float, Callable[[object, Exception], None]], bool]
 
     def __init__(
         self,
@@ -150,11 +155,11 @@ class ProducerCore:
         *,
         now: float,
         rng: random.Random | None = None,
-        client: Any | None = None,
+        client: Client | None = None,
     ) -> None:
         self._config = config
         self._rng = rng if rng is not None else random.Random()
-        self._client: Any = client if client is not None else _make_client(config, now, self._rng)
+        self._client: Client = client if client is not None else _make_client(config, now, self._rng)
         set_deadline = getattr(self._client, "set_bootstrap_deadline", None)
         if set_deadline is not None and config.bootstrap_timeout_ms is None:
             # bootstrap_timeout_ms, when set, is the client's own deadline.
@@ -237,12 +242,11 @@ class ProducerCore:
         self._sink.expire(now)
         self._sink.drain(now)
 
-    def commands(self) -> list[Any]:
+    def commands(self) -> list[Command]:
         """Connections to open or close (drains)."""
         if not self._client_closed:
             self._sink.drain(self._acc.now)
-        cmds: list[Any] = self._client.commands()
-        return cmds
+        return self._client.commands()
 
     def data_to_send(self) -> list[tuple[int, bytes]]:
         """Bytes to write per node (drains): ready batches become Produce requests here."""
@@ -434,7 +438,7 @@ class ProducerCore:
         self._acc.now = now
         self._transactions().begin_transaction(now)
 
-    def send_offsets_to_transaction(self, offsets: Any, group: Any, now: float) -> TransactionOp:
+    def send_offsets_to_transaction(self, offsets: Offsets, group: object, now: float) -> TransactionOp:
         """Commit ``offsets`` for the consumer ``group`` with the transaction.
 
         Args:

@@ -21,11 +21,14 @@ With a ``transactional_id`` the transaction manager
 
 from __future__ import annotations
 
-from typing import Any, Final
+from typing import TYPE_CHECKING, Final
 
 from kproto.errors import KafkaError, error_from_code
 from kproto.producer.accumulator import PartitionState, ProducerBatch, RecordAccumulator
 from kproto.protocol.messages.init_producer_id import InitProducerIdRequest, InitProducerIdResponse
+
+if TYPE_CHECKING:
+    from kproto.client import Client
 
 __all__ = ["SEQ_WRAP", "IdempotenceState", "seq_before"]
 
@@ -56,7 +59,7 @@ class IdempotenceState:
         *,
         enabled: bool,
         transactional: bool,
-        client: Any,
+        client: Client,
         accumulator: RecordAccumulator,
         retry_backoff: float,
         now: float,

@@ -19,7 +19,7 @@ events.
 from __future__ import annotations
 
 import heapq
-from typing import Any, Final
+from typing import TYPE_CHECKING, Final
 
 from kproto.errors import (
     DuplicateSequenceNumberError,
@@ -57,6 +57,9 @@ from kproto.protocol.messages.produce import (
     TopicProduceData,
 )
 from kproto.protocol.records import encode_batch, read_batches, restamp_batch
+
+if TYPE_CHECKING:
+    from kproto.client import Client
 
 __all__ = ["ProducerMetrics", "Sink"]
 
@@ -130,7 +133,7 @@ class Sink:
     def __init__(
         self,
         config: ProducerConfig,
-        client: Any,
+        client: Client,
         accumulator: RecordAccumulator,
         ids: IdempotenceState,
         now: float,

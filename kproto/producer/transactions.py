@@ -69,8 +69,9 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Final, Protocol
+from typing import TYPE_CHECKING, Any, Final, Protocol, TypeAlias
 
+from kproto.client import COORDINATOR_GROUP, COORDINATOR_TRANSACTION
 from kproto.errors import (
     ConcurrentTransactionsError,
     CoordinatorLoadInProgressError,
@@ -109,10 +110,18 @@ from kproto.protocol.messages.txn_offset_commit import (
 )
 
 if TYPE_CHECKING:
+    from kproto.client import Client
+    from kproto.consumer.types import OffsetAndMetadata, TopicPartition
     from kproto.producer.accumulator import PartitionState
     from kproto.producer.idempotence import IdempotenceState
 
-__all__ = ["TransactionHost", "TransactionManager", "TransactionOp"]
+__all__ = ["Offsets", "TransactionHost", "TransactionManager", "TransactionOp"]
+
+#: ``send_offsets_to_transaction``'s offsets: ``{TopicPartition: OffsetAndMetadata}``,
+#: or ``{(topic, partition): offset}``.
+Offsets: TypeAlias = (
+    "Mapping[TopicPartition, OffsetAndMetadata | int] | Mapping[tuple[str, int], OffsetAndMetadata | int]"
+)
 
 UNINITIALIZED: Final = "UNINITIALIZED"
 INITIALIZING: Final = "INITIALIZING"
@@ -124,8 +133,8 @@ ABORTABLE_ERROR: Final = "ABORTABLE_ERROR"
 FATAL: Final = "FATAL"
 
 #: FindCoordinator key types (KIP-98): a transactional id, a consumer group.
-_KEY_TXN: Final = 1
-_KEY_GROUP: Final = 0
+_KEY_TXN: Final = COORDINATOR_TRANSACTION
+_KEY_GROUP: Final = COORDINATOR_GROUP
 _API_INIT_PRODUCER_ID: Final = InitProducerIdRequest.API_KEY
 
 _ERR_TOPIC_AUTHORIZATION_FAILED: Final = TopicAuthorizationFailedError.errno
@@ -257,7 +266,7 @@ class TransactionManager:
     def __init__(
         self,
         host: TransactionHost,
-        client: Any,
+        client: Client,
         ids: IdempotenceState,
         transactional_id: str,
         transaction_timeout_ms: int,
@@ -306,9 +315,7 @@ class TransactionManager:
         self._wanted.clear()
         self._started = False
 
-    def send_offsets_to_transaction(
-        self, offsets: Mapping[Any, Any], group: Any, now: float
-    ) -> TransactionOp:
+    def send_offsets_to_transaction(self, offsets: Offsets, group: object, now: float) -> TransactionOp:
         """Add a consumer group's offsets to the transaction (committed with it)."""
         self._check(IN_TRANSACTION, "send_offsets_to_transaction")
         op = TransactionOp("offsets")

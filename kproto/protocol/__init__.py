@@ -9,22 +9,8 @@
 
 from __future__ import annotations
 
-from kproto.protocol.headers import (
-    decode_response,
-    decode_response_header,
-    encode_request,
-    read_frame,
-    request_header_version,
-    response_header_version,
-    write_request,
-)
+from kproto.protocol import headers as _headers
+from kproto.protocol.headers import *  # noqa: F403 - headers.__all__
 
-__all__ = [
-    "decode_response",
-    "decode_response_header",
-    "encode_request",
-    "read_frame",
-    "request_header_version",
-    "response_header_version",
-    "write_request",
-]
+__all__: list[str] = []
+__all__ += _headers.__all__

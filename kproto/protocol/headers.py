@@ -26,7 +26,7 @@ from typing import ClassVar, Protocol, TypeVar
 
 from kproto.errors import DecodeError
 from kproto.protocol._primitives import skip_tagged_fields, write_nullable_string
-from kproto.protocol.messages import REQUEST_FLEXIBLE_VERSIONS, RESPONSE_FLEXIBLE_VERSIONS
+from kproto.protocol.messages import REQUEST_FLEXIBLE_VERSIONS, RESPONSE_FLEXIBLE_VERSIONS, ApiVersionsRequest
 
 __all__ = [
     "API_VERSIONS_KEY",
@@ -41,7 +41,7 @@ __all__ = [
     "write_request",
 ]
 
-API_VERSIONS_KEY = 18
+API_VERSIONS_KEY = ApiVersionsRequest.API_KEY
 
 _SIZE = struct.Struct(">i")
 _REQ_HEADER = struct.Struct(">hhi")

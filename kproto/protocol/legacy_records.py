@@ -31,15 +31,8 @@ from collections.abc import Iterator
 from typing import Final
 
 from kproto.errors import CorruptRecordChecksumError, CorruptRecordError, DecodeError, UnsupportedCodecError
+from kproto.protocol import record_types as rt
 from kproto.protocol.compression import CODEC_LZ4, DEFAULT_MAX_DECOMPRESSED, decompress
-from kproto.protocol.record_types import (
-    TIMESTAMP_CREATE_TIME,
-    TIMESTAMP_LOG_APPEND_TIME,
-    TIMESTAMP_NONE,
-    ControlRecord,
-    Record,
-    RecordTuple,
-)
 
 __all__ = ["LegacyBatch", "parse_legacy_batch", "read_legacy_message_set"]
 
@@ -47,30 +40,19 @@ _OFFSET_SIZE = struct.Struct(">qi")
 _V0 = struct.Struct(">Ibb")  # crc, magic, attributes
 _V1 = struct.Struct(">Ibbq")  # crc, magic, attributes, timestamp
 _I32 = struct.Struct(">i")
-_ATTR_CODEC: Final = 0x07
+_ATTR_CODEC: Final = rt.ATTR_CODEC
 _ATTR_LOG_APPEND: Final = 0x08
 _NO_HEADERS: tuple[tuple[str, bytes | None], ...] = ()
 
 
-class LegacyBatch:
+class LegacyBatch(rt.BatchHeader):
     """One top-level v0/v1 message: a plain record or a compressed wrapper.
 
     Same attributes as :class:`~kproto.protocol.records.RecordBatch`; the
     producer and transaction fields are -1/False because magic < 2 has none.
     """
 
-    __slots__ = (
-        "base_offset",
-        "magic",
-        "crc",
-        "attributes",
-        "last_offset_delta",
-        "base_timestamp",
-        "max_timestamp",
-        "record_count",
-        "size_in_bytes",
-        "_records",
-    )
+    __slots__ = ("_records",)
 
     partition_leader_epoch: Final = -1
     producer_id: Final = -1
@@ -81,7 +63,7 @@ class LegacyBatch:
     is_control: Final = False
 
     def __init__(
-        self, magic: int, crc: int, attributes: int, timestamp: int, size: int, records: list[Record]
+        self, magic: int, crc: int, attributes: int, timestamp: int, size: int, records: list[rt.Record]
     ):
         self.magic = magic
         self.crc = crc
@@ -95,41 +77,28 @@ class LegacyBatch:
         self.last_offset_delta = records[-1].offset - records[0].offset
 
     @property
-    def compression(self) -> int:
-        """Codec id (attributes bits 0-2)."""
-        return self.attributes & _ATTR_CODEC
-
-    @property
     def timestamp_type(self) -> int:
         """TIMESTAMP_NONE for magic 0, else from attributes bit 3."""
         if self.magic == 0:
-            return TIMESTAMP_NONE
-        return TIMESTAMP_LOG_APPEND_TIME if self.attributes & _ATTR_LOG_APPEND else TIMESTAMP_CREATE_TIME
+            return rt.TIMESTAMP_NONE
+        return (
+            rt.TIMESTAMP_LOG_APPEND_TIME if self.attributes & _ATTR_LOG_APPEND else rt.TIMESTAMP_CREATE_TIME
+        )
 
-    @property
-    def last_offset(self) -> int:
-        """Offset of the last (inner) message."""
-        return self.base_offset + self.last_offset_delta
-
-    @property
-    def next_offset(self) -> int:
-        """The offset to fetch from after this message."""
-        return self.last_offset + 1
-
-    def records(self) -> list[Record]:
+    def records(self) -> list[rt.Record]:
         """The message, or a wrapper's inner messages with absolute offsets."""
         return list(self._records)
 
-    def record_tuples(self) -> list[RecordTuple]:
+    def record_tuples(self) -> list[rt.RecordTuple]:
         """:meth:`records` as plain tuples (here the same objects)."""
-        out: list[RecordTuple] = list(self._records)
+        out: list[rt.RecordTuple] = list(self._records)
         return out
 
-    def control_record(self) -> ControlRecord | None:
+    def control_record(self) -> rt.ControlRecord | None:
         """Always None: magic < 2 has no control batches."""
         return None
 
-    def __iter__(self) -> Iterator[Record]:
+    def __iter__(self) -> Iterator[rt.Record]:
         return iter(self._records)
 
     def __repr__(self) -> str:
@@ -214,12 +183,12 @@ def parse_legacy_batch(
     codec = attributes & _ATTR_CODEC
     size = end - start
     ts_type = (
-        TIMESTAMP_NONE
+        rt.TIMESTAMP_NONE
         if magic == 0
-        else (TIMESTAMP_LOG_APPEND_TIME if attributes & _ATTR_LOG_APPEND else TIMESTAMP_CREATE_TIME)
+        else (rt.TIMESTAMP_LOG_APPEND_TIME if attributes & _ATTR_LOG_APPEND else rt.TIMESTAMP_CREATE_TIME)
     )
     if not codec:
-        rec = Record(offset, timestamp, ts_type, key, value, _NO_HEADERS)
+        rec = rt.Record(offset, timestamp, ts_type, key, value, _NO_HEADERS)
         return LegacyBatch(magic, crc, attributes, timestamp, size, [rec])
     if codec > CODEC_LZ4:
         raise UnsupportedCodecError(f"codec id {codec} is not valid for magic {magic}")
@@ -247,7 +216,7 @@ def parse_legacy_batch(
             its = timestamp
         elif magic == 0 or imagic == 0:
             its = -1
-        records.append(Record(ioffset + shift, its, ts_type, ikey, ivalue, _NO_HEADERS))
+        records.append(rt.Record(ioffset + shift, its, ts_type, ikey, ivalue, _NO_HEADERS))
     return LegacyBatch(magic, crc, attributes, timestamp, size, records)
 
 

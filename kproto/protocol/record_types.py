@@ -10,9 +10,11 @@ from __future__ import annotations
 from typing import Final, NamedTuple
 
 __all__ = [
+    "ATTR_CODEC",
     "TIMESTAMP_CREATE_TIME",
     "TIMESTAMP_LOG_APPEND_TIME",
     "TIMESTAMP_NONE",
+    "BatchHeader",
     "ControlRecord",
     "Record",
     "RecordTuple",
@@ -22,6 +24,44 @@ __all__ = [
 TIMESTAMP_NONE: Final = -1
 TIMESTAMP_CREATE_TIME: Final = 0
 TIMESTAMP_LOG_APPEND_TIME: Final = 1
+#: Batch attributes bits 0-2: the compression codec id.
+ATTR_CODEC: Final = 0x07
+
+
+class BatchHeader:
+    """The header fields a v2 record batch and a v0/v1 message both have, as
+    attributes (:class:`~kproto.protocol.records.RecordBatch`,
+    :class:`~kproto.protocol.legacy_records.LegacyBatch`)."""
+
+    __slots__ = (
+        "base_offset", "magic", "crc", "attributes", "last_offset_delta", "base_timestamp", "max_timestamp",
+        "record_count", "size_in_bytes",
+    )  # fmt: skip
+
+    base_offset: int
+    magic: int
+    crc: int
+    attributes: int
+    last_offset_delta: int
+    base_timestamp: int
+    max_timestamp: int
+    record_count: int
+    size_in_bytes: int
+
+    @property
+    def compression(self) -> int:
+        """Codec id (attributes bits 0-2)."""
+        return self.attributes & ATTR_CODEC
+
+    @property
+    def last_offset(self) -> int:
+        """Offset of the last record, even if compaction removed it."""
+        return self.base_offset + self.last_offset_delta
+
+    @property
+    def next_offset(self) -> int:
+        """The offset to fetch from after this batch."""
+        return self.base_offset + self.last_offset_delta + 1
 
 
 class Record(NamedTuple):

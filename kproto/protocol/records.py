@@ -61,9 +61,11 @@ from kproto.protocol.compression import (
 )
 from kproto.protocol.legacy_records import LegacyBatch, parse_legacy_batch
 from kproto.protocol.record_types import (
+    ATTR_CODEC,
     TIMESTAMP_CREATE_TIME,
     TIMESTAMP_LOG_APPEND_TIME,
     TIMESTAMP_NONE,
+    BatchHeader,
     ControlRecord,
     Record,
     RecordTuple,
@@ -110,7 +112,7 @@ _LOG_OVERHEAD: Final = 12
 # Smallest record: length, attributes, 2 deltas, null key, null value, 0 headers.
 _MIN_RECORD: Final = 7
 
-_ATTR_CODEC: Final = 0x07
+_ATTR_CODEC: Final = ATTR_CODEC
 _ATTR_LOG_APPEND: Final = 0x08
 _ATTR_TRANSACTIONAL: Final = 0x10
 _ATTR_CONTROL: Final = 0x20
@@ -622,7 +624,7 @@ def parse_control_record(record: Record) -> ControlRecord:
 # --- reading ---------------------------------------------------------------
 
 
-class RecordBatch:
+class RecordBatch(BatchHeader):
     """A v2 record batch read from a fetch; records are decoded on demand.
 
     Header fields are plain attributes. :meth:`records` (or iteration)
@@ -630,47 +632,18 @@ class RecordBatch:
     """
 
     __slots__ = (
-        "base_offset",
-        "partition_leader_epoch",
-        "magic",
-        "crc",
-        "attributes",
-        "last_offset_delta",
-        "base_timestamp",
-        "max_timestamp",
-        "producer_id",
-        "producer_epoch",
-        "base_sequence",
-        "record_count",
-        "size_in_bytes",
-        "_buf",
-        "_start",
-        "_end",
-        "_max_decompressed",
-    )
+        "partition_leader_epoch", "producer_id", "producer_epoch", "base_sequence",
+        "_buf", "_start", "_end", "_max_decompressed",
+    )  # fmt: skip
 
-    base_offset: int
     partition_leader_epoch: int
-    magic: int
-    crc: int
-    attributes: int
-    last_offset_delta: int
-    base_timestamp: int
-    max_timestamp: int
     producer_id: int
     producer_epoch: int
     base_sequence: int
-    record_count: int
-    size_in_bytes: int
     _buf: bytes
     _start: int
     _end: int
     _max_decompressed: int
-
-    @property
-    def compression(self) -> int:
-        """Codec id (attributes bits 0-2)."""
-        return self.attributes & _ATTR_CODEC
 
     @property
     def timestamp_type(self) -> int:
@@ -686,16 +659,6 @@ class RecordBatch:
     def is_control(self) -> bool:
         """Attributes bit 5: a control batch (transaction markers)."""
         return bool(self.attributes & _ATTR_CONTROL)
-
-    @property
-    def last_offset(self) -> int:
-        """Offset of the last record, even if compaction removed it."""
-        return self.base_offset + self.last_offset_delta
-
-    @property
-    def next_offset(self) -> int:
-        """The offset to fetch from after this batch."""
-        return self.base_offset + self.last_offset_delta + 1
 
     @property
     def last_sequence(self) -> int:
@@ -1001,12 +964,31 @@ def decode_records_at(
             if narrow:
                 app((base_offset + od, base_ts + td, 0, key, value, headers))
             else:
-                app(new(record_type, (topic, partition, base_offset + od, base_ts + td, 0, key, value, headers,
-                                      None, kl, vl, hsize)))
+                app(
+                    new(
+                        record_type,
+                        (
+                            topic,
+                            partition,
+                            base_offset + od,
+                            base_ts + td,
+                            0,
+                            key,
+                            value,
+                            headers,
+                            None,
+                            kl,
+                            vl,
+                            hsize,
+                        ),
+                    )
+                )
     except IndexError:
         raise CorruptRecordError("record runs past the end of its batch") from None
     if prev_delta > max_delta:
-        raise CorruptRecordError(f"record offset delta {prev_delta} beyond the batch's last offset delta {max_delta}")
+        raise CorruptRecordError(
+            f"record offset delta {prev_delta} beyond the batch's last offset delta {max_delta}"
+        )
     if pos != end and n == count:
         raise CorruptRecordError("record batch has bytes after its last record")
     if pos > end:
@@ -1123,5 +1105,3 @@ def read_records(
     for batch in read_batches(data, check_crcs=check_crcs, max_decompressed=max_decompressed):
         if not batch.is_control:
             yield from batch.records()
-
-

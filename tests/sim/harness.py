@@ -46,6 +46,17 @@ Pieces
     leader-epoch checks) and ListOffsets. Delayed answers are ``Deferred``:
     the connection is muted until they resolve, as Kafka does.
 
+Racks (KIP-392): ``cluster.racks = {node_id: rack}`` puts each broker in a
+    rack (Metadata says so) and turns on what Kafka does with
+    ``replica.selector.class=RackAwareReplicaSelector``: a leader asked by a
+    Fetch v11+ with a ``rack_id`` answers a partition with no records and
+    ``preferred_read_replica`` when an in-sync replica in that rack is not
+    itself, and every replica serves Fetch v11+ (up to its own log end,
+    ``follower_end``; beyond it OFFSET_OUT_OF_RANGE). Faults:
+    ``leave_isr(t, p, node)`` (Metadata and the selector drop it; it still
+    serves), ``lag_follower(t, p, node, end)``, and ``fetch_errors[node]``
+    (codes the next partition answers from that broker carry).
+
 Transactions (KIP-98): InitProducerId with a transactional id bumps its
     epoch (aborting what the previous epoch left open); AddPartitionsToTxn,
     AddOffsetsToTxn, TxnOffsetCommit and EndTxn on whichever broker
@@ -294,12 +305,15 @@ class SimLog:
             self.producers[pid] = (epoch, recent)
         return NONE, base
 
-    def read(self, offset: int, max_bytes: int) -> bytes:
-        """Whole batches holding ``offset`` and after, up to ``max_bytes`` (at least one batch)."""
+    def read(self, offset: int, max_bytes: int, end: int | None = None) -> bytes:
+        """Whole batches holding ``offset`` and after, up to ``max_bytes`` (at least one batch),
+        and only those wholly before ``end`` if given (a lagging follower's log)."""
         out = bytearray()
         for (base, batch), raw in zip(self.batches, self.raw, strict=True):
             if base + batch.last_offset_delta < offset:
                 continue
+            if end is not None and base + batch.last_offset_delta >= end:
+                break
             if out and len(out) + len(raw) > max_bytes:
                 break
             out += raw
@@ -318,6 +332,9 @@ class _Partition:
     def __init__(self, leader: int, now: float) -> None:
         self.history: list[tuple[float, int, int]] = [(now, leader, 0)]  # (since, leader, epoch)
         self.log = SimLog()
+        #: Replicas out of the ISR (``leave_isr``), and followers whose log ends early.
+        self.out_of_isr: set[int] = set()
+        self.follower_end: dict[int, int] = {}
 
     @property
     def leader(self) -> int:
@@ -365,6 +382,12 @@ class SimBroker:
         self.quirks = BrokerQuirks()
         #: Set by ``handle`` when the broker closes the connection once its answer is out.
         self.close_after_answer = False
+        #: Fetch answers that named a preferred read replica (KIP-392), and record bytes
+        #: served as leader ([0]) and as follower ([1]).
+        self.redirects = 0
+        self.served = [0, 0]
+        #: Record bytes served as a follower, per (topic, partition).
+        self.served_as_follower: dict[tuple[str, int], int] = {}
         #: More APIs this broker serves: api_key -> ``handler(request, version, now)``
         #: (the admin scenarios install theirs; see ``tests/sim/admin_broker.py``).
         self.extra_handlers: dict[int, Callable[[Any, int, float], Any]] = {}
@@ -475,12 +498,12 @@ class SimBroker:
                         leader_id=leader if live else -1,
                         leader_epoch=epoch,
                         replica_nodes=sorted(c.brokers),
-                        isr_nodes=[b for b in sorted(c.brokers) if c.brokers[b].up],
+                        isr_nodes=[b for b in sorted(c.brokers) if c.brokers[b].up and b not in part.out_of_isr],
                     )
                 )
             topics.append(MetadataResponseTopic(name=name, partitions=plist))
         brokers = [
-            MetadataResponseBroker(node_id=b.node_id, host=b.host, port=b.port)
+            MetadataResponseBroker(node_id=b.node_id, host=b.host, port=b.port, rack=c.racks.get(b.node_id))
             for b in c.brokers.values()
             if b.up
         ]
@@ -528,9 +551,22 @@ class SimBroker:
             return InitProducerIdResponse(producer_id=pid, producer_epoch=epoch + 1)
         return InitProducerIdResponse(producer_id=c.new_producer_id(), producer_epoch=0)
 
-    def _fetch_answer(self, request: Any) -> tuple[Any, bool]:
+    def _preferred_replica(self, part: _Partition, rack: str, offset: int) -> int:
+        """KIP-392, as Kafka's RackAwareReplicaSelector: a live in-sync replica in ``rack``
+        whose log holds ``offset`` (the leader if it is one), else -1."""
+        c = self.cluster
+        in_rack = [b for b in sorted(c.brokers)
+                   if c.racks.get(b) == rack and c.brokers[b].up and b not in part.out_of_isr
+                   and part.follower_end.get(b, part.log.end_offset) >= offset]
+        if not in_rack or self.node_id in in_rack:
+            return -1
+        return in_rack[0]
+
+    def _fetch_answer(self, request: Any, version: int = 0) -> tuple[Any, bool]:
         c = self.cluster
         topics, any_data = [], False
+        # Kafka serves a consumer's Fetch v11+ from any replica (FetchParams.fetchOnlyLeader).
+        follower_ok = bool(c.racks) and version >= 11
         for t in request.topics:
             parts = []
             for p in t.partitions:
@@ -544,20 +580,37 @@ class SimBroker:
                     )
                     continue
                 code = NONE
-                if part.leader != self.node_id:
+                leader = part.leader == self.node_id
+                end = part.log.end_offset if leader else part.follower_end.get(self.node_id, part.log.end_offset)
+                queued = c.fetch_errors.get(self.node_id)
+                if queued:
+                    code = queued.pop(0)
+                elif not leader and not follower_ok:
                     code = NOT_LEADER_OR_FOLLOWER
-                elif p.current_leader_epoch >= 0 and p.current_leader_epoch > part.epoch:
+                elif leader and p.current_leader_epoch >= 0 and p.current_leader_epoch > part.epoch:
                     code = UNKNOWN_LEADER_EPOCH
-                elif p.current_leader_epoch >= 0 and p.current_leader_epoch < part.epoch:
+                elif leader and p.current_leader_epoch >= 0 and p.current_leader_epoch < part.epoch:
                     code = FENCED_LEADER_EPOCH
-                elif not 0 <= p.fetch_offset <= part.log.end_offset:
+                elif not 0 <= p.fetch_offset <= end:
                     code = OFFSET_OUT_OF_RANGE
                 if code:
                     parts.append(_fetch.PartitionData(partition_index=p.partition, error_code=code))
                     continue
-                data = part.log.read(p.fetch_offset, p.partition_max_bytes)
+                preferred = self._preferred_replica(part, request.rack_id, p.fetch_offset) if leader and follower_ok else -1
+                if preferred >= 0:
+                    # Kafka's ReplicaManager: no records, only where to read them.
+                    parts.append(_fetch.PartitionData(partition_index=p.partition, high_watermark=end,
+                                                      last_stable_offset=end, log_start_offset=0,
+                                                      preferred_read_replica=preferred))
+                    any_data = True  # answered at once, as Kafka does
+                    self.redirects += 1
+                    continue
+                data = part.log.read(p.fetch_offset, p.partition_max_bytes, None if leader else end)
                 any_data = any_data or bool(data)
-                end = part.log.end_offset
+                self.served[not leader] += len(data)
+                if data and not leader:
+                    key = (t.topic, p.partition)
+                    self.served_as_follower[key] = self.served_as_follower.get(key, 0) + len(data)
                 parts.append(
                     _fetch.PartitionData(
                         partition_index=p.partition,
@@ -572,13 +625,13 @@ class SimBroker:
 
     def _fetch(self, request: Any, version: int, now: float) -> Any:
         """Fetch without sessions (session id 0: declined); a fetch with no data waits ``max_wait_ms``."""
-        response, any_data = self._fetch_answer(request)
+        response, any_data = self._fetch_answer(request, version)
         sim = self.cluster.sim
         if any_data or request.max_wait_ms <= 0 or sim is None:
             return response
         later = Deferred()
         sim.schedule(
-            now + request.max_wait_ms / 1000, lambda now: later.resolve(self._fetch_answer(request)[0])
+            now + request.max_wait_ms / 1000, lambda now: later.resolve(self._fetch_answer(request, version)[0])
         )
         return later
 
@@ -797,6 +850,10 @@ class SimCluster:
         self._generation = 0
         #: The controller id Metadata names (None: the lowest broker id).
         self.controller_id: int | None = None
+        #: Broker racks (KIP-392; see the module docstring): empty turns follower fetching off.
+        self.racks: dict[int, str] = {}
+        #: Partition error codes the next Fetch answers of a broker carry, in turn.
+        self.fetch_errors: dict[int, list[int]] = {}
 
     def group(self, group_id: str) -> SimGroup:
         if group_id not in self.groups:
@@ -896,6 +953,18 @@ class SimCluster:
         new = to if to is not None else self.rng.choice(sorted(choices))
         part.history.append((self.now, new, part.epoch + 1))
         return new
+
+    def leave_isr(self, topic: str, partition: int, node_id: int) -> None:
+        """``node_id`` falls out of the partition's ISR (it still serves Fetch as a replica)."""
+        self.topics[topic][partition].out_of_isr.add(node_id)
+
+    def lag_follower(self, topic: str, partition: int, node_id: int, end: int | None) -> None:
+        """The follower's log of the partition ends at ``end`` (None: caught up)."""
+        part = self.topics[topic][partition]
+        if end is None:
+            part.follower_end.pop(node_id, None)
+        else:
+            part.follower_end[node_id] = end
 
     def move_coordinator(self, key_type: int, key: str, to: int | None = None) -> int:
         old = self.coordinator_of(key_type, key)

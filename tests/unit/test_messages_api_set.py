@@ -120,5 +120,8 @@ def test_generated_code_uses_readable_names() -> None:
     assert "_INT32_INT16_INT64_INT64 = struct.Struct('>ihqq')" in produce
     assert "def _read_TopicProduceData_v9(" in produce
     assert "for partition_data_item in partition_data:" in produce
-    assert "    acks: int  # Acks int16\n" in produce
-    assert "Schema: ``tools/kafka-protocol/message/ProduceRequest.json``" in produce
+    # The schema's facts per field, in the class docstring (issue 14 item 4).
+    assert "        acks: ``Acks`` ``int16``; every version.\n" in produce
+    assert "    acks: int\n" in produce
+    assert "Generated from ``tools/kafka-protocol/message/ProduceRequest.json``" in produce
+    assert "Kafka request ``ProduceRequest`` (API key 0): valid versions v3-13, flexible versions v9+." in produce

@@ -35,6 +35,8 @@ DEFAULTS: dict[str, Any] = {
     "metadata_recovery_rebootstrap_trigger_ms": 300000,
     "transactional_id": None,
     "transaction_timeout_ms": 60000,
+    "proxy_url": None,
+    "socks5_proxy": None,
 }
 
 

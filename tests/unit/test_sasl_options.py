@@ -32,7 +32,7 @@ def test_sasl_options_reach_the_core_client_and_stay_hidden(caplog: pytest.LogCa
     core = make_core(config, 0.0, **options.core_kwargs())
     client = core._client
     assert client.config.security_protocol == "SASL_PLAINTEXT"
-    auth = client._sasl_authenticator()
+    auth = client._sasl_authenticator("b1")
     assert isinstance(auth._mechanism, Scram) and auth._mechanism.name == "SCRAM-SHA-512"
     # two nonces differ (SystemRandom at the facade), and are valid
     n1, n2 = client.config.sasl_nonce_factory(), client.config.sasl_nonce_factory()

@@ -32,10 +32,19 @@ _INT64_INT16 = struct.Struct('>qh')
 
 
 class AddOffsetsToTxnRequest(Request['AddOffsetsToTxnResponse']):
-    """Kafka request ``AddOffsetsToTxnRequest`` (API key 25), versions 0-4, flexible from v3.
+    """Kafka request ``AddOffsetsToTxnRequest`` (API key 25): valid versions v0-4, flexible versions v3+.
 
-    Schema: ``tools/kafka-protocol/message/AddOffsetsToTxnRequest.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/AddOffsetsToTxnRequest.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        transactional_id: ``TransactionalId`` ``string``; every version.
+        producer_id: ``ProducerId`` ``int64``; every version.
+        producer_epoch: ``ProducerEpoch`` ``int16``; every version.
+        group_id: ``GroupId`` ``string``; every version.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('transactional_id', 'producer_id', 'producer_epoch', 'group_id', 'unknown_tags',)
@@ -46,10 +55,10 @@ class AddOffsetsToTxnRequest(Request['AddOffsetsToTxnResponse']):
     FLEXIBLE_VERSION: ClassVar[int | None] = 3
     _SCHEMA_NAME: ClassVar[str] = 'AddOffsetsToTxnRequest'
 
-    transactional_id: str  # TransactionalId string
-    producer_id: int  # ProducerId int64
-    producer_epoch: int  # ProducerEpoch int16
-    group_id: str  # GroupId string
+    transactional_id: str
+    producer_id: int
+    producer_epoch: int
+    group_id: str
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -69,10 +78,17 @@ class AddOffsetsToTxnRequest(Request['AddOffsetsToTxnResponse']):
 
 
 class AddOffsetsToTxnResponse(Response):
-    """Kafka response ``AddOffsetsToTxnResponse`` (API key 25), versions 0-4, flexible from v3.
+    """Kafka response ``AddOffsetsToTxnResponse`` (API key 25): valid versions v0-4, flexible versions v3+.
 
-    Schema: ``tools/kafka-protocol/message/AddOffsetsToTxnResponse.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/AddOffsetsToTxnResponse.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        throttle_time_ms: ``ThrottleTimeMs`` ``int32``; every version.
+        error_code: ``ErrorCode`` ``int16``; every version.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('throttle_time_ms', 'error_code', 'unknown_tags',)
@@ -83,8 +99,8 @@ class AddOffsetsToTxnResponse(Response):
     FLEXIBLE_VERSION: ClassVar[int | None] = 3
     _SCHEMA_NAME: ClassVar[str] = 'AddOffsetsToTxnResponse'
 
-    throttle_time_ms: int  # ThrottleTimeMs int32
-    error_code: int  # ErrorCode int16
+    throttle_time_ms: int
+    error_code: int
     unknown_tags: dict[int, bytes] | None
 
     def __init__(

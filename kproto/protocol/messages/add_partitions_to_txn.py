@@ -43,10 +43,20 @@ _INT64_INT16_BOOL = struct.Struct('>qh?')
 
 
 class AddPartitionsToTxnRequest(Request['AddPartitionsToTxnResponse']):
-    """Kafka request ``AddPartitionsToTxnRequest`` (API key 24), versions 0-5, flexible from v3.
+    """Kafka request ``AddPartitionsToTxnRequest`` (API key 24): valid versions v0-5, flexible versions v3+.
 
-    Schema: ``tools/kafka-protocol/message/AddPartitionsToTxnRequest.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/AddPartitionsToTxnRequest.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        transactions: ``Transactions`` ``[]AddPartitionsToTxnTransaction``; v4+.
+        v3_and_below_transactional_id: ``V3AndBelowTransactionalId`` ``string``; v0-3.
+        v3_and_below_producer_id: ``V3AndBelowProducerId`` ``int64``; v0-3.
+        v3_and_below_producer_epoch: ``V3AndBelowProducerEpoch`` ``int16``; v0-3.
+        v3_and_below_topics: ``V3AndBelowTopics`` ``[]AddPartitionsToTxnTopic``; v0-3.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('transactions', 'v3_and_below_transactional_id', 'v3_and_below_producer_id', 'v3_and_below_producer_epoch', 'v3_and_below_topics', 'unknown_tags',)
@@ -57,11 +67,11 @@ class AddPartitionsToTxnRequest(Request['AddPartitionsToTxnResponse']):
     FLEXIBLE_VERSION: ClassVar[int | None] = 3
     _SCHEMA_NAME: ClassVar[str] = 'AddPartitionsToTxnRequest'
 
-    transactions: list[AddPartitionsToTxnTransaction]  # Transactions []AddPartitionsToTxnTransaction; v4+
-    v3_and_below_transactional_id: str  # V3AndBelowTransactionalId string; v0-3
-    v3_and_below_producer_id: int  # V3AndBelowProducerId int64; v0-3
-    v3_and_below_producer_epoch: int  # V3AndBelowProducerEpoch int16; v0-3
-    v3_and_below_topics: list[AddPartitionsToTxnTopic]  # V3AndBelowTopics []AddPartitionsToTxnTopic; v0-3
+    transactions: list[AddPartitionsToTxnTransaction]
+    v3_and_below_transactional_id: str
+    v3_and_below_producer_id: int
+    v3_and_below_producer_epoch: int
+    v3_and_below_topics: list[AddPartitionsToTxnTopic]
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -85,19 +95,29 @@ class AddPartitionsToTxnRequest(Request['AddPartitionsToTxnResponse']):
 class AddPartitionsToTxnTransaction(Struct):
     """Struct ``AddPartitionsToTxnTransaction`` of ``AddPartitionsToTxnRequest``.
 
-    Schema: ``tools/kafka-protocol/message/AddPartitionsToTxnRequest.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/AddPartitionsToTxnRequest.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        transactional_id: ``TransactionalId`` ``string``; v4+.
+        producer_id: ``ProducerId`` ``int64``; v4+.
+        producer_epoch: ``ProducerEpoch`` ``int16``; v4+.
+        verify_only: ``VerifyOnly`` ``bool``; v4+.
+        topics: ``Topics`` ``[]AddPartitionsToTxnTopic``; v4+.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('transactional_id', 'producer_id', 'producer_epoch', 'verify_only', 'topics', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'AddPartitionsToTxnTransaction'
 
-    transactional_id: str  # TransactionalId string; v4+
-    producer_id: int  # ProducerId int64; v4+
-    producer_epoch: int  # ProducerEpoch int16; v4+
-    verify_only: bool  # VerifyOnly bool; v4+
-    topics: list[AddPartitionsToTxnTopic]  # Topics []AddPartitionsToTxnTopic; v4+
+    transactional_id: str
+    producer_id: int
+    producer_epoch: int
+    verify_only: bool
+    topics: list[AddPartitionsToTxnTopic]
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -121,16 +141,23 @@ class AddPartitionsToTxnTransaction(Struct):
 class AddPartitionsToTxnTopic(Struct):
     """Struct ``AddPartitionsToTxnTopic`` of ``AddPartitionsToTxnRequest``.
 
-    Schema: ``tools/kafka-protocol/message/AddPartitionsToTxnRequest.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/AddPartitionsToTxnRequest.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        name: ``Name`` ``string``; every version.
+        partitions: ``Partitions`` ``[]int32``; every version.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('name', 'partitions', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'AddPartitionsToTxnTopic'
 
-    name: str  # Name string
-    partitions: list[int]  # Partitions []int32
+    name: str
+    partitions: list[int]
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -146,10 +173,19 @@ class AddPartitionsToTxnTopic(Struct):
 
 
 class AddPartitionsToTxnResponse(Response):
-    """Kafka response ``AddPartitionsToTxnResponse`` (API key 24), versions 0-5, flexible from v3.
+    """Kafka response ``AddPartitionsToTxnResponse`` (API key 24): valid versions v0-5, flexible versions v3+.
 
-    Schema: ``tools/kafka-protocol/message/AddPartitionsToTxnResponse.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/AddPartitionsToTxnResponse.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        throttle_time_ms: ``ThrottleTimeMs`` ``int32``; every version.
+        error_code: ``ErrorCode`` ``int16``; v4+; ignorable.
+        results_by_transaction: ``ResultsByTransaction`` ``[]AddPartitionsToTxnResult``; v4+.
+        results_by_topic_v3_and_below: ``ResultsByTopicV3AndBelow`` ``[]AddPartitionsToTxnTopicResult``; v0-3.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('throttle_time_ms', 'error_code', 'results_by_transaction', 'results_by_topic_v3_and_below', 'unknown_tags',)
@@ -160,10 +196,10 @@ class AddPartitionsToTxnResponse(Response):
     FLEXIBLE_VERSION: ClassVar[int | None] = 3
     _SCHEMA_NAME: ClassVar[str] = 'AddPartitionsToTxnResponse'
 
-    throttle_time_ms: int  # ThrottleTimeMs int32
-    error_code: int  # ErrorCode int16; v4+; ignorable
-    results_by_transaction: list[AddPartitionsToTxnResult]  # ResultsByTransaction []AddPartitionsToTxnResult; v4+
-    results_by_topic_v3_and_below: list[AddPartitionsToTxnTopicResult]  # ResultsByTopicV3AndBelow []AddPartitionsToTxnTopicResult; v0-3
+    throttle_time_ms: int
+    error_code: int
+    results_by_transaction: list[AddPartitionsToTxnResult]
+    results_by_topic_v3_and_below: list[AddPartitionsToTxnTopicResult]
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -185,16 +221,23 @@ class AddPartitionsToTxnResponse(Response):
 class AddPartitionsToTxnResult(Struct):
     """Struct ``AddPartitionsToTxnResult`` of ``AddPartitionsToTxnResponse``.
 
-    Schema: ``tools/kafka-protocol/message/AddPartitionsToTxnResponse.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/AddPartitionsToTxnResponse.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        transactional_id: ``TransactionalId`` ``string``; v4+.
+        topic_results: ``TopicResults`` ``[]AddPartitionsToTxnTopicResult``; v4+.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('transactional_id', 'topic_results', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'AddPartitionsToTxnResult'
 
-    transactional_id: str  # TransactionalId string; v4+
-    topic_results: list[AddPartitionsToTxnTopicResult]  # TopicResults []AddPartitionsToTxnTopicResult; v4+
+    transactional_id: str
+    topic_results: list[AddPartitionsToTxnTopicResult]
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -212,16 +255,23 @@ class AddPartitionsToTxnResult(Struct):
 class AddPartitionsToTxnTopicResult(Struct):
     """Struct ``AddPartitionsToTxnTopicResult`` of ``AddPartitionsToTxnResponse``.
 
-    Schema: ``tools/kafka-protocol/message/AddPartitionsToTxnResponse.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/AddPartitionsToTxnResponse.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        name: ``Name`` ``string``; every version.
+        results_by_partition: ``ResultsByPartition`` ``[]AddPartitionsToTxnPartitionResult``; every version.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('name', 'results_by_partition', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'AddPartitionsToTxnTopicResult'
 
-    name: str  # Name string
-    results_by_partition: list[AddPartitionsToTxnPartitionResult]  # ResultsByPartition []AddPartitionsToTxnPartitionResult
+    name: str
+    results_by_partition: list[AddPartitionsToTxnPartitionResult]
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -239,16 +289,23 @@ class AddPartitionsToTxnTopicResult(Struct):
 class AddPartitionsToTxnPartitionResult(Struct):
     """Struct ``AddPartitionsToTxnPartitionResult`` of ``AddPartitionsToTxnResponse``.
 
-    Schema: ``tools/kafka-protocol/message/AddPartitionsToTxnResponse.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/AddPartitionsToTxnResponse.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        partition_index: ``PartitionIndex`` ``int32``; every version.
+        partition_error_code: ``PartitionErrorCode`` ``int16``; every version.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('partition_index', 'partition_error_code', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'AddPartitionsToTxnPartitionResult'
 
-    partition_index: int  # PartitionIndex int32
-    partition_error_code: int  # PartitionErrorCode int16
+    partition_index: int
+    partition_error_code: int
     unknown_tags: dict[int, bytes] | None
 
     def __init__(

@@ -37,10 +37,20 @@ _INT32_INT32 = struct.Struct('>ii')
 
 
 class AddRaftVoterRequest(Request['AddRaftVoterResponse']):
-    """Kafka request ``AddRaftVoterRequest`` (API key 80), versions 0-0, flexible from v0.
+    """Kafka request ``AddRaftVoterRequest`` (API key 80): valid versions v0-0, flexible versions v0+.
 
-    Schema: ``tools/kafka-protocol/message/AddRaftVoterRequest.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/AddRaftVoterRequest.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        cluster_id: ``ClusterId`` ``string``; every version; nullable.
+        timeout_ms: ``TimeoutMs`` ``int32``; every version.
+        voter_id: ``VoterId`` ``int32``; every version.
+        voter_directory_id: ``VoterDirectoryId`` ``uuid``; every version.
+        listeners: ``Listeners`` ``[]Listener``; every version.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('cluster_id', 'timeout_ms', 'voter_id', 'voter_directory_id', 'listeners', 'unknown_tags',)
@@ -51,11 +61,11 @@ class AddRaftVoterRequest(Request['AddRaftVoterResponse']):
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
     _SCHEMA_NAME: ClassVar[str] = 'AddRaftVoterRequest'
 
-    cluster_id: str | None  # ClusterId string; nullable
-    timeout_ms: int  # TimeoutMs int32
-    voter_id: int  # VoterId int32
-    voter_directory_id: uuid.UUID  # VoterDirectoryId uuid
-    listeners: list[Listener]  # Listeners []Listener
+    cluster_id: str | None
+    timeout_ms: int
+    voter_id: int
+    voter_directory_id: uuid.UUID
+    listeners: list[Listener]
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -79,17 +89,25 @@ class AddRaftVoterRequest(Request['AddRaftVoterResponse']):
 class Listener(Struct):
     """Struct ``Listener`` of ``AddRaftVoterRequest``.
 
-    Schema: ``tools/kafka-protocol/message/AddRaftVoterRequest.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/AddRaftVoterRequest.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        name: ``Name`` ``string``; every version.
+        host: ``Host`` ``string``; every version.
+        port: ``Port`` ``uint16``; every version.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('name', 'host', 'port', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'Listener'
 
-    name: str  # Name string
-    host: str  # Host string
-    port: int  # Port uint16
+    name: str
+    host: str
+    port: int
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -107,10 +125,18 @@ class Listener(Struct):
 
 
 class AddRaftVoterResponse(Response):
-    """Kafka response ``AddRaftVoterResponse`` (API key 80), versions 0-0, flexible from v0.
+    """Kafka response ``AddRaftVoterResponse`` (API key 80): valid versions v0-0, flexible versions v0+.
 
-    Schema: ``tools/kafka-protocol/message/AddRaftVoterResponse.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/AddRaftVoterResponse.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        throttle_time_ms: ``ThrottleTimeMs`` ``int32``; every version.
+        error_code: ``ErrorCode`` ``int16``; every version.
+        error_message: ``ErrorMessage`` ``string``; every version; nullable; ignorable.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('throttle_time_ms', 'error_code', 'error_message', 'unknown_tags',)
@@ -121,9 +147,9 @@ class AddRaftVoterResponse(Response):
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
     _SCHEMA_NAME: ClassVar[str] = 'AddRaftVoterResponse'
 
-    throttle_time_ms: int  # ThrottleTimeMs int32
-    error_code: int  # ErrorCode int16
-    error_message: str | None  # ErrorMessage string; nullable; ignorable
+    throttle_time_ms: int
+    error_code: int
+    error_message: str | None
     unknown_tags: dict[int, bytes] | None
 
     def __init__(

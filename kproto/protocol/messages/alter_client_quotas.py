@@ -46,10 +46,17 @@ _INT32 = struct.Struct('>i')
 
 
 class AlterClientQuotasRequest(Request['AlterClientQuotasResponse']):
-    """Kafka request ``AlterClientQuotasRequest`` (API key 49), versions 0-1, flexible from v1.
+    """Kafka request ``AlterClientQuotasRequest`` (API key 49): valid versions v0-1, flexible versions v1+.
 
-    Schema: ``tools/kafka-protocol/message/AlterClientQuotasRequest.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/AlterClientQuotasRequest.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        entries: ``Entries`` ``[]EntryData``; every version.
+        validate_only: ``ValidateOnly`` ``bool``; every version.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('entries', 'validate_only', 'unknown_tags',)
@@ -60,8 +67,8 @@ class AlterClientQuotasRequest(Request['AlterClientQuotasResponse']):
     FLEXIBLE_VERSION: ClassVar[int | None] = 1
     _SCHEMA_NAME: ClassVar[str] = 'AlterClientQuotasRequest'
 
-    entries: list[AlterClientQuotasRequestEntryData]  # Entries []EntryData
-    validate_only: bool  # ValidateOnly bool
+    entries: list[AlterClientQuotasRequestEntryData]
+    validate_only: bool
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -79,16 +86,23 @@ class AlterClientQuotasRequest(Request['AlterClientQuotasResponse']):
 class AlterClientQuotasRequestEntryData(Struct):
     """Struct ``EntryData`` of ``AlterClientQuotasRequest``.
 
-    Schema: ``tools/kafka-protocol/message/AlterClientQuotasRequest.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/AlterClientQuotasRequest.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        entity: ``Entity`` ``[]EntityData``; every version.
+        ops: ``Ops`` ``[]OpData``; every version.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('entity', 'ops', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'EntryData'
 
-    entity: list[AlterClientQuotasRequestEntityData]  # Entity []EntityData
-    ops: list[OpData]  # Ops []OpData
+    entity: list[AlterClientQuotasRequestEntityData]
+    ops: list[OpData]
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -106,17 +120,25 @@ class AlterClientQuotasRequestEntryData(Struct):
 class OpData(Struct):
     """Struct ``OpData`` of ``AlterClientQuotasRequest``.
 
-    Schema: ``tools/kafka-protocol/message/AlterClientQuotasRequest.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/AlterClientQuotasRequest.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        key: ``Key`` ``string``; every version.
+        value: ``Value`` ``float64``; every version.
+        remove: ``Remove`` ``bool``; every version.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('key', 'value', 'remove', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'OpData'
 
-    key: str  # Key string
-    value: float  # Value float64
-    remove: bool  # Remove bool
+    key: str
+    value: float
+    remove: bool
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -136,16 +158,23 @@ class OpData(Struct):
 class AlterClientQuotasRequestEntityData(Struct):
     """Struct ``EntityData`` of ``AlterClientQuotasRequest``.
 
-    Schema: ``tools/kafka-protocol/message/AlterClientQuotasRequest.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/AlterClientQuotasRequest.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        entity_type: ``EntityType`` ``string``; every version.
+        entity_name: ``EntityName`` ``string``; every version; nullable.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('entity_type', 'entity_name', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'EntityData'
 
-    entity_type: str  # EntityType string
-    entity_name: str | None  # EntityName string; nullable
+    entity_type: str
+    entity_name: str | None
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -161,10 +190,17 @@ class AlterClientQuotasRequestEntityData(Struct):
 
 
 class AlterClientQuotasResponse(Response):
-    """Kafka response ``AlterClientQuotasResponse`` (API key 49), versions 0-1, flexible from v1.
+    """Kafka response ``AlterClientQuotasResponse`` (API key 49): valid versions v0-1, flexible versions v1+.
 
-    Schema: ``tools/kafka-protocol/message/AlterClientQuotasResponse.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/AlterClientQuotasResponse.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        throttle_time_ms: ``ThrottleTimeMs`` ``int32``; every version.
+        entries: ``Entries`` ``[]EntryData``; every version.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('throttle_time_ms', 'entries', 'unknown_tags',)
@@ -175,8 +211,8 @@ class AlterClientQuotasResponse(Response):
     FLEXIBLE_VERSION: ClassVar[int | None] = 1
     _SCHEMA_NAME: ClassVar[str] = 'AlterClientQuotasResponse'
 
-    throttle_time_ms: int  # ThrottleTimeMs int32
-    entries: list[AlterClientQuotasResponseEntryData]  # Entries []EntryData
+    throttle_time_ms: int
+    entries: list[AlterClientQuotasResponseEntryData]
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -194,17 +230,25 @@ class AlterClientQuotasResponse(Response):
 class AlterClientQuotasResponseEntryData(Struct):
     """Struct ``EntryData`` of ``AlterClientQuotasResponse``.
 
-    Schema: ``tools/kafka-protocol/message/AlterClientQuotasResponse.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/AlterClientQuotasResponse.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        error_code: ``ErrorCode`` ``int16``; every version.
+        error_message: ``ErrorMessage`` ``string``; every version; nullable.
+        entity: ``Entity`` ``[]EntityData``; every version.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('error_code', 'error_message', 'entity', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'EntryData'
 
-    error_code: int  # ErrorCode int16
-    error_message: str | None  # ErrorMessage string; nullable
-    entity: list[AlterClientQuotasResponseEntityData]  # Entity []EntityData
+    error_code: int
+    error_message: str | None
+    entity: list[AlterClientQuotasResponseEntityData]
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -224,16 +268,23 @@ class AlterClientQuotasResponseEntryData(Struct):
 class AlterClientQuotasResponseEntityData(Struct):
     """Struct ``EntityData`` of ``AlterClientQuotasResponse``.
 
-    Schema: ``tools/kafka-protocol/message/AlterClientQuotasResponse.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/AlterClientQuotasResponse.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        entity_type: ``EntityType`` ``string``; every version.
+        entity_name: ``EntityName`` ``string``; every version; nullable.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('entity_type', 'entity_name', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'EntityData'
 
-    entity_type: str  # EntityType string
-    entity_name: str | None  # EntityName string; nullable
+    entity_type: str
+    entity_name: str | None
     unknown_tags: dict[int, bytes] | None
 
     def __init__(

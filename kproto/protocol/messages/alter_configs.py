@@ -44,10 +44,17 @@ _INT32 = struct.Struct('>i')
 
 
 class AlterConfigsRequest(Request['AlterConfigsResponse']):
-    """Kafka request ``AlterConfigsRequest`` (API key 33), versions 0-2, flexible from v2.
+    """Kafka request ``AlterConfigsRequest`` (API key 33): valid versions v0-2, flexible versions v2+.
 
-    Schema: ``tools/kafka-protocol/message/AlterConfigsRequest.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/AlterConfigsRequest.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        resources: ``Resources`` ``[]AlterConfigsResource``; every version.
+        validate_only: ``ValidateOnly`` ``bool``; every version.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('resources', 'validate_only', 'unknown_tags',)
@@ -58,8 +65,8 @@ class AlterConfigsRequest(Request['AlterConfigsResponse']):
     FLEXIBLE_VERSION: ClassVar[int | None] = 2
     _SCHEMA_NAME: ClassVar[str] = 'AlterConfigsRequest'
 
-    resources: list[AlterConfigsResource]  # Resources []AlterConfigsResource
-    validate_only: bool  # ValidateOnly bool
+    resources: list[AlterConfigsResource]
+    validate_only: bool
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -77,17 +84,25 @@ class AlterConfigsRequest(Request['AlterConfigsResponse']):
 class AlterConfigsResource(Struct):
     """Struct ``AlterConfigsResource`` of ``AlterConfigsRequest``.
 
-    Schema: ``tools/kafka-protocol/message/AlterConfigsRequest.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/AlterConfigsRequest.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        resource_type: ``ResourceType`` ``int8``; every version.
+        resource_name: ``ResourceName`` ``string``; every version.
+        configs: ``Configs`` ``[]AlterableConfig``; every version.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('resource_type', 'resource_name', 'configs', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'AlterConfigsResource'
 
-    resource_type: int  # ResourceType int8
-    resource_name: str  # ResourceName string
-    configs: list[AlterableConfig]  # Configs []AlterableConfig
+    resource_type: int
+    resource_name: str
+    configs: list[AlterableConfig]
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -107,16 +122,23 @@ class AlterConfigsResource(Struct):
 class AlterableConfig(Struct):
     """Struct ``AlterableConfig`` of ``AlterConfigsRequest``.
 
-    Schema: ``tools/kafka-protocol/message/AlterConfigsRequest.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/AlterConfigsRequest.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        name: ``Name`` ``string``; every version.
+        value: ``Value`` ``string``; every version; nullable.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('name', 'value', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'AlterableConfig'
 
-    name: str  # Name string
-    value: str | None  # Value string; nullable
+    name: str
+    value: str | None
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -132,10 +154,17 @@ class AlterableConfig(Struct):
 
 
 class AlterConfigsResponse(Response):
-    """Kafka response ``AlterConfigsResponse`` (API key 33), versions 0-2, flexible from v2.
+    """Kafka response ``AlterConfigsResponse`` (API key 33): valid versions v0-2, flexible versions v2+.
 
-    Schema: ``tools/kafka-protocol/message/AlterConfigsResponse.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/AlterConfigsResponse.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        throttle_time_ms: ``ThrottleTimeMs`` ``int32``; every version.
+        responses: ``Responses`` ``[]AlterConfigsResourceResponse``; every version.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('throttle_time_ms', 'responses', 'unknown_tags',)
@@ -146,8 +175,8 @@ class AlterConfigsResponse(Response):
     FLEXIBLE_VERSION: ClassVar[int | None] = 2
     _SCHEMA_NAME: ClassVar[str] = 'AlterConfigsResponse'
 
-    throttle_time_ms: int  # ThrottleTimeMs int32
-    responses: list[AlterConfigsResourceResponse]  # Responses []AlterConfigsResourceResponse
+    throttle_time_ms: int
+    responses: list[AlterConfigsResourceResponse]
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -165,18 +194,27 @@ class AlterConfigsResponse(Response):
 class AlterConfigsResourceResponse(Struct):
     """Struct ``AlterConfigsResourceResponse`` of ``AlterConfigsResponse``.
 
-    Schema: ``tools/kafka-protocol/message/AlterConfigsResponse.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/AlterConfigsResponse.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        error_code: ``ErrorCode`` ``int16``; every version.
+        error_message: ``ErrorMessage`` ``string``; every version; nullable.
+        resource_type: ``ResourceType`` ``int8``; every version.
+        resource_name: ``ResourceName`` ``string``; every version.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('error_code', 'error_message', 'resource_type', 'resource_name', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'AlterConfigsResourceResponse'
 
-    error_code: int  # ErrorCode int16
-    error_message: str | None  # ErrorMessage string; nullable
-    resource_type: int  # ResourceType int8
-    resource_name: str  # ResourceName string
+    error_code: int
+    error_message: str | None
+    resource_type: int
+    resource_name: str
     unknown_tags: dict[int, bytes] | None
 
     def __init__(

@@ -42,10 +42,18 @@ _INT32_INT16 = struct.Struct('>ih')
 
 
 class AlterPartitionReassignmentsRequest(Request['AlterPartitionReassignmentsResponse']):
-    """Kafka request ``AlterPartitionReassignmentsRequest`` (API key 45), versions 0-1, flexible from v0.
+    """Kafka request ``AlterPartitionReassignmentsRequest`` (API key 45): valid versions v0-1, flexible versions v0+.
 
-    Schema: ``tools/kafka-protocol/message/AlterPartitionReassignmentsRequest.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/AlterPartitionReassignmentsRequest.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        timeout_ms: ``TimeoutMs`` ``int32``; every version; default 60000.
+        allow_replication_factor_change: ``AllowReplicationFactorChange`` ``bool``; v1+; default true.
+        topics: ``Topics`` ``[]ReassignableTopic``; every version.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('timeout_ms', 'allow_replication_factor_change', 'topics', 'unknown_tags',)
@@ -56,9 +64,9 @@ class AlterPartitionReassignmentsRequest(Request['AlterPartitionReassignmentsRes
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
     _SCHEMA_NAME: ClassVar[str] = 'AlterPartitionReassignmentsRequest'
 
-    timeout_ms: int  # TimeoutMs int32; default 60000
-    allow_replication_factor_change: bool  # AllowReplicationFactorChange bool; v1+; default true
-    topics: list[ReassignableTopic]  # Topics []ReassignableTopic
+    timeout_ms: int
+    allow_replication_factor_change: bool
+    topics: list[ReassignableTopic]
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -78,16 +86,23 @@ class AlterPartitionReassignmentsRequest(Request['AlterPartitionReassignmentsRes
 class ReassignableTopic(Struct):
     """Struct ``ReassignableTopic`` of ``AlterPartitionReassignmentsRequest``.
 
-    Schema: ``tools/kafka-protocol/message/AlterPartitionReassignmentsRequest.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/AlterPartitionReassignmentsRequest.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        name: ``Name`` ``string``; every version.
+        partitions: ``Partitions`` ``[]ReassignablePartition``; every version.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('name', 'partitions', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'ReassignableTopic'
 
-    name: str  # Name string
-    partitions: list[ReassignablePartition]  # Partitions []ReassignablePartition
+    name: str
+    partitions: list[ReassignablePartition]
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -105,16 +120,23 @@ class ReassignableTopic(Struct):
 class ReassignablePartition(Struct):
     """Struct ``ReassignablePartition`` of ``AlterPartitionReassignmentsRequest``.
 
-    Schema: ``tools/kafka-protocol/message/AlterPartitionReassignmentsRequest.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/AlterPartitionReassignmentsRequest.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        partition_index: ``PartitionIndex`` ``int32``; every version.
+        replicas: ``Replicas`` ``[]int32``; every version; nullable.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('partition_index', 'replicas', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'ReassignablePartition'
 
-    partition_index: int  # PartitionIndex int32
-    replicas: list[int] | None  # Replicas []int32; nullable
+    partition_index: int
+    replicas: list[int] | None
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -130,10 +152,20 @@ class ReassignablePartition(Struct):
 
 
 class AlterPartitionReassignmentsResponse(Response):
-    """Kafka response ``AlterPartitionReassignmentsResponse`` (API key 45), versions 0-1, flexible from v0.
+    """Kafka response ``AlterPartitionReassignmentsResponse`` (API key 45): valid versions v0-1, flexible versions v0+.
 
-    Schema: ``tools/kafka-protocol/message/AlterPartitionReassignmentsResponse.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/AlterPartitionReassignmentsResponse.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        throttle_time_ms: ``ThrottleTimeMs`` ``int32``; every version.
+        allow_replication_factor_change: ``AllowReplicationFactorChange`` ``bool``; v1+; default true; ignorable.
+        error_code: ``ErrorCode`` ``int16``; every version.
+        error_message: ``ErrorMessage`` ``string``; every version; nullable.
+        responses: ``Responses`` ``[]ReassignableTopicResponse``; every version.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('throttle_time_ms', 'allow_replication_factor_change', 'error_code', 'error_message', 'responses', 'unknown_tags',)
@@ -144,11 +176,11 @@ class AlterPartitionReassignmentsResponse(Response):
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
     _SCHEMA_NAME: ClassVar[str] = 'AlterPartitionReassignmentsResponse'
 
-    throttle_time_ms: int  # ThrottleTimeMs int32
-    allow_replication_factor_change: bool  # AllowReplicationFactorChange bool; v1+; default true; ignorable
-    error_code: int  # ErrorCode int16
-    error_message: str | None  # ErrorMessage string; nullable
-    responses: list[ReassignableTopicResponse]  # Responses []ReassignableTopicResponse
+    throttle_time_ms: int
+    allow_replication_factor_change: bool
+    error_code: int
+    error_message: str | None
+    responses: list[ReassignableTopicResponse]
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -172,16 +204,23 @@ class AlterPartitionReassignmentsResponse(Response):
 class ReassignableTopicResponse(Struct):
     """Struct ``ReassignableTopicResponse`` of ``AlterPartitionReassignmentsResponse``.
 
-    Schema: ``tools/kafka-protocol/message/AlterPartitionReassignmentsResponse.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/AlterPartitionReassignmentsResponse.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        name: ``Name`` ``string``; every version.
+        partitions: ``Partitions`` ``[]ReassignablePartitionResponse``; every version.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('name', 'partitions', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'ReassignableTopicResponse'
 
-    name: str  # Name string
-    partitions: list[ReassignablePartitionResponse]  # Partitions []ReassignablePartitionResponse
+    name: str
+    partitions: list[ReassignablePartitionResponse]
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -199,17 +238,25 @@ class ReassignableTopicResponse(Struct):
 class ReassignablePartitionResponse(Struct):
     """Struct ``ReassignablePartitionResponse`` of ``AlterPartitionReassignmentsResponse``.
 
-    Schema: ``tools/kafka-protocol/message/AlterPartitionReassignmentsResponse.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/AlterPartitionReassignmentsResponse.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        partition_index: ``PartitionIndex`` ``int32``; every version.
+        error_code: ``ErrorCode`` ``int16``; every version.
+        error_message: ``ErrorMessage`` ``string``; every version; nullable.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('partition_index', 'error_code', 'error_message', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'ReassignablePartitionResponse'
 
-    partition_index: int  # PartitionIndex int32
-    error_code: int  # ErrorCode int16
-    error_message: str | None  # ErrorMessage string; nullable
+    partition_index: int
+    error_code: int
+    error_message: str | None
     unknown_tags: dict[int, bytes] | None
 
     def __init__(

@@ -39,10 +39,16 @@ _INT32_INT16 = struct.Struct('>ih')
 
 
 class AlterReplicaLogDirsRequest(Request['AlterReplicaLogDirsResponse']):
-    """Kafka request ``AlterReplicaLogDirsRequest`` (API key 34), versions 1-2, flexible from v2.
+    """Kafka request ``AlterReplicaLogDirsRequest`` (API key 34): valid versions v1-2, flexible versions v2+.
 
-    Schema: ``tools/kafka-protocol/message/AlterReplicaLogDirsRequest.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/AlterReplicaLogDirsRequest.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        dirs: ``Dirs`` ``[]AlterReplicaLogDir``; every version.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('dirs', 'unknown_tags',)
@@ -53,7 +59,7 @@ class AlterReplicaLogDirsRequest(Request['AlterReplicaLogDirsResponse']):
     FLEXIBLE_VERSION: ClassVar[int | None] = 2
     _SCHEMA_NAME: ClassVar[str] = 'AlterReplicaLogDirsRequest'
 
-    dirs: list[AlterReplicaLogDir]  # Dirs []AlterReplicaLogDir
+    dirs: list[AlterReplicaLogDir]
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -69,16 +75,23 @@ class AlterReplicaLogDirsRequest(Request['AlterReplicaLogDirsResponse']):
 class AlterReplicaLogDir(Struct):
     """Struct ``AlterReplicaLogDir`` of ``AlterReplicaLogDirsRequest``.
 
-    Schema: ``tools/kafka-protocol/message/AlterReplicaLogDirsRequest.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/AlterReplicaLogDirsRequest.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        path: ``Path`` ``string``; every version.
+        topics: ``Topics`` ``[]AlterReplicaLogDirTopic``; every version.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('path', 'topics', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'AlterReplicaLogDir'
 
-    path: str  # Path string
-    topics: list[AlterReplicaLogDirTopic]  # Topics []AlterReplicaLogDirTopic
+    path: str
+    topics: list[AlterReplicaLogDirTopic]
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -96,16 +109,23 @@ class AlterReplicaLogDir(Struct):
 class AlterReplicaLogDirTopic(Struct):
     """Struct ``AlterReplicaLogDirTopic`` of ``AlterReplicaLogDirsRequest``.
 
-    Schema: ``tools/kafka-protocol/message/AlterReplicaLogDirsRequest.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/AlterReplicaLogDirsRequest.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        name: ``Name`` ``string``; every version.
+        partitions: ``Partitions`` ``[]int32``; every version.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('name', 'partitions', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'AlterReplicaLogDirTopic'
 
-    name: str  # Name string
-    partitions: list[int]  # Partitions []int32
+    name: str
+    partitions: list[int]
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -121,10 +141,17 @@ class AlterReplicaLogDirTopic(Struct):
 
 
 class AlterReplicaLogDirsResponse(Response):
-    """Kafka response ``AlterReplicaLogDirsResponse`` (API key 34), versions 1-2, flexible from v2.
+    """Kafka response ``AlterReplicaLogDirsResponse`` (API key 34): valid versions v1-2, flexible versions v2+.
 
-    Schema: ``tools/kafka-protocol/message/AlterReplicaLogDirsResponse.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/AlterReplicaLogDirsResponse.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        throttle_time_ms: ``ThrottleTimeMs`` ``int32``; every version.
+        results: ``Results`` ``[]AlterReplicaLogDirTopicResult``; every version.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('throttle_time_ms', 'results', 'unknown_tags',)
@@ -135,8 +162,8 @@ class AlterReplicaLogDirsResponse(Response):
     FLEXIBLE_VERSION: ClassVar[int | None] = 2
     _SCHEMA_NAME: ClassVar[str] = 'AlterReplicaLogDirsResponse'
 
-    throttle_time_ms: int  # ThrottleTimeMs int32
-    results: list[AlterReplicaLogDirTopicResult]  # Results []AlterReplicaLogDirTopicResult
+    throttle_time_ms: int
+    results: list[AlterReplicaLogDirTopicResult]
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -154,16 +181,23 @@ class AlterReplicaLogDirsResponse(Response):
 class AlterReplicaLogDirTopicResult(Struct):
     """Struct ``AlterReplicaLogDirTopicResult`` of ``AlterReplicaLogDirsResponse``.
 
-    Schema: ``tools/kafka-protocol/message/AlterReplicaLogDirsResponse.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/AlterReplicaLogDirsResponse.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        topic_name: ``TopicName`` ``string``; every version.
+        partitions: ``Partitions`` ``[]AlterReplicaLogDirPartitionResult``; every version.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('topic_name', 'partitions', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'AlterReplicaLogDirTopicResult'
 
-    topic_name: str  # TopicName string
-    partitions: list[AlterReplicaLogDirPartitionResult]  # Partitions []AlterReplicaLogDirPartitionResult
+    topic_name: str
+    partitions: list[AlterReplicaLogDirPartitionResult]
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -181,16 +215,23 @@ class AlterReplicaLogDirTopicResult(Struct):
 class AlterReplicaLogDirPartitionResult(Struct):
     """Struct ``AlterReplicaLogDirPartitionResult`` of ``AlterReplicaLogDirsResponse``.
 
-    Schema: ``tools/kafka-protocol/message/AlterReplicaLogDirsResponse.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/AlterReplicaLogDirsResponse.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        partition_index: ``PartitionIndex`` ``int32``; every version.
+        error_code: ``ErrorCode`` ``int16``; every version.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('partition_index', 'error_code', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'AlterReplicaLogDirPartitionResult'
 
-    partition_index: int  # PartitionIndex int32
-    error_code: int  # ErrorCode int16
+    partition_index: int
+    error_code: int
     unknown_tags: dict[int, bytes] | None
 
     def __init__(

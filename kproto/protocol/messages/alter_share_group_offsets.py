@@ -39,10 +39,17 @@ _INT32_INT64 = struct.Struct('>iq')
 
 
 class AlterShareGroupOffsetsRequest(Request['AlterShareGroupOffsetsResponse']):
-    """Kafka request ``AlterShareGroupOffsetsRequest`` (API key 91), versions 0-0, flexible from v0.
+    """Kafka request ``AlterShareGroupOffsetsRequest`` (API key 91): valid versions v0-0, flexible versions v0+.
 
-    Schema: ``tools/kafka-protocol/message/AlterShareGroupOffsetsRequest.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/AlterShareGroupOffsetsRequest.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        group_id: ``GroupId`` ``string``; every version.
+        topics: ``Topics`` ``[]AlterShareGroupOffsetsRequestTopic``; every version.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('group_id', 'topics', 'unknown_tags',)
@@ -53,8 +60,8 @@ class AlterShareGroupOffsetsRequest(Request['AlterShareGroupOffsetsResponse']):
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
     _SCHEMA_NAME: ClassVar[str] = 'AlterShareGroupOffsetsRequest'
 
-    group_id: str  # GroupId string
-    topics: list[AlterShareGroupOffsetsRequestTopic]  # Topics []AlterShareGroupOffsetsRequestTopic
+    group_id: str
+    topics: list[AlterShareGroupOffsetsRequestTopic]
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -72,16 +79,23 @@ class AlterShareGroupOffsetsRequest(Request['AlterShareGroupOffsetsResponse']):
 class AlterShareGroupOffsetsRequestTopic(Struct):
     """Struct ``AlterShareGroupOffsetsRequestTopic`` of ``AlterShareGroupOffsetsRequest``.
 
-    Schema: ``tools/kafka-protocol/message/AlterShareGroupOffsetsRequest.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/AlterShareGroupOffsetsRequest.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        topic_name: ``TopicName`` ``string``; every version.
+        partitions: ``Partitions`` ``[]AlterShareGroupOffsetsRequestPartition``; every version.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('topic_name', 'partitions', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'AlterShareGroupOffsetsRequestTopic'
 
-    topic_name: str  # TopicName string
-    partitions: list[AlterShareGroupOffsetsRequestPartition]  # Partitions []AlterShareGroupOffsetsRequestPartition
+    topic_name: str
+    partitions: list[AlterShareGroupOffsetsRequestPartition]
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -99,16 +113,23 @@ class AlterShareGroupOffsetsRequestTopic(Struct):
 class AlterShareGroupOffsetsRequestPartition(Struct):
     """Struct ``AlterShareGroupOffsetsRequestPartition`` of ``AlterShareGroupOffsetsRequest``.
 
-    Schema: ``tools/kafka-protocol/message/AlterShareGroupOffsetsRequest.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/AlterShareGroupOffsetsRequest.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        partition_index: ``PartitionIndex`` ``int32``; every version.
+        start_offset: ``StartOffset`` ``int64``; every version.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('partition_index', 'start_offset', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'AlterShareGroupOffsetsRequestPartition'
 
-    partition_index: int  # PartitionIndex int32
-    start_offset: int  # StartOffset int64
+    partition_index: int
+    start_offset: int
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -124,10 +145,19 @@ class AlterShareGroupOffsetsRequestPartition(Struct):
 
 
 class AlterShareGroupOffsetsResponse(Response):
-    """Kafka response ``AlterShareGroupOffsetsResponse`` (API key 91), versions 0-0, flexible from v0.
+    """Kafka response ``AlterShareGroupOffsetsResponse`` (API key 91): valid versions v0-0, flexible versions v0+.
 
-    Schema: ``tools/kafka-protocol/message/AlterShareGroupOffsetsResponse.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/AlterShareGroupOffsetsResponse.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        throttle_time_ms: ``ThrottleTimeMs`` ``int32``; every version.
+        error_code: ``ErrorCode`` ``int16``; every version.
+        error_message: ``ErrorMessage`` ``string``; every version; nullable.
+        responses: ``Responses`` ``[]AlterShareGroupOffsetsResponseTopic``; every version.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('throttle_time_ms', 'error_code', 'error_message', 'responses', 'unknown_tags',)
@@ -138,10 +168,10 @@ class AlterShareGroupOffsetsResponse(Response):
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
     _SCHEMA_NAME: ClassVar[str] = 'AlterShareGroupOffsetsResponse'
 
-    throttle_time_ms: int  # ThrottleTimeMs int32
-    error_code: int  # ErrorCode int16
-    error_message: str | None  # ErrorMessage string; nullable
-    responses: list[AlterShareGroupOffsetsResponseTopic]  # Responses []AlterShareGroupOffsetsResponseTopic
+    throttle_time_ms: int
+    error_code: int
+    error_message: str | None
+    responses: list[AlterShareGroupOffsetsResponseTopic]
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -163,17 +193,25 @@ class AlterShareGroupOffsetsResponse(Response):
 class AlterShareGroupOffsetsResponseTopic(Struct):
     """Struct ``AlterShareGroupOffsetsResponseTopic`` of ``AlterShareGroupOffsetsResponse``.
 
-    Schema: ``tools/kafka-protocol/message/AlterShareGroupOffsetsResponse.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/AlterShareGroupOffsetsResponse.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        topic_name: ``TopicName`` ``string``; every version.
+        topic_id: ``TopicId`` ``uuid``; every version.
+        partitions: ``Partitions`` ``[]AlterShareGroupOffsetsResponsePartition``; every version.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('topic_name', 'topic_id', 'partitions', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'AlterShareGroupOffsetsResponseTopic'
 
-    topic_name: str  # TopicName string
-    topic_id: uuid.UUID  # TopicId uuid
-    partitions: list[AlterShareGroupOffsetsResponsePartition]  # Partitions []AlterShareGroupOffsetsResponsePartition
+    topic_name: str
+    topic_id: uuid.UUID
+    partitions: list[AlterShareGroupOffsetsResponsePartition]
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -193,17 +231,25 @@ class AlterShareGroupOffsetsResponseTopic(Struct):
 class AlterShareGroupOffsetsResponsePartition(Struct):
     """Struct ``AlterShareGroupOffsetsResponsePartition`` of ``AlterShareGroupOffsetsResponse``.
 
-    Schema: ``tools/kafka-protocol/message/AlterShareGroupOffsetsResponse.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/AlterShareGroupOffsetsResponse.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        partition_index: ``PartitionIndex`` ``int32``; every version.
+        error_code: ``ErrorCode`` ``int16``; every version.
+        error_message: ``ErrorMessage`` ``string``; every version; nullable.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('partition_index', 'error_code', 'error_message', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'AlterShareGroupOffsetsResponsePartition'
 
-    partition_index: int  # PartitionIndex int32
-    error_code: int  # ErrorCode int16
-    error_message: str | None  # ErrorMessage string; nullable
+    partition_index: int
+    error_code: int
+    error_message: str | None
     unknown_tags: dict[int, bytes] | None
 
     def __init__(

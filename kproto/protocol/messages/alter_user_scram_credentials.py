@@ -41,10 +41,17 @@ _INT32 = struct.Struct('>i')
 
 
 class AlterUserScramCredentialsRequest(Request['AlterUserScramCredentialsResponse']):
-    """Kafka request ``AlterUserScramCredentialsRequest`` (API key 51), versions 0-0, flexible from v0.
+    """Kafka request ``AlterUserScramCredentialsRequest`` (API key 51): valid versions v0-0, flexible versions v0+.
 
-    Schema: ``tools/kafka-protocol/message/AlterUserScramCredentialsRequest.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/AlterUserScramCredentialsRequest.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        deletions: ``Deletions`` ``[]ScramCredentialDeletion``; every version.
+        upsertions: ``Upsertions`` ``[]ScramCredentialUpsertion``; every version.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('deletions', 'upsertions', 'unknown_tags',)
@@ -55,8 +62,8 @@ class AlterUserScramCredentialsRequest(Request['AlterUserScramCredentialsRespons
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
     _SCHEMA_NAME: ClassVar[str] = 'AlterUserScramCredentialsRequest'
 
-    deletions: list[ScramCredentialDeletion]  # Deletions []ScramCredentialDeletion
-    upsertions: list[ScramCredentialUpsertion]  # Upsertions []ScramCredentialUpsertion
+    deletions: list[ScramCredentialDeletion]
+    upsertions: list[ScramCredentialUpsertion]
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -74,19 +81,29 @@ class AlterUserScramCredentialsRequest(Request['AlterUserScramCredentialsRespons
 class ScramCredentialUpsertion(Struct):
     """Struct ``ScramCredentialUpsertion`` of ``AlterUserScramCredentialsRequest``.
 
-    Schema: ``tools/kafka-protocol/message/AlterUserScramCredentialsRequest.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/AlterUserScramCredentialsRequest.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        name: ``Name`` ``string``; every version.
+        mechanism: ``Mechanism`` ``int8``; every version.
+        iterations: ``Iterations`` ``int32``; every version.
+        salt: ``Salt`` ``bytes``; every version.
+        salted_password: ``SaltedPassword`` ``bytes``; every version.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('name', 'mechanism', 'iterations', 'salt', 'salted_password', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'ScramCredentialUpsertion'
 
-    name: str  # Name string
-    mechanism: int  # Mechanism int8
-    iterations: int  # Iterations int32
-    salt: bytes  # Salt bytes
-    salted_password: bytes  # SaltedPassword bytes
+    name: str
+    mechanism: int
+    iterations: int
+    salt: bytes
+    salted_password: bytes
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -110,16 +127,23 @@ class ScramCredentialUpsertion(Struct):
 class ScramCredentialDeletion(Struct):
     """Struct ``ScramCredentialDeletion`` of ``AlterUserScramCredentialsRequest``.
 
-    Schema: ``tools/kafka-protocol/message/AlterUserScramCredentialsRequest.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/AlterUserScramCredentialsRequest.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        name: ``Name`` ``string``; every version.
+        mechanism: ``Mechanism`` ``int8``; every version.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('name', 'mechanism', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'ScramCredentialDeletion'
 
-    name: str  # Name string
-    mechanism: int  # Mechanism int8
+    name: str
+    mechanism: int
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -135,10 +159,17 @@ class ScramCredentialDeletion(Struct):
 
 
 class AlterUserScramCredentialsResponse(Response):
-    """Kafka response ``AlterUserScramCredentialsResponse`` (API key 51), versions 0-0, flexible from v0.
+    """Kafka response ``AlterUserScramCredentialsResponse`` (API key 51): valid versions v0-0, flexible versions v0+.
 
-    Schema: ``tools/kafka-protocol/message/AlterUserScramCredentialsResponse.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/AlterUserScramCredentialsResponse.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        throttle_time_ms: ``ThrottleTimeMs`` ``int32``; every version.
+        results: ``Results`` ``[]AlterUserScramCredentialsResult``; every version.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('throttle_time_ms', 'results', 'unknown_tags',)
@@ -149,8 +180,8 @@ class AlterUserScramCredentialsResponse(Response):
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
     _SCHEMA_NAME: ClassVar[str] = 'AlterUserScramCredentialsResponse'
 
-    throttle_time_ms: int  # ThrottleTimeMs int32
-    results: list[AlterUserScramCredentialsResult]  # Results []AlterUserScramCredentialsResult
+    throttle_time_ms: int
+    results: list[AlterUserScramCredentialsResult]
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -168,17 +199,25 @@ class AlterUserScramCredentialsResponse(Response):
 class AlterUserScramCredentialsResult(Struct):
     """Struct ``AlterUserScramCredentialsResult`` of ``AlterUserScramCredentialsResponse``.
 
-    Schema: ``tools/kafka-protocol/message/AlterUserScramCredentialsResponse.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/AlterUserScramCredentialsResponse.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        user: ``User`` ``string``; every version.
+        error_code: ``ErrorCode`` ``int16``; every version.
+        error_message: ``ErrorMessage`` ``string``; every version; nullable.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('user', 'error_code', 'error_message', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'AlterUserScramCredentialsResult'
 
-    user: str  # User string
-    error_code: int  # ErrorCode int16
-    error_message: str | None  # ErrorMessage string; nullable
+    user: str
+    error_code: int
+    error_message: str | None
     unknown_tags: dict[int, bytes] | None
 
     def __init__(

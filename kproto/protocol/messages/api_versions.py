@@ -44,10 +44,17 @@ _INT64 = struct.Struct('>q')
 
 
 class ApiVersionsRequest(Request['ApiVersionsResponse']):
-    """Kafka request ``ApiVersionsRequest`` (API key 18), versions 0-4, flexible from v3.
+    """Kafka request ``ApiVersionsRequest`` (API key 18): valid versions v0-4, flexible versions v3+.
 
-    Schema: ``tools/kafka-protocol/message/ApiVersionsRequest.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/ApiVersionsRequest.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        client_software_name: ``ClientSoftwareName`` ``string``; v3+; ignorable.
+        client_software_version: ``ClientSoftwareVersion`` ``string``; v3+; ignorable.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('client_software_name', 'client_software_version', 'unknown_tags',)
@@ -58,8 +65,8 @@ class ApiVersionsRequest(Request['ApiVersionsResponse']):
     FLEXIBLE_VERSION: ClassVar[int | None] = 3
     _SCHEMA_NAME: ClassVar[str] = 'ApiVersionsRequest'
 
-    client_software_name: str  # ClientSoftwareName string; v3+; ignorable
-    client_software_version: str  # ClientSoftwareVersion string; v3+; ignorable
+    client_software_name: str
+    client_software_version: str
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -75,10 +82,22 @@ class ApiVersionsRequest(Request['ApiVersionsResponse']):
 
 
 class ApiVersionsResponse(Response):
-    """Kafka response ``ApiVersionsResponse`` (API key 18), versions 0-4, flexible from v3.
+    """Kafka response ``ApiVersionsResponse`` (API key 18): valid versions v0-4, flexible versions v3+.
 
-    Schema: ``tools/kafka-protocol/message/ApiVersionsResponse.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/ApiVersionsResponse.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        error_code: ``ErrorCode`` ``int16``; every version.
+        api_keys: ``ApiKeys`` ``[]ApiVersion``; every version.
+        throttle_time_ms: ``ThrottleTimeMs`` ``int32``; v1+; ignorable.
+        supported_features: ``SupportedFeatures`` ``[]SupportedFeatureKey``; v3+; tagged (tag 0) v3+; ignorable.
+        finalized_features_epoch: ``FinalizedFeaturesEpoch`` ``int64``; v3+; tagged (tag 1) v3+; default -1; ignorable.
+        finalized_features: ``FinalizedFeatures`` ``[]FinalizedFeatureKey``; v3+; tagged (tag 2) v3+; ignorable.
+        zk_migration_ready: ``ZkMigrationReady`` ``bool``; v3+; tagged (tag 3) v3+; ignorable.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('error_code', 'api_keys', 'throttle_time_ms', 'supported_features', 'finalized_features_epoch', 'finalized_features', 'zk_migration_ready', 'unknown_tags',)
@@ -89,13 +108,13 @@ class ApiVersionsResponse(Response):
     FLEXIBLE_VERSION: ClassVar[int | None] = 3
     _SCHEMA_NAME: ClassVar[str] = 'ApiVersionsResponse'
 
-    error_code: int  # ErrorCode int16
-    api_keys: list[ApiVersion]  # ApiKeys []ApiVersion
-    throttle_time_ms: int  # ThrottleTimeMs int32; v1+; ignorable
-    supported_features: list[SupportedFeatureKey]  # SupportedFeatures []SupportedFeatureKey; v3+; tag 0 v3+; ignorable
-    finalized_features_epoch: int  # FinalizedFeaturesEpoch int64; v3+; tag 1 v3+; default -1; ignorable
-    finalized_features: list[FinalizedFeatureKey]  # FinalizedFeatures []FinalizedFeatureKey; v3+; tag 2 v3+; ignorable
-    zk_migration_ready: bool  # ZkMigrationReady bool; v3+; tag 3 v3+; ignorable
+    error_code: int
+    api_keys: list[ApiVersion]
+    throttle_time_ms: int
+    supported_features: list[SupportedFeatureKey]
+    finalized_features_epoch: int
+    finalized_features: list[FinalizedFeatureKey]
+    zk_migration_ready: bool
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -123,17 +142,25 @@ class ApiVersionsResponse(Response):
 class FinalizedFeatureKey(Struct):
     """Struct ``FinalizedFeatureKey`` of ``ApiVersionsResponse``.
 
-    Schema: ``tools/kafka-protocol/message/ApiVersionsResponse.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/ApiVersionsResponse.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        name: ``Name`` ``string``; v3+.
+        max_version_level: ``MaxVersionLevel`` ``int16``; v3+.
+        min_version_level: ``MinVersionLevel`` ``int16``; v3+.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('name', 'max_version_level', 'min_version_level', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'FinalizedFeatureKey'
 
-    name: str  # Name string; v3+
-    max_version_level: int  # MaxVersionLevel int16; v3+
-    min_version_level: int  # MinVersionLevel int16; v3+
+    name: str
+    max_version_level: int
+    min_version_level: int
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -153,17 +180,25 @@ class FinalizedFeatureKey(Struct):
 class SupportedFeatureKey(Struct):
     """Struct ``SupportedFeatureKey`` of ``ApiVersionsResponse``.
 
-    Schema: ``tools/kafka-protocol/message/ApiVersionsResponse.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/ApiVersionsResponse.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        name: ``Name`` ``string``; v3+.
+        min_version: ``MinVersion`` ``int16``; v3+.
+        max_version: ``MaxVersion`` ``int16``; v3+.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('name', 'min_version', 'max_version', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'SupportedFeatureKey'
 
-    name: str  # Name string; v3+
-    min_version: int  # MinVersion int16; v3+
-    max_version: int  # MaxVersion int16; v3+
+    name: str
+    min_version: int
+    max_version: int
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -183,17 +218,25 @@ class SupportedFeatureKey(Struct):
 class ApiVersion(Struct):
     """Struct ``ApiVersion`` of ``ApiVersionsResponse``.
 
-    Schema: ``tools/kafka-protocol/message/ApiVersionsResponse.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/ApiVersionsResponse.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        api_key: ``ApiKey`` ``int16``; every version.
+        min_version: ``MinVersion`` ``int16``; every version.
+        max_version: ``MaxVersion`` ``int16``; every version.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('api_key', 'min_version', 'max_version', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'ApiVersion'
 
-    api_key: int  # ApiKey int16
-    min_version: int  # MinVersion int16
-    max_version: int  # MaxVersion int16
+    api_key: int
+    min_version: int
+    max_version: int
     unknown_tags: dict[int, bytes] | None
 
     def __init__(

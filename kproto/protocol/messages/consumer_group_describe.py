@@ -42,10 +42,17 @@ _INT32_INT32 = struct.Struct('>ii')
 
 
 class ConsumerGroupDescribeRequest(Request['ConsumerGroupDescribeResponse']):
-    """Kafka request ``ConsumerGroupDescribeRequest`` (API key 69), versions 0-1, flexible from v0.
+    """Kafka request ``ConsumerGroupDescribeRequest`` (API key 69): valid versions v0-1, flexible versions v0+.
 
-    Schema: ``tools/kafka-protocol/message/ConsumerGroupDescribeRequest.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/ConsumerGroupDescribeRequest.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        group_ids: ``GroupIds`` ``[]string``; every version.
+        include_authorized_operations: ``IncludeAuthorizedOperations`` ``bool``; every version.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('group_ids', 'include_authorized_operations', 'unknown_tags',)
@@ -56,8 +63,8 @@ class ConsumerGroupDescribeRequest(Request['ConsumerGroupDescribeResponse']):
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
     _SCHEMA_NAME: ClassVar[str] = 'ConsumerGroupDescribeRequest'
 
-    group_ids: list[str]  # GroupIds []string
-    include_authorized_operations: bool  # IncludeAuthorizedOperations bool
+    group_ids: list[str]
+    include_authorized_operations: bool
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -73,10 +80,17 @@ class ConsumerGroupDescribeRequest(Request['ConsumerGroupDescribeResponse']):
 
 
 class ConsumerGroupDescribeResponse(Response):
-    """Kafka response ``ConsumerGroupDescribeResponse`` (API key 69), versions 0-1, flexible from v0.
+    """Kafka response ``ConsumerGroupDescribeResponse`` (API key 69): valid versions v0-1, flexible versions v0+.
 
-    Schema: ``tools/kafka-protocol/message/ConsumerGroupDescribeResponse.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/ConsumerGroupDescribeResponse.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        throttle_time_ms: ``ThrottleTimeMs`` ``int32``; every version.
+        groups: ``Groups`` ``[]DescribedGroup``; every version.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('throttle_time_ms', 'groups', 'unknown_tags',)
@@ -87,8 +101,8 @@ class ConsumerGroupDescribeResponse(Response):
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
     _SCHEMA_NAME: ClassVar[str] = 'ConsumerGroupDescribeResponse'
 
-    throttle_time_ms: int  # ThrottleTimeMs int32
-    groups: list[DescribedGroup]  # Groups []DescribedGroup
+    throttle_time_ms: int
+    groups: list[DescribedGroup]
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -106,23 +120,37 @@ class ConsumerGroupDescribeResponse(Response):
 class DescribedGroup(Struct):
     """Struct ``DescribedGroup`` of ``ConsumerGroupDescribeResponse``.
 
-    Schema: ``tools/kafka-protocol/message/ConsumerGroupDescribeResponse.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/ConsumerGroupDescribeResponse.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        error_code: ``ErrorCode`` ``int16``; every version.
+        error_message: ``ErrorMessage`` ``string``; every version; nullable.
+        group_id: ``GroupId`` ``string``; every version.
+        group_state: ``GroupState`` ``string``; every version.
+        group_epoch: ``GroupEpoch`` ``int32``; every version.
+        assignment_epoch: ``AssignmentEpoch`` ``int32``; every version.
+        assignor_name: ``AssignorName`` ``string``; every version.
+        members: ``Members`` ``[]Member``; every version.
+        authorized_operations: ``AuthorizedOperations`` ``int32``; every version; default -2147483648.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('error_code', 'error_message', 'group_id', 'group_state', 'group_epoch', 'assignment_epoch', 'assignor_name', 'members', 'authorized_operations', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'DescribedGroup'
 
-    error_code: int  # ErrorCode int16
-    error_message: str | None  # ErrorMessage string; nullable
-    group_id: str  # GroupId string
-    group_state: str  # GroupState string
-    group_epoch: int  # GroupEpoch int32
-    assignment_epoch: int  # AssignmentEpoch int32
-    assignor_name: str  # AssignorName string
-    members: list[Member]  # Members []Member
-    authorized_operations: int  # AuthorizedOperations int32; default -2147483648
+    error_code: int
+    error_message: str | None
+    group_id: str
+    group_state: str
+    group_epoch: int
+    assignment_epoch: int
+    assignor_name: str
+    members: list[Member]
+    authorized_operations: int
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -154,25 +182,41 @@ class DescribedGroup(Struct):
 class Member(Struct):
     """Struct ``Member`` of ``ConsumerGroupDescribeResponse``.
 
-    Schema: ``tools/kafka-protocol/message/ConsumerGroupDescribeResponse.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/ConsumerGroupDescribeResponse.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        member_id: ``MemberId`` ``string``; every version.
+        instance_id: ``InstanceId`` ``string``; every version; nullable.
+        rack_id: ``RackId`` ``string``; every version; nullable.
+        member_epoch: ``MemberEpoch`` ``int32``; every version.
+        client_id: ``ClientId`` ``string``; every version.
+        client_host: ``ClientHost`` ``string``; every version.
+        subscribed_topic_names: ``SubscribedTopicNames`` ``[]string``; every version.
+        subscribed_topic_regex: ``SubscribedTopicRegex`` ``string``; every version; nullable.
+        assignment: ``Assignment`` ``Assignment``; every version.
+        target_assignment: ``TargetAssignment`` ``Assignment``; every version.
+        member_type: ``MemberType`` ``int8``; v1+; default -1; ignorable.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('member_id', 'instance_id', 'rack_id', 'member_epoch', 'client_id', 'client_host', 'subscribed_topic_names', 'subscribed_topic_regex', 'assignment', 'target_assignment', 'member_type', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'Member'
 
-    member_id: str  # MemberId string
-    instance_id: str | None  # InstanceId string; nullable
-    rack_id: str | None  # RackId string; nullable
-    member_epoch: int  # MemberEpoch int32
-    client_id: str  # ClientId string
-    client_host: str  # ClientHost string
-    subscribed_topic_names: list[str]  # SubscribedTopicNames []string
-    subscribed_topic_regex: str | None  # SubscribedTopicRegex string; nullable
-    assignment: Assignment  # Assignment Assignment
-    target_assignment: Assignment  # TargetAssignment Assignment
-    member_type: int  # MemberType int8; v1+; default -1; ignorable
+    member_id: str
+    instance_id: str | None
+    rack_id: str | None
+    member_epoch: int
+    client_id: str
+    client_host: str
+    subscribed_topic_names: list[str]
+    subscribed_topic_regex: str | None
+    assignment: Assignment
+    target_assignment: Assignment
+    member_type: int
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -208,15 +252,21 @@ class Member(Struct):
 class Assignment(Struct):
     """Struct ``Assignment`` of ``ConsumerGroupDescribeResponse``.
 
-    Schema: ``tools/kafka-protocol/message/ConsumerGroupDescribeResponse.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/ConsumerGroupDescribeResponse.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        topic_partitions: ``TopicPartitions`` ``[]TopicPartitions``; every version.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('topic_partitions', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'Assignment'
 
-    topic_partitions: list[TopicPartitions]  # TopicPartitions []TopicPartitions
+    topic_partitions: list[TopicPartitions]
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -232,17 +282,25 @@ class Assignment(Struct):
 class TopicPartitions(Struct):
     """Struct ``TopicPartitions`` of ``ConsumerGroupDescribeResponse``.
 
-    Schema: ``tools/kafka-protocol/message/ConsumerGroupDescribeResponse.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/ConsumerGroupDescribeResponse.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        topic_id: ``TopicId`` ``uuid``; every version.
+        topic_name: ``TopicName`` ``string``; every version.
+        partitions: ``Partitions`` ``[]int32``; every version.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('topic_id', 'topic_name', 'partitions', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'TopicPartitions'
 
-    topic_id: uuid.UUID  # TopicId uuid
-    topic_name: str  # TopicName string
-    partitions: list[int]  # Partitions []int32
+    topic_id: uuid.UUID
+    topic_name: str
+    partitions: list[int]
     unknown_tags: dict[int, bytes] | None
 
     def __init__(

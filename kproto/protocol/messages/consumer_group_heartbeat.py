@@ -41,10 +41,25 @@ _INT32_INT32 = struct.Struct('>ii')
 
 
 class ConsumerGroupHeartbeatRequest(Request['ConsumerGroupHeartbeatResponse']):
-    """Kafka request ``ConsumerGroupHeartbeatRequest`` (API key 68), versions 0-1, flexible from v0.
+    """Kafka request ``ConsumerGroupHeartbeatRequest`` (API key 68): valid versions v0-1, flexible versions v0+.
 
-    Schema: ``tools/kafka-protocol/message/ConsumerGroupHeartbeatRequest.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/ConsumerGroupHeartbeatRequest.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        group_id: ``GroupId`` ``string``; every version.
+        member_id: ``MemberId`` ``string``; every version.
+        member_epoch: ``MemberEpoch`` ``int32``; every version.
+        instance_id: ``InstanceId`` ``string``; every version; nullable.
+        rack_id: ``RackId`` ``string``; every version; nullable.
+        rebalance_timeout_ms: ``RebalanceTimeoutMs`` ``int32``; every version; default -1.
+        subscribed_topic_names: ``SubscribedTopicNames`` ``[]string``; every version; nullable.
+        subscribed_topic_regex: ``SubscribedTopicRegex`` ``string``; v1+; nullable.
+        server_assignor: ``ServerAssignor`` ``string``; every version; nullable.
+        topic_partitions: ``TopicPartitions`` ``[]TopicPartitions``; every version; nullable.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('group_id', 'member_id', 'member_epoch', 'instance_id', 'rack_id', 'rebalance_timeout_ms', 'subscribed_topic_names', 'subscribed_topic_regex', 'server_assignor', 'topic_partitions', 'unknown_tags',)
@@ -55,16 +70,16 @@ class ConsumerGroupHeartbeatRequest(Request['ConsumerGroupHeartbeatResponse']):
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
     _SCHEMA_NAME: ClassVar[str] = 'ConsumerGroupHeartbeatRequest'
 
-    group_id: str  # GroupId string
-    member_id: str  # MemberId string
-    member_epoch: int  # MemberEpoch int32
-    instance_id: str | None  # InstanceId string; nullable
-    rack_id: str | None  # RackId string; nullable
-    rebalance_timeout_ms: int  # RebalanceTimeoutMs int32; default -1
-    subscribed_topic_names: list[str] | None  # SubscribedTopicNames []string; nullable
-    subscribed_topic_regex: str | None  # SubscribedTopicRegex string; v1+; nullable
-    server_assignor: str | None  # ServerAssignor string; nullable
-    topic_partitions: list[ConsumerGroupHeartbeatRequestTopicPartitions] | None  # TopicPartitions []TopicPartitions; nullable
+    group_id: str
+    member_id: str
+    member_epoch: int
+    instance_id: str | None
+    rack_id: str | None
+    rebalance_timeout_ms: int
+    subscribed_topic_names: list[str] | None
+    subscribed_topic_regex: str | None
+    server_assignor: str | None
+    topic_partitions: list[ConsumerGroupHeartbeatRequestTopicPartitions] | None
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -98,16 +113,23 @@ class ConsumerGroupHeartbeatRequest(Request['ConsumerGroupHeartbeatResponse']):
 class ConsumerGroupHeartbeatRequestTopicPartitions(Struct):
     """Struct ``TopicPartitions`` of ``ConsumerGroupHeartbeatRequest``.
 
-    Schema: ``tools/kafka-protocol/message/ConsumerGroupHeartbeatRequest.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/ConsumerGroupHeartbeatRequest.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        topic_id: ``TopicId`` ``uuid``; every version.
+        partitions: ``Partitions`` ``[]int32``; every version.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('topic_id', 'partitions', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'TopicPartitions'
 
-    topic_id: uuid.UUID  # TopicId uuid
-    partitions: list[int]  # Partitions []int32
+    topic_id: uuid.UUID
+    partitions: list[int]
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -123,10 +145,22 @@ class ConsumerGroupHeartbeatRequestTopicPartitions(Struct):
 
 
 class ConsumerGroupHeartbeatResponse(Response):
-    """Kafka response ``ConsumerGroupHeartbeatResponse`` (API key 68), versions 0-1, flexible from v0.
+    """Kafka response ``ConsumerGroupHeartbeatResponse`` (API key 68): valid versions v0-1, flexible versions v0+.
 
-    Schema: ``tools/kafka-protocol/message/ConsumerGroupHeartbeatResponse.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/ConsumerGroupHeartbeatResponse.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        throttle_time_ms: ``ThrottleTimeMs`` ``int32``; every version.
+        error_code: ``ErrorCode`` ``int16``; every version.
+        error_message: ``ErrorMessage`` ``string``; every version; nullable.
+        member_id: ``MemberId`` ``string``; every version; nullable.
+        member_epoch: ``MemberEpoch`` ``int32``; every version.
+        heartbeat_interval_ms: ``HeartbeatIntervalMs`` ``int32``; every version.
+        assignment: ``Assignment`` ``Assignment``; every version; nullable.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('throttle_time_ms', 'error_code', 'error_message', 'member_id', 'member_epoch', 'heartbeat_interval_ms', 'assignment', 'unknown_tags',)
@@ -137,13 +171,13 @@ class ConsumerGroupHeartbeatResponse(Response):
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
     _SCHEMA_NAME: ClassVar[str] = 'ConsumerGroupHeartbeatResponse'
 
-    throttle_time_ms: int  # ThrottleTimeMs int32
-    error_code: int  # ErrorCode int16
-    error_message: str | None  # ErrorMessage string; nullable
-    member_id: str | None  # MemberId string; nullable
-    member_epoch: int  # MemberEpoch int32
-    heartbeat_interval_ms: int  # HeartbeatIntervalMs int32
-    assignment: Assignment | None  # Assignment Assignment; nullable
+    throttle_time_ms: int
+    error_code: int
+    error_message: str | None
+    member_id: str | None
+    member_epoch: int
+    heartbeat_interval_ms: int
+    assignment: Assignment | None
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -171,15 +205,21 @@ class ConsumerGroupHeartbeatResponse(Response):
 class Assignment(Struct):
     """Struct ``Assignment`` of ``ConsumerGroupHeartbeatResponse``.
 
-    Schema: ``tools/kafka-protocol/message/ConsumerGroupHeartbeatResponse.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/ConsumerGroupHeartbeatResponse.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        topic_partitions: ``TopicPartitions`` ``[]TopicPartitions``; every version.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('topic_partitions', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'Assignment'
 
-    topic_partitions: list[ConsumerGroupHeartbeatResponseTopicPartitions]  # TopicPartitions []TopicPartitions
+    topic_partitions: list[ConsumerGroupHeartbeatResponseTopicPartitions]
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -195,16 +235,23 @@ class Assignment(Struct):
 class ConsumerGroupHeartbeatResponseTopicPartitions(Struct):
     """Struct ``TopicPartitions`` of ``ConsumerGroupHeartbeatResponse``.
 
-    Schema: ``tools/kafka-protocol/message/ConsumerGroupHeartbeatResponse.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/ConsumerGroupHeartbeatResponse.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        topic_id: ``TopicId`` ``uuid``; every version.
+        partitions: ``Partitions`` ``[]int32``; every version.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('topic_id', 'partitions', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'TopicPartitions'
 
-    topic_id: uuid.UUID  # TopicId uuid
-    partitions: list[int]  # Partitions []int32
+    topic_id: uuid.UUID
+    partitions: list[int]
     unknown_tags: dict[int, bytes] | None
 
     def __init__(

@@ -30,10 +30,17 @@ _INT32 = struct.Struct('>i')
 
 
 class ConsumerProtocolAssignment(Message):
-    """Kafka data schema ``ConsumerProtocolAssignment``, versions 0-3.
+    """Kafka data schema ``ConsumerProtocolAssignment``: valid versions v0-3, no flexible versions.
 
-    Schema: ``tools/kafka-protocol/message/ConsumerProtocolAssignment.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/ConsumerProtocolAssignment.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        assigned_partitions: ``AssignedPartitions`` ``[]TopicPartition``; every version.
+        user_data: ``UserData`` ``bytes``; every version; nullable.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('assigned_partitions', 'user_data', 'unknown_tags',)
@@ -43,8 +50,8 @@ class ConsumerProtocolAssignment(Message):
     FLEXIBLE_VERSION: ClassVar[int | None] = None
     _SCHEMA_NAME: ClassVar[str] = 'ConsumerProtocolAssignment'
 
-    assigned_partitions: list[TopicPartition]  # AssignedPartitions []TopicPartition
-    user_data: bytes | None  # UserData bytes; nullable
+    assigned_partitions: list[TopicPartition]
+    user_data: bytes | None
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -62,16 +69,23 @@ class ConsumerProtocolAssignment(Message):
 class TopicPartition(Struct):
     """Struct ``TopicPartition`` of ``ConsumerProtocolAssignment``.
 
-    Schema: ``tools/kafka-protocol/message/ConsumerProtocolAssignment.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/ConsumerProtocolAssignment.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        topic: ``Topic`` ``string``; every version.
+        partitions: ``Partitions`` ``[]int32``; every version.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('topic', 'partitions', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'TopicPartition'
 
-    topic: str  # Topic string
-    partitions: list[int]  # Partitions []int32
+    topic: str
+    partitions: list[int]
     unknown_tags: dict[int, bytes] | None
 
     def __init__(

@@ -33,10 +33,20 @@ _INT32 = struct.Struct('>i')
 
 
 class ConsumerProtocolSubscription(Message):
-    """Kafka data schema ``ConsumerProtocolSubscription``, versions 0-3.
+    """Kafka data schema ``ConsumerProtocolSubscription``: valid versions v0-3, no flexible versions.
 
-    Schema: ``tools/kafka-protocol/message/ConsumerProtocolSubscription.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/ConsumerProtocolSubscription.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        topics: ``Topics`` ``[]string``; every version.
+        user_data: ``UserData`` ``bytes``; every version; nullable.
+        owned_partitions: ``OwnedPartitions`` ``[]TopicPartition``; v1+; ignorable.
+        generation_id: ``GenerationId`` ``int32``; v2+; default -1; ignorable.
+        rack_id: ``RackId`` ``string``; v3+; nullable; ignorable.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('topics', 'user_data', 'owned_partitions', 'generation_id', 'rack_id', 'unknown_tags',)
@@ -46,11 +56,11 @@ class ConsumerProtocolSubscription(Message):
     FLEXIBLE_VERSION: ClassVar[int | None] = None
     _SCHEMA_NAME: ClassVar[str] = 'ConsumerProtocolSubscription'
 
-    topics: list[str]  # Topics []string
-    user_data: bytes | None  # UserData bytes; nullable
-    owned_partitions: list[TopicPartition]  # OwnedPartitions []TopicPartition; v1+; ignorable
-    generation_id: int  # GenerationId int32; v2+; default -1; ignorable
-    rack_id: str | None  # RackId string; v3+; nullable; ignorable
+    topics: list[str]
+    user_data: bytes | None
+    owned_partitions: list[TopicPartition]
+    generation_id: int
+    rack_id: str | None
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -74,16 +84,23 @@ class ConsumerProtocolSubscription(Message):
 class TopicPartition(Struct):
     """Struct ``TopicPartition`` of ``ConsumerProtocolSubscription``.
 
-    Schema: ``tools/kafka-protocol/message/ConsumerProtocolSubscription.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/ConsumerProtocolSubscription.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        topic: ``Topic`` ``string``; v1+.
+        partitions: ``Partitions`` ``[]int32``; v1+.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('topic', 'partitions', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'TopicPartition'
 
-    topic: str  # Topic string; v1+
-    partitions: list[int]  # Partitions []int32; v1+
+    topic: str
+    partitions: list[int]
     unknown_tags: dict[int, bytes] | None
 
     def __init__(

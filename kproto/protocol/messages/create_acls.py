@@ -43,10 +43,16 @@ _INT32 = struct.Struct('>i')
 
 
 class CreateAclsRequest(Request['CreateAclsResponse']):
-    """Kafka request ``CreateAclsRequest`` (API key 30), versions 1-3, flexible from v2.
+    """Kafka request ``CreateAclsRequest`` (API key 30): valid versions v1-3, flexible versions v2+.
 
-    Schema: ``tools/kafka-protocol/message/CreateAclsRequest.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/CreateAclsRequest.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        creations: ``Creations`` ``[]AclCreation``; every version.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('creations', 'unknown_tags',)
@@ -57,7 +63,7 @@ class CreateAclsRequest(Request['CreateAclsResponse']):
     FLEXIBLE_VERSION: ClassVar[int | None] = 2
     _SCHEMA_NAME: ClassVar[str] = 'CreateAclsRequest'
 
-    creations: list[AclCreation]  # Creations []AclCreation
+    creations: list[AclCreation]
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -73,21 +79,33 @@ class CreateAclsRequest(Request['CreateAclsResponse']):
 class AclCreation(Struct):
     """Struct ``AclCreation`` of ``CreateAclsRequest``.
 
-    Schema: ``tools/kafka-protocol/message/CreateAclsRequest.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/CreateAclsRequest.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        resource_type: ``ResourceType`` ``int8``; every version.
+        resource_name: ``ResourceName`` ``string``; every version.
+        resource_pattern_type: ``ResourcePatternType`` ``int8``; every version; default 3.
+        principal: ``Principal`` ``string``; every version.
+        host: ``Host`` ``string``; every version.
+        operation: ``Operation`` ``int8``; every version.
+        permission_type: ``PermissionType`` ``int8``; every version.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('resource_type', 'resource_name', 'resource_pattern_type', 'principal', 'host', 'operation', 'permission_type', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'AclCreation'
 
-    resource_type: int  # ResourceType int8
-    resource_name: str  # ResourceName string
-    resource_pattern_type: int  # ResourcePatternType int8; default 3
-    principal: str  # Principal string
-    host: str  # Host string
-    operation: int  # Operation int8
-    permission_type: int  # PermissionType int8
+    resource_type: int
+    resource_name: str
+    resource_pattern_type: int
+    principal: str
+    host: str
+    operation: int
+    permission_type: int
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -113,10 +131,17 @@ class AclCreation(Struct):
 
 
 class CreateAclsResponse(Response):
-    """Kafka response ``CreateAclsResponse`` (API key 30), versions 1-3, flexible from v2.
+    """Kafka response ``CreateAclsResponse`` (API key 30): valid versions v1-3, flexible versions v2+.
 
-    Schema: ``tools/kafka-protocol/message/CreateAclsResponse.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/CreateAclsResponse.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        throttle_time_ms: ``ThrottleTimeMs`` ``int32``; every version.
+        results: ``Results`` ``[]AclCreationResult``; every version.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('throttle_time_ms', 'results', 'unknown_tags',)
@@ -127,8 +152,8 @@ class CreateAclsResponse(Response):
     FLEXIBLE_VERSION: ClassVar[int | None] = 2
     _SCHEMA_NAME: ClassVar[str] = 'CreateAclsResponse'
 
-    throttle_time_ms: int  # ThrottleTimeMs int32
-    results: list[AclCreationResult]  # Results []AclCreationResult
+    throttle_time_ms: int
+    results: list[AclCreationResult]
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -146,16 +171,23 @@ class CreateAclsResponse(Response):
 class AclCreationResult(Struct):
     """Struct ``AclCreationResult`` of ``CreateAclsResponse``.
 
-    Schema: ``tools/kafka-protocol/message/CreateAclsResponse.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/CreateAclsResponse.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        error_code: ``ErrorCode`` ``int16``; every version.
+        error_message: ``ErrorMessage`` ``string``; every version; nullable.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('error_code', 'error_message', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'AclCreationResult'
 
-    error_code: int  # ErrorCode int16
-    error_message: str | None  # ErrorMessage string; nullable
+    error_code: int
+    error_message: str | None
     unknown_tags: dict[int, bytes] | None
 
     def __init__(

@@ -45,10 +45,19 @@ _INT64_INT64_INT64 = struct.Struct('>qqq')
 
 
 class CreateDelegationTokenRequest(Request['CreateDelegationTokenResponse']):
-    """Kafka request ``CreateDelegationTokenRequest`` (API key 38), versions 1-3, flexible from v2.
+    """Kafka request ``CreateDelegationTokenRequest`` (API key 38): valid versions v1-3, flexible versions v2+.
 
-    Schema: ``tools/kafka-protocol/message/CreateDelegationTokenRequest.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/CreateDelegationTokenRequest.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        owner_principal_type: ``OwnerPrincipalType`` ``string``; v3+; nullable.
+        owner_principal_name: ``OwnerPrincipalName`` ``string``; v3+; nullable.
+        renewers: ``Renewers`` ``[]CreatableRenewers``; every version.
+        max_lifetime_ms: ``MaxLifetimeMs`` ``int64``; every version.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('owner_principal_type', 'owner_principal_name', 'renewers', 'max_lifetime_ms', 'unknown_tags',)
@@ -59,10 +68,10 @@ class CreateDelegationTokenRequest(Request['CreateDelegationTokenResponse']):
     FLEXIBLE_VERSION: ClassVar[int | None] = 2
     _SCHEMA_NAME: ClassVar[str] = 'CreateDelegationTokenRequest'
 
-    owner_principal_type: str | None  # OwnerPrincipalType string; v3+; nullable
-    owner_principal_name: str | None  # OwnerPrincipalName string; v3+; nullable
-    renewers: list[CreatableRenewers]  # Renewers []CreatableRenewers
-    max_lifetime_ms: int  # MaxLifetimeMs int64
+    owner_principal_type: str | None
+    owner_principal_name: str | None
+    renewers: list[CreatableRenewers]
+    max_lifetime_ms: int
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -84,16 +93,23 @@ class CreateDelegationTokenRequest(Request['CreateDelegationTokenResponse']):
 class CreatableRenewers(Struct):
     """Struct ``CreatableRenewers`` of ``CreateDelegationTokenRequest``.
 
-    Schema: ``tools/kafka-protocol/message/CreateDelegationTokenRequest.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/CreateDelegationTokenRequest.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        principal_type: ``PrincipalType`` ``string``; every version.
+        principal_name: ``PrincipalName`` ``string``; every version.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('principal_type', 'principal_name', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'CreatableRenewers'
 
-    principal_type: str  # PrincipalType string
-    principal_name: str  # PrincipalName string
+    principal_type: str
+    principal_name: str
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -109,10 +125,26 @@ class CreatableRenewers(Struct):
 
 
 class CreateDelegationTokenResponse(Response):
-    """Kafka response ``CreateDelegationTokenResponse`` (API key 38), versions 1-3, flexible from v2.
+    """Kafka response ``CreateDelegationTokenResponse`` (API key 38): valid versions v1-3, flexible versions v2+.
 
-    Schema: ``tools/kafka-protocol/message/CreateDelegationTokenResponse.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/CreateDelegationTokenResponse.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        error_code: ``ErrorCode`` ``int16``; every version.
+        principal_type: ``PrincipalType`` ``string``; every version.
+        principal_name: ``PrincipalName`` ``string``; every version.
+        token_requester_principal_type: ``TokenRequesterPrincipalType`` ``string``; v3+.
+        token_requester_principal_name: ``TokenRequesterPrincipalName`` ``string``; v3+.
+        issue_timestamp_ms: ``IssueTimestampMs`` ``int64``; every version.
+        expiry_timestamp_ms: ``ExpiryTimestampMs`` ``int64``; every version.
+        max_timestamp_ms: ``MaxTimestampMs`` ``int64``; every version.
+        token_id: ``TokenId`` ``string``; every version.
+        hmac: ``Hmac`` ``bytes``; every version.
+        throttle_time_ms: ``ThrottleTimeMs`` ``int32``; every version.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('error_code', 'principal_type', 'principal_name', 'token_requester_principal_type', 'token_requester_principal_name', 'issue_timestamp_ms', 'expiry_timestamp_ms', 'max_timestamp_ms', 'token_id', 'hmac', 'throttle_time_ms', 'unknown_tags',)
@@ -123,17 +155,17 @@ class CreateDelegationTokenResponse(Response):
     FLEXIBLE_VERSION: ClassVar[int | None] = 2
     _SCHEMA_NAME: ClassVar[str] = 'CreateDelegationTokenResponse'
 
-    error_code: int  # ErrorCode int16
-    principal_type: str  # PrincipalType string
-    principal_name: str  # PrincipalName string
-    token_requester_principal_type: str  # TokenRequesterPrincipalType string; v3+
-    token_requester_principal_name: str  # TokenRequesterPrincipalName string; v3+
-    issue_timestamp_ms: int  # IssueTimestampMs int64
-    expiry_timestamp_ms: int  # ExpiryTimestampMs int64
-    max_timestamp_ms: int  # MaxTimestampMs int64
-    token_id: str  # TokenId string
-    hmac: bytes  # Hmac bytes
-    throttle_time_ms: int  # ThrottleTimeMs int32
+    error_code: int
+    principal_type: str
+    principal_name: str
+    token_requester_principal_type: str
+    token_requester_principal_name: str
+    issue_timestamp_ms: int
+    expiry_timestamp_ms: int
+    max_timestamp_ms: int
+    token_id: str
+    hmac: bytes
+    throttle_time_ms: int
     unknown_tags: dict[int, bytes] | None
 
     def __init__(

@@ -45,10 +45,18 @@ _INT32_BOOL = struct.Struct('>i?')
 
 
 class CreatePartitionsRequest(Request['CreatePartitionsResponse']):
-    """Kafka request ``CreatePartitionsRequest`` (API key 37), versions 0-3, flexible from v2.
+    """Kafka request ``CreatePartitionsRequest`` (API key 37): valid versions v0-3, flexible versions v2+.
 
-    Schema: ``tools/kafka-protocol/message/CreatePartitionsRequest.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/CreatePartitionsRequest.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        topics: ``Topics`` ``[]CreatePartitionsTopic``; every version.
+        timeout_ms: ``TimeoutMs`` ``int32``; every version.
+        validate_only: ``ValidateOnly`` ``bool``; every version.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('topics', 'timeout_ms', 'validate_only', 'unknown_tags',)
@@ -59,9 +67,9 @@ class CreatePartitionsRequest(Request['CreatePartitionsResponse']):
     FLEXIBLE_VERSION: ClassVar[int | None] = 2
     _SCHEMA_NAME: ClassVar[str] = 'CreatePartitionsRequest'
 
-    topics: list[CreatePartitionsTopic]  # Topics []CreatePartitionsTopic
-    timeout_ms: int  # TimeoutMs int32
-    validate_only: bool  # ValidateOnly bool
+    topics: list[CreatePartitionsTopic]
+    timeout_ms: int
+    validate_only: bool
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -81,17 +89,25 @@ class CreatePartitionsRequest(Request['CreatePartitionsResponse']):
 class CreatePartitionsTopic(Struct):
     """Struct ``CreatePartitionsTopic`` of ``CreatePartitionsRequest``.
 
-    Schema: ``tools/kafka-protocol/message/CreatePartitionsRequest.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/CreatePartitionsRequest.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        name: ``Name`` ``string``; every version.
+        count: ``Count`` ``int32``; every version.
+        assignments: ``Assignments`` ``[]CreatePartitionsAssignment``; every version; nullable.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('name', 'count', 'assignments', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'CreatePartitionsTopic'
 
-    name: str  # Name string
-    count: int  # Count int32
-    assignments: list[CreatePartitionsAssignment] | None  # Assignments []CreatePartitionsAssignment; nullable
+    name: str
+    count: int
+    assignments: list[CreatePartitionsAssignment] | None
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -111,15 +127,21 @@ class CreatePartitionsTopic(Struct):
 class CreatePartitionsAssignment(Struct):
     """Struct ``CreatePartitionsAssignment`` of ``CreatePartitionsRequest``.
 
-    Schema: ``tools/kafka-protocol/message/CreatePartitionsRequest.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/CreatePartitionsRequest.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        broker_ids: ``BrokerIds`` ``[]int32``; every version.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('broker_ids', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'CreatePartitionsAssignment'
 
-    broker_ids: list[int]  # BrokerIds []int32
+    broker_ids: list[int]
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -133,10 +155,17 @@ class CreatePartitionsAssignment(Struct):
 
 
 class CreatePartitionsResponse(Response):
-    """Kafka response ``CreatePartitionsResponse`` (API key 37), versions 0-3, flexible from v2.
+    """Kafka response ``CreatePartitionsResponse`` (API key 37): valid versions v0-3, flexible versions v2+.
 
-    Schema: ``tools/kafka-protocol/message/CreatePartitionsResponse.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/CreatePartitionsResponse.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        throttle_time_ms: ``ThrottleTimeMs`` ``int32``; every version.
+        results: ``Results`` ``[]CreatePartitionsTopicResult``; every version.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('throttle_time_ms', 'results', 'unknown_tags',)
@@ -147,8 +176,8 @@ class CreatePartitionsResponse(Response):
     FLEXIBLE_VERSION: ClassVar[int | None] = 2
     _SCHEMA_NAME: ClassVar[str] = 'CreatePartitionsResponse'
 
-    throttle_time_ms: int  # ThrottleTimeMs int32
-    results: list[CreatePartitionsTopicResult]  # Results []CreatePartitionsTopicResult
+    throttle_time_ms: int
+    results: list[CreatePartitionsTopicResult]
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -166,17 +195,25 @@ class CreatePartitionsResponse(Response):
 class CreatePartitionsTopicResult(Struct):
     """Struct ``CreatePartitionsTopicResult`` of ``CreatePartitionsResponse``.
 
-    Schema: ``tools/kafka-protocol/message/CreatePartitionsResponse.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/CreatePartitionsResponse.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        name: ``Name`` ``string``; every version.
+        error_code: ``ErrorCode`` ``int16``; every version.
+        error_message: ``ErrorMessage`` ``string``; every version; nullable.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('name', 'error_code', 'error_message', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'CreatePartitionsTopicResult'
 
-    name: str  # Name string
-    error_code: int  # ErrorCode int16
-    error_message: str | None  # ErrorMessage string; nullable
+    name: str
+    error_code: int
+    error_message: str | None
     unknown_tags: dict[int, bytes] | None
 
     def __init__(

@@ -53,10 +53,18 @@ _INT32_INT16 = struct.Struct('>ih')
 
 
 class CreateTopicsRequest(Request['CreateTopicsResponse']):
-    """Kafka request ``CreateTopicsRequest`` (API key 19), versions 2-7, flexible from v5.
+    """Kafka request ``CreateTopicsRequest`` (API key 19): valid versions v2-7, flexible versions v5+.
 
-    Schema: ``tools/kafka-protocol/message/CreateTopicsRequest.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/CreateTopicsRequest.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        topics: ``Topics`` ``[]CreatableTopic``; every version.
+        timeout_ms: ``timeoutMs`` ``int32``; every version; default 60000.
+        validate_only: ``validateOnly`` ``bool``; every version.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('topics', 'timeout_ms', 'validate_only', 'unknown_tags',)
@@ -67,9 +75,9 @@ class CreateTopicsRequest(Request['CreateTopicsResponse']):
     FLEXIBLE_VERSION: ClassVar[int | None] = 5
     _SCHEMA_NAME: ClassVar[str] = 'CreateTopicsRequest'
 
-    topics: list[CreatableTopic]  # Topics []CreatableTopic
-    timeout_ms: int  # timeoutMs int32; default 60000
-    validate_only: bool  # validateOnly bool
+    topics: list[CreatableTopic]
+    timeout_ms: int
+    validate_only: bool
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -89,19 +97,29 @@ class CreateTopicsRequest(Request['CreateTopicsResponse']):
 class CreatableTopic(Struct):
     """Struct ``CreatableTopic`` of ``CreateTopicsRequest``.
 
-    Schema: ``tools/kafka-protocol/message/CreateTopicsRequest.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/CreateTopicsRequest.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        name: ``Name`` ``string``; every version.
+        num_partitions: ``NumPartitions`` ``int32``; every version.
+        replication_factor: ``ReplicationFactor`` ``int16``; every version.
+        assignments: ``Assignments`` ``[]CreatableReplicaAssignment``; every version.
+        configs: ``Configs`` ``[]CreatableTopicConfig``; every version.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('name', 'num_partitions', 'replication_factor', 'assignments', 'configs', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'CreatableTopic'
 
-    name: str  # Name string
-    num_partitions: int  # NumPartitions int32
-    replication_factor: int  # ReplicationFactor int16
-    assignments: list[CreatableReplicaAssignment]  # Assignments []CreatableReplicaAssignment
-    configs: list[CreatableTopicConfig]  # Configs []CreatableTopicConfig
+    name: str
+    num_partitions: int
+    replication_factor: int
+    assignments: list[CreatableReplicaAssignment]
+    configs: list[CreatableTopicConfig]
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -125,16 +143,23 @@ class CreatableTopic(Struct):
 class CreatableTopicConfig(Struct):
     """Struct ``CreatableTopicConfig`` of ``CreateTopicsRequest``.
 
-    Schema: ``tools/kafka-protocol/message/CreateTopicsRequest.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/CreateTopicsRequest.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        name: ``Name`` ``string``; every version.
+        value: ``Value`` ``string``; every version; nullable.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('name', 'value', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'CreatableTopicConfig'
 
-    name: str  # Name string
-    value: str | None  # Value string; nullable
+    name: str
+    value: str | None
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -152,16 +177,23 @@ class CreatableTopicConfig(Struct):
 class CreatableReplicaAssignment(Struct):
     """Struct ``CreatableReplicaAssignment`` of ``CreateTopicsRequest``.
 
-    Schema: ``tools/kafka-protocol/message/CreateTopicsRequest.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/CreateTopicsRequest.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        partition_index: ``PartitionIndex`` ``int32``; every version.
+        broker_ids: ``BrokerIds`` ``[]int32``; every version.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('partition_index', 'broker_ids', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'CreatableReplicaAssignment'
 
-    partition_index: int  # PartitionIndex int32
-    broker_ids: list[int]  # BrokerIds []int32
+    partition_index: int
+    broker_ids: list[int]
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -177,10 +209,17 @@ class CreatableReplicaAssignment(Struct):
 
 
 class CreateTopicsResponse(Response):
-    """Kafka response ``CreateTopicsResponse`` (API key 19), versions 2-7, flexible from v5.
+    """Kafka response ``CreateTopicsResponse`` (API key 19): valid versions v2-7, flexible versions v5+.
 
-    Schema: ``tools/kafka-protocol/message/CreateTopicsResponse.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/CreateTopicsResponse.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        throttle_time_ms: ``ThrottleTimeMs`` ``int32``; every version; ignorable.
+        topics: ``Topics`` ``[]CreatableTopicResult``; every version.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('throttle_time_ms', 'topics', 'unknown_tags',)
@@ -191,8 +230,8 @@ class CreateTopicsResponse(Response):
     FLEXIBLE_VERSION: ClassVar[int | None] = 5
     _SCHEMA_NAME: ClassVar[str] = 'CreateTopicsResponse'
 
-    throttle_time_ms: int  # ThrottleTimeMs int32; ignorable
-    topics: list[CreatableTopicResult]  # Topics []CreatableTopicResult
+    throttle_time_ms: int
+    topics: list[CreatableTopicResult]
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -210,22 +249,35 @@ class CreateTopicsResponse(Response):
 class CreatableTopicResult(Struct):
     """Struct ``CreatableTopicResult`` of ``CreateTopicsResponse``.
 
-    Schema: ``tools/kafka-protocol/message/CreateTopicsResponse.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/CreateTopicsResponse.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        name: ``Name`` ``string``; every version.
+        topic_id: ``TopicId`` ``uuid``; v7+; ignorable.
+        error_code: ``ErrorCode`` ``int16``; every version.
+        error_message: ``ErrorMessage`` ``string``; every version; nullable; ignorable.
+        topic_config_error_code: ``TopicConfigErrorCode`` ``int16``; v5+; tagged (tag 0) v5+; ignorable.
+        num_partitions: ``NumPartitions`` ``int32``; v5+; default -1; ignorable.
+        replication_factor: ``ReplicationFactor`` ``int16``; v5+; default -1; ignorable.
+        configs: ``Configs`` ``[]CreatableTopicConfigs``; v5+; nullable; ignorable.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('name', 'topic_id', 'error_code', 'error_message', 'topic_config_error_code', 'num_partitions', 'replication_factor', 'configs', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'CreatableTopicResult'
 
-    name: str  # Name string
-    topic_id: uuid.UUID  # TopicId uuid; v7+; ignorable
-    error_code: int  # ErrorCode int16
-    error_message: str | None  # ErrorMessage string; nullable; ignorable
-    topic_config_error_code: int  # TopicConfigErrorCode int16; v5+; tag 0 v5+; ignorable
-    num_partitions: int  # NumPartitions int32; v5+; default -1; ignorable
-    replication_factor: int  # ReplicationFactor int16; v5+; default -1; ignorable
-    configs: list[CreatableTopicConfigs] | None  # Configs []CreatableTopicConfigs; v5+; nullable; ignorable
+    name: str
+    topic_id: uuid.UUID
+    error_code: int
+    error_message: str | None
+    topic_config_error_code: int
+    num_partitions: int
+    replication_factor: int
+    configs: list[CreatableTopicConfigs] | None
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -255,19 +307,29 @@ class CreatableTopicResult(Struct):
 class CreatableTopicConfigs(Struct):
     """Struct ``CreatableTopicConfigs`` of ``CreateTopicsResponse``.
 
-    Schema: ``tools/kafka-protocol/message/CreateTopicsResponse.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/CreateTopicsResponse.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        name: ``Name`` ``string``; v5+.
+        value: ``Value`` ``string``; v5+; nullable.
+        read_only: ``ReadOnly`` ``bool``; v5+.
+        config_source: ``ConfigSource`` ``int8``; v5+; default -1; ignorable.
+        is_sensitive: ``IsSensitive`` ``bool``; v5+.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('name', 'value', 'read_only', 'config_source', 'is_sensitive', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'CreatableTopicConfigs'
 
-    name: str  # Name string; v5+
-    value: str | None  # Value string; v5+; nullable
-    read_only: bool  # ReadOnly bool; v5+
-    config_source: int  # ConfigSource int8; v5+; default -1; ignorable
-    is_sensitive: bool  # IsSensitive bool; v5+
+    name: str
+    value: str | None
+    read_only: bool
+    config_source: int
+    is_sensitive: bool
     unknown_tags: dict[int, bytes] | None
 
     def __init__(

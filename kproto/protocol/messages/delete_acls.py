@@ -44,10 +44,16 @@ _INT32 = struct.Struct('>i')
 
 
 class DeleteAclsRequest(Request['DeleteAclsResponse']):
-    """Kafka request ``DeleteAclsRequest`` (API key 31), versions 1-3, flexible from v2.
+    """Kafka request ``DeleteAclsRequest`` (API key 31): valid versions v1-3, flexible versions v2+.
 
-    Schema: ``tools/kafka-protocol/message/DeleteAclsRequest.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/DeleteAclsRequest.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        filters: ``Filters`` ``[]DeleteAclsFilter``; every version.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('filters', 'unknown_tags',)
@@ -58,7 +64,7 @@ class DeleteAclsRequest(Request['DeleteAclsResponse']):
     FLEXIBLE_VERSION: ClassVar[int | None] = 2
     _SCHEMA_NAME: ClassVar[str] = 'DeleteAclsRequest'
 
-    filters: list[DeleteAclsFilter]  # Filters []DeleteAclsFilter
+    filters: list[DeleteAclsFilter]
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -74,21 +80,33 @@ class DeleteAclsRequest(Request['DeleteAclsResponse']):
 class DeleteAclsFilter(Struct):
     """Struct ``DeleteAclsFilter`` of ``DeleteAclsRequest``.
 
-    Schema: ``tools/kafka-protocol/message/DeleteAclsRequest.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/DeleteAclsRequest.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        resource_type_filter: ``ResourceTypeFilter`` ``int8``; every version.
+        resource_name_filter: ``ResourceNameFilter`` ``string``; every version; nullable.
+        pattern_type_filter: ``PatternTypeFilter`` ``int8``; every version; default 3.
+        principal_filter: ``PrincipalFilter`` ``string``; every version; nullable.
+        host_filter: ``HostFilter`` ``string``; every version; nullable.
+        operation: ``Operation`` ``int8``; every version.
+        permission_type: ``PermissionType`` ``int8``; every version.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('resource_type_filter', 'resource_name_filter', 'pattern_type_filter', 'principal_filter', 'host_filter', 'operation', 'permission_type', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'DeleteAclsFilter'
 
-    resource_type_filter: int  # ResourceTypeFilter int8
-    resource_name_filter: str | None  # ResourceNameFilter string; nullable
-    pattern_type_filter: int  # PatternTypeFilter int8; default 3
-    principal_filter: str | None  # PrincipalFilter string; nullable
-    host_filter: str | None  # HostFilter string; nullable
-    operation: int  # Operation int8
-    permission_type: int  # PermissionType int8
+    resource_type_filter: int
+    resource_name_filter: str | None
+    pattern_type_filter: int
+    principal_filter: str | None
+    host_filter: str | None
+    operation: int
+    permission_type: int
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -114,10 +132,17 @@ class DeleteAclsFilter(Struct):
 
 
 class DeleteAclsResponse(Response):
-    """Kafka response ``DeleteAclsResponse`` (API key 31), versions 1-3, flexible from v2.
+    """Kafka response ``DeleteAclsResponse`` (API key 31): valid versions v1-3, flexible versions v2+.
 
-    Schema: ``tools/kafka-protocol/message/DeleteAclsResponse.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/DeleteAclsResponse.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        throttle_time_ms: ``ThrottleTimeMs`` ``int32``; every version.
+        filter_results: ``FilterResults`` ``[]DeleteAclsFilterResult``; every version.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('throttle_time_ms', 'filter_results', 'unknown_tags',)
@@ -128,8 +153,8 @@ class DeleteAclsResponse(Response):
     FLEXIBLE_VERSION: ClassVar[int | None] = 2
     _SCHEMA_NAME: ClassVar[str] = 'DeleteAclsResponse'
 
-    throttle_time_ms: int  # ThrottleTimeMs int32
-    filter_results: list[DeleteAclsFilterResult]  # FilterResults []DeleteAclsFilterResult
+    throttle_time_ms: int
+    filter_results: list[DeleteAclsFilterResult]
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -147,17 +172,25 @@ class DeleteAclsResponse(Response):
 class DeleteAclsFilterResult(Struct):
     """Struct ``DeleteAclsFilterResult`` of ``DeleteAclsResponse``.
 
-    Schema: ``tools/kafka-protocol/message/DeleteAclsResponse.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/DeleteAclsResponse.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        error_code: ``ErrorCode`` ``int16``; every version.
+        error_message: ``ErrorMessage`` ``string``; every version; nullable.
+        matching_acls: ``MatchingAcls`` ``[]DeleteAclsMatchingAcl``; every version.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('error_code', 'error_message', 'matching_acls', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'DeleteAclsFilterResult'
 
-    error_code: int  # ErrorCode int16
-    error_message: str | None  # ErrorMessage string; nullable
-    matching_acls: list[DeleteAclsMatchingAcl]  # MatchingAcls []DeleteAclsMatchingAcl
+    error_code: int
+    error_message: str | None
+    matching_acls: list[DeleteAclsMatchingAcl]
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -177,23 +210,37 @@ class DeleteAclsFilterResult(Struct):
 class DeleteAclsMatchingAcl(Struct):
     """Struct ``DeleteAclsMatchingAcl`` of ``DeleteAclsResponse``.
 
-    Schema: ``tools/kafka-protocol/message/DeleteAclsResponse.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/DeleteAclsResponse.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        error_code: ``ErrorCode`` ``int16``; every version.
+        error_message: ``ErrorMessage`` ``string``; every version; nullable.
+        resource_type: ``ResourceType`` ``int8``; every version.
+        resource_name: ``ResourceName`` ``string``; every version.
+        pattern_type: ``PatternType`` ``int8``; every version; default 3.
+        principal: ``Principal`` ``string``; every version.
+        host: ``Host`` ``string``; every version.
+        operation: ``Operation`` ``int8``; every version.
+        permission_type: ``PermissionType`` ``int8``; every version.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('error_code', 'error_message', 'resource_type', 'resource_name', 'pattern_type', 'principal', 'host', 'operation', 'permission_type', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'DeleteAclsMatchingAcl'
 
-    error_code: int  # ErrorCode int16
-    error_message: str | None  # ErrorMessage string; nullable
-    resource_type: int  # ResourceType int8
-    resource_name: str  # ResourceName string
-    pattern_type: int  # PatternType int8; default 3
-    principal: str  # Principal string
-    host: str  # Host string
-    operation: int  # Operation int8
-    permission_type: int  # PermissionType int8
+    error_code: int
+    error_message: str | None
+    resource_type: int
+    resource_name: str
+    pattern_type: int
+    principal: str
+    host: str
+    operation: int
+    permission_type: int
     unknown_tags: dict[int, bytes] | None
 
     def __init__(

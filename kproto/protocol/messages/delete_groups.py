@@ -36,10 +36,16 @@ _INT32 = struct.Struct('>i')
 
 
 class DeleteGroupsRequest(Request['DeleteGroupsResponse']):
-    """Kafka request ``DeleteGroupsRequest`` (API key 42), versions 0-2, flexible from v2.
+    """Kafka request ``DeleteGroupsRequest`` (API key 42): valid versions v0-2, flexible versions v2+.
 
-    Schema: ``tools/kafka-protocol/message/DeleteGroupsRequest.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/DeleteGroupsRequest.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        groups_names: ``GroupsNames`` ``[]string``; every version.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('groups_names', 'unknown_tags',)
@@ -50,7 +56,7 @@ class DeleteGroupsRequest(Request['DeleteGroupsResponse']):
     FLEXIBLE_VERSION: ClassVar[int | None] = 2
     _SCHEMA_NAME: ClassVar[str] = 'DeleteGroupsRequest'
 
-    groups_names: list[str]  # GroupsNames []string
+    groups_names: list[str]
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -64,10 +70,17 @@ class DeleteGroupsRequest(Request['DeleteGroupsResponse']):
 
 
 class DeleteGroupsResponse(Response):
-    """Kafka response ``DeleteGroupsResponse`` (API key 42), versions 0-2, flexible from v2.
+    """Kafka response ``DeleteGroupsResponse`` (API key 42): valid versions v0-2, flexible versions v2+.
 
-    Schema: ``tools/kafka-protocol/message/DeleteGroupsResponse.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/DeleteGroupsResponse.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        throttle_time_ms: ``ThrottleTimeMs`` ``int32``; every version.
+        results: ``Results`` ``[]DeletableGroupResult``; every version.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('throttle_time_ms', 'results', 'unknown_tags',)
@@ -78,8 +91,8 @@ class DeleteGroupsResponse(Response):
     FLEXIBLE_VERSION: ClassVar[int | None] = 2
     _SCHEMA_NAME: ClassVar[str] = 'DeleteGroupsResponse'
 
-    throttle_time_ms: int  # ThrottleTimeMs int32
-    results: list[DeletableGroupResult]  # Results []DeletableGroupResult
+    throttle_time_ms: int
+    results: list[DeletableGroupResult]
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -97,16 +110,23 @@ class DeleteGroupsResponse(Response):
 class DeletableGroupResult(Struct):
     """Struct ``DeletableGroupResult`` of ``DeleteGroupsResponse``.
 
-    Schema: ``tools/kafka-protocol/message/DeleteGroupsResponse.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/DeleteGroupsResponse.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        group_id: ``GroupId`` ``string``; every version.
+        error_code: ``ErrorCode`` ``int16``; every version.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('group_id', 'error_code', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'DeletableGroupResult'
 
-    group_id: str  # GroupId string
-    error_code: int  # ErrorCode int16
+    group_id: str
+    error_code: int
     unknown_tags: dict[int, bytes] | None
 
     def __init__(

@@ -40,10 +40,17 @@ _INT32_INT64_INT16 = struct.Struct('>iqh')
 
 
 class DeleteRecordsRequest(Request['DeleteRecordsResponse']):
-    """Kafka request ``DeleteRecordsRequest`` (API key 21), versions 0-2, flexible from v2.
+    """Kafka request ``DeleteRecordsRequest`` (API key 21): valid versions v0-2, flexible versions v2+.
 
-    Schema: ``tools/kafka-protocol/message/DeleteRecordsRequest.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/DeleteRecordsRequest.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        topics: ``Topics`` ``[]DeleteRecordsTopic``; every version.
+        timeout_ms: ``TimeoutMs`` ``int32``; every version.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('topics', 'timeout_ms', 'unknown_tags',)
@@ -54,8 +61,8 @@ class DeleteRecordsRequest(Request['DeleteRecordsResponse']):
     FLEXIBLE_VERSION: ClassVar[int | None] = 2
     _SCHEMA_NAME: ClassVar[str] = 'DeleteRecordsRequest'
 
-    topics: list[DeleteRecordsTopic]  # Topics []DeleteRecordsTopic
-    timeout_ms: int  # TimeoutMs int32
+    topics: list[DeleteRecordsTopic]
+    timeout_ms: int
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -73,16 +80,23 @@ class DeleteRecordsRequest(Request['DeleteRecordsResponse']):
 class DeleteRecordsTopic(Struct):
     """Struct ``DeleteRecordsTopic`` of ``DeleteRecordsRequest``.
 
-    Schema: ``tools/kafka-protocol/message/DeleteRecordsRequest.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/DeleteRecordsRequest.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        name: ``Name`` ``string``; every version.
+        partitions: ``Partitions`` ``[]DeleteRecordsPartition``; every version.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('name', 'partitions', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'DeleteRecordsTopic'
 
-    name: str  # Name string
-    partitions: list[DeleteRecordsPartition]  # Partitions []DeleteRecordsPartition
+    name: str
+    partitions: list[DeleteRecordsPartition]
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -100,16 +114,23 @@ class DeleteRecordsTopic(Struct):
 class DeleteRecordsPartition(Struct):
     """Struct ``DeleteRecordsPartition`` of ``DeleteRecordsRequest``.
 
-    Schema: ``tools/kafka-protocol/message/DeleteRecordsRequest.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/DeleteRecordsRequest.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        partition_index: ``PartitionIndex`` ``int32``; every version.
+        offset: ``Offset`` ``int64``; every version.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('partition_index', 'offset', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'DeleteRecordsPartition'
 
-    partition_index: int  # PartitionIndex int32
-    offset: int  # Offset int64
+    partition_index: int
+    offset: int
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -125,10 +146,17 @@ class DeleteRecordsPartition(Struct):
 
 
 class DeleteRecordsResponse(Response):
-    """Kafka response ``DeleteRecordsResponse`` (API key 21), versions 0-2, flexible from v2.
+    """Kafka response ``DeleteRecordsResponse`` (API key 21): valid versions v0-2, flexible versions v2+.
 
-    Schema: ``tools/kafka-protocol/message/DeleteRecordsResponse.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/DeleteRecordsResponse.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        throttle_time_ms: ``ThrottleTimeMs`` ``int32``; every version.
+        topics: ``Topics`` ``[]DeleteRecordsTopicResult``; every version.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('throttle_time_ms', 'topics', 'unknown_tags',)
@@ -139,8 +167,8 @@ class DeleteRecordsResponse(Response):
     FLEXIBLE_VERSION: ClassVar[int | None] = 2
     _SCHEMA_NAME: ClassVar[str] = 'DeleteRecordsResponse'
 
-    throttle_time_ms: int  # ThrottleTimeMs int32
-    topics: list[DeleteRecordsTopicResult]  # Topics []DeleteRecordsTopicResult
+    throttle_time_ms: int
+    topics: list[DeleteRecordsTopicResult]
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -158,16 +186,23 @@ class DeleteRecordsResponse(Response):
 class DeleteRecordsTopicResult(Struct):
     """Struct ``DeleteRecordsTopicResult`` of ``DeleteRecordsResponse``.
 
-    Schema: ``tools/kafka-protocol/message/DeleteRecordsResponse.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/DeleteRecordsResponse.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        name: ``Name`` ``string``; every version.
+        partitions: ``Partitions`` ``[]DeleteRecordsPartitionResult``; every version.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('name', 'partitions', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'DeleteRecordsTopicResult'
 
-    name: str  # Name string
-    partitions: list[DeleteRecordsPartitionResult]  # Partitions []DeleteRecordsPartitionResult
+    name: str
+    partitions: list[DeleteRecordsPartitionResult]
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -185,17 +220,25 @@ class DeleteRecordsTopicResult(Struct):
 class DeleteRecordsPartitionResult(Struct):
     """Struct ``DeleteRecordsPartitionResult`` of ``DeleteRecordsResponse``.
 
-    Schema: ``tools/kafka-protocol/message/DeleteRecordsResponse.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/DeleteRecordsResponse.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        partition_index: ``PartitionIndex`` ``int32``; every version.
+        low_watermark: ``LowWatermark`` ``int64``; every version.
+        error_code: ``ErrorCode`` ``int16``; every version.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('partition_index', 'low_watermark', 'error_code', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'DeleteRecordsPartitionResult'
 
-    partition_index: int  # PartitionIndex int32
-    low_watermark: int  # LowWatermark int64
-    error_code: int  # ErrorCode int16
+    partition_index: int
+    low_watermark: int
+    error_code: int
     unknown_tags: dict[int, bytes] | None
 
     def __init__(

@@ -37,10 +37,17 @@ _INT32_INT16 = struct.Struct('>ih')
 
 
 class DeleteShareGroupOffsetsRequest(Request['DeleteShareGroupOffsetsResponse']):
-    """Kafka request ``DeleteShareGroupOffsetsRequest`` (API key 92), versions 0-0, flexible from v0.
+    """Kafka request ``DeleteShareGroupOffsetsRequest`` (API key 92): valid versions v0-0, flexible versions v0+.
 
-    Schema: ``tools/kafka-protocol/message/DeleteShareGroupOffsetsRequest.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/DeleteShareGroupOffsetsRequest.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        group_id: ``GroupId`` ``string``; every version.
+        topics: ``Topics`` ``[]DeleteShareGroupOffsetsRequestTopic``; every version.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('group_id', 'topics', 'unknown_tags',)
@@ -51,8 +58,8 @@ class DeleteShareGroupOffsetsRequest(Request['DeleteShareGroupOffsetsResponse'])
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
     _SCHEMA_NAME: ClassVar[str] = 'DeleteShareGroupOffsetsRequest'
 
-    group_id: str  # GroupId string
-    topics: list[DeleteShareGroupOffsetsRequestTopic]  # Topics []DeleteShareGroupOffsetsRequestTopic
+    group_id: str
+    topics: list[DeleteShareGroupOffsetsRequestTopic]
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -70,15 +77,21 @@ class DeleteShareGroupOffsetsRequest(Request['DeleteShareGroupOffsetsResponse'])
 class DeleteShareGroupOffsetsRequestTopic(Struct):
     """Struct ``DeleteShareGroupOffsetsRequestTopic`` of ``DeleteShareGroupOffsetsRequest``.
 
-    Schema: ``tools/kafka-protocol/message/DeleteShareGroupOffsetsRequest.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/DeleteShareGroupOffsetsRequest.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        topic_name: ``TopicName`` ``string``; every version.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('topic_name', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'DeleteShareGroupOffsetsRequestTopic'
 
-    topic_name: str  # TopicName string
+    topic_name: str
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -92,10 +105,19 @@ class DeleteShareGroupOffsetsRequestTopic(Struct):
 
 
 class DeleteShareGroupOffsetsResponse(Response):
-    """Kafka response ``DeleteShareGroupOffsetsResponse`` (API key 92), versions 0-0, flexible from v0.
+    """Kafka response ``DeleteShareGroupOffsetsResponse`` (API key 92): valid versions v0-0, flexible versions v0+.
 
-    Schema: ``tools/kafka-protocol/message/DeleteShareGroupOffsetsResponse.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/DeleteShareGroupOffsetsResponse.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        throttle_time_ms: ``ThrottleTimeMs`` ``int32``; every version.
+        error_code: ``ErrorCode`` ``int16``; every version.
+        error_message: ``ErrorMessage`` ``string``; every version; nullable.
+        responses: ``Responses`` ``[]DeleteShareGroupOffsetsResponseTopic``; every version.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('throttle_time_ms', 'error_code', 'error_message', 'responses', 'unknown_tags',)
@@ -106,10 +128,10 @@ class DeleteShareGroupOffsetsResponse(Response):
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
     _SCHEMA_NAME: ClassVar[str] = 'DeleteShareGroupOffsetsResponse'
 
-    throttle_time_ms: int  # ThrottleTimeMs int32
-    error_code: int  # ErrorCode int16
-    error_message: str | None  # ErrorMessage string; nullable
-    responses: list[DeleteShareGroupOffsetsResponseTopic]  # Responses []DeleteShareGroupOffsetsResponseTopic
+    throttle_time_ms: int
+    error_code: int
+    error_message: str | None
+    responses: list[DeleteShareGroupOffsetsResponseTopic]
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -131,18 +153,27 @@ class DeleteShareGroupOffsetsResponse(Response):
 class DeleteShareGroupOffsetsResponseTopic(Struct):
     """Struct ``DeleteShareGroupOffsetsResponseTopic`` of ``DeleteShareGroupOffsetsResponse``.
 
-    Schema: ``tools/kafka-protocol/message/DeleteShareGroupOffsetsResponse.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/DeleteShareGroupOffsetsResponse.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        topic_name: ``TopicName`` ``string``; every version.
+        topic_id: ``TopicId`` ``uuid``; every version.
+        error_code: ``ErrorCode`` ``int16``; every version.
+        error_message: ``ErrorMessage`` ``string``; every version; nullable.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('topic_name', 'topic_id', 'error_code', 'error_message', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'DeleteShareGroupOffsetsResponseTopic'
 
-    topic_name: str  # TopicName string
-    topic_id: uuid.UUID  # TopicId uuid
-    error_code: int  # ErrorCode int16
-    error_message: str | None  # ErrorMessage string; nullable
+    topic_name: str
+    topic_id: uuid.UUID
+    error_code: int
+    error_message: str | None
     unknown_tags: dict[int, bytes] | None
 
     def __init__(

@@ -41,10 +41,18 @@ _INT32 = struct.Struct('>i')
 
 
 class DeleteTopicsRequest(Request['DeleteTopicsResponse']):
-    """Kafka request ``DeleteTopicsRequest`` (API key 20), versions 1-6, flexible from v4.
+    """Kafka request ``DeleteTopicsRequest`` (API key 20): valid versions v1-6, flexible versions v4+.
 
-    Schema: ``tools/kafka-protocol/message/DeleteTopicsRequest.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/DeleteTopicsRequest.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        topics: ``Topics`` ``[]DeleteTopicState``; v6+.
+        topic_names: ``TopicNames`` ``[]string``; v1-5; ignorable.
+        timeout_ms: ``TimeoutMs`` ``int32``; every version.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('topics', 'topic_names', 'timeout_ms', 'unknown_tags',)
@@ -55,9 +63,9 @@ class DeleteTopicsRequest(Request['DeleteTopicsResponse']):
     FLEXIBLE_VERSION: ClassVar[int | None] = 4
     _SCHEMA_NAME: ClassVar[str] = 'DeleteTopicsRequest'
 
-    topics: list[DeleteTopicState]  # Topics []DeleteTopicState; v6+
-    topic_names: list[str]  # TopicNames []string; v1-5; ignorable
-    timeout_ms: int  # TimeoutMs int32
+    topics: list[DeleteTopicState]
+    topic_names: list[str]
+    timeout_ms: int
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -77,16 +85,23 @@ class DeleteTopicsRequest(Request['DeleteTopicsResponse']):
 class DeleteTopicState(Struct):
     """Struct ``DeleteTopicState`` of ``DeleteTopicsRequest``.
 
-    Schema: ``tools/kafka-protocol/message/DeleteTopicsRequest.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/DeleteTopicsRequest.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        name: ``Name`` ``string``; v6+; nullable.
+        topic_id: ``TopicId`` ``uuid``; v6+.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('name', 'topic_id', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'DeleteTopicState'
 
-    name: str | None  # Name string; v6+; nullable
-    topic_id: uuid.UUID  # TopicId uuid; v6+
+    name: str | None
+    topic_id: uuid.UUID
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -102,10 +117,17 @@ class DeleteTopicState(Struct):
 
 
 class DeleteTopicsResponse(Response):
-    """Kafka response ``DeleteTopicsResponse`` (API key 20), versions 1-6, flexible from v4.
+    """Kafka response ``DeleteTopicsResponse`` (API key 20): valid versions v1-6, flexible versions v4+.
 
-    Schema: ``tools/kafka-protocol/message/DeleteTopicsResponse.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/DeleteTopicsResponse.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        throttle_time_ms: ``ThrottleTimeMs`` ``int32``; every version; ignorable.
+        responses: ``Responses`` ``[]DeletableTopicResult``; every version.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('throttle_time_ms', 'responses', 'unknown_tags',)
@@ -116,8 +138,8 @@ class DeleteTopicsResponse(Response):
     FLEXIBLE_VERSION: ClassVar[int | None] = 4
     _SCHEMA_NAME: ClassVar[str] = 'DeleteTopicsResponse'
 
-    throttle_time_ms: int  # ThrottleTimeMs int32; ignorable
-    responses: list[DeletableTopicResult]  # Responses []DeletableTopicResult
+    throttle_time_ms: int
+    responses: list[DeletableTopicResult]
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -135,18 +157,27 @@ class DeleteTopicsResponse(Response):
 class DeletableTopicResult(Struct):
     """Struct ``DeletableTopicResult`` of ``DeleteTopicsResponse``.
 
-    Schema: ``tools/kafka-protocol/message/DeleteTopicsResponse.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/DeleteTopicsResponse.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        name: ``Name`` ``string``; every version; nullable v6+.
+        topic_id: ``TopicId`` ``uuid``; v6+; ignorable.
+        error_code: ``ErrorCode`` ``int16``; every version.
+        error_message: ``ErrorMessage`` ``string``; v5+; nullable; ignorable.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('name', 'topic_id', 'error_code', 'error_message', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'DeletableTopicResult'
 
-    name: str | None  # Name string; nullable v6+
-    topic_id: uuid.UUID  # TopicId uuid; v6+; ignorable
-    error_code: int  # ErrorCode int16
-    error_message: str | None  # ErrorMessage string; v5+; nullable; ignorable
+    name: str | None
+    topic_id: uuid.UUID
+    error_code: int
+    error_message: str | None
     unknown_tags: dict[int, bytes] | None
 
     def __init__(

@@ -43,10 +43,22 @@ _INT32_INT16 = struct.Struct('>ih')
 
 
 class DescribeAclsRequest(Request['DescribeAclsResponse']):
-    """Kafka request ``DescribeAclsRequest`` (API key 29), versions 1-3, flexible from v2.
+    """Kafka request ``DescribeAclsRequest`` (API key 29): valid versions v1-3, flexible versions v2+.
 
-    Schema: ``tools/kafka-protocol/message/DescribeAclsRequest.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/DescribeAclsRequest.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        resource_type_filter: ``ResourceTypeFilter`` ``int8``; every version.
+        resource_name_filter: ``ResourceNameFilter`` ``string``; every version; nullable.
+        pattern_type_filter: ``PatternTypeFilter`` ``int8``; every version; default 3.
+        principal_filter: ``PrincipalFilter`` ``string``; every version; nullable.
+        host_filter: ``HostFilter`` ``string``; every version; nullable.
+        operation: ``Operation`` ``int8``; every version.
+        permission_type: ``PermissionType`` ``int8``; every version.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('resource_type_filter', 'resource_name_filter', 'pattern_type_filter', 'principal_filter', 'host_filter', 'operation', 'permission_type', 'unknown_tags',)
@@ -57,13 +69,13 @@ class DescribeAclsRequest(Request['DescribeAclsResponse']):
     FLEXIBLE_VERSION: ClassVar[int | None] = 2
     _SCHEMA_NAME: ClassVar[str] = 'DescribeAclsRequest'
 
-    resource_type_filter: int  # ResourceTypeFilter int8
-    resource_name_filter: str | None  # ResourceNameFilter string; nullable
-    pattern_type_filter: int  # PatternTypeFilter int8; default 3
-    principal_filter: str | None  # PrincipalFilter string; nullable
-    host_filter: str | None  # HostFilter string; nullable
-    operation: int  # Operation int8
-    permission_type: int  # PermissionType int8
+    resource_type_filter: int
+    resource_name_filter: str | None
+    pattern_type_filter: int
+    principal_filter: str | None
+    host_filter: str | None
+    operation: int
+    permission_type: int
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -89,10 +101,19 @@ class DescribeAclsRequest(Request['DescribeAclsResponse']):
 
 
 class DescribeAclsResponse(Response):
-    """Kafka response ``DescribeAclsResponse`` (API key 29), versions 1-3, flexible from v2.
+    """Kafka response ``DescribeAclsResponse`` (API key 29): valid versions v1-3, flexible versions v2+.
 
-    Schema: ``tools/kafka-protocol/message/DescribeAclsResponse.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/DescribeAclsResponse.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        throttle_time_ms: ``ThrottleTimeMs`` ``int32``; every version.
+        error_code: ``ErrorCode`` ``int16``; every version.
+        error_message: ``ErrorMessage`` ``string``; every version; nullable.
+        resources: ``Resources`` ``[]DescribeAclsResource``; every version.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('throttle_time_ms', 'error_code', 'error_message', 'resources', 'unknown_tags',)
@@ -103,10 +124,10 @@ class DescribeAclsResponse(Response):
     FLEXIBLE_VERSION: ClassVar[int | None] = 2
     _SCHEMA_NAME: ClassVar[str] = 'DescribeAclsResponse'
 
-    throttle_time_ms: int  # ThrottleTimeMs int32
-    error_code: int  # ErrorCode int16
-    error_message: str | None  # ErrorMessage string; nullable
-    resources: list[DescribeAclsResource]  # Resources []DescribeAclsResource
+    throttle_time_ms: int
+    error_code: int
+    error_message: str | None
+    resources: list[DescribeAclsResource]
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -128,18 +149,27 @@ class DescribeAclsResponse(Response):
 class DescribeAclsResource(Struct):
     """Struct ``DescribeAclsResource`` of ``DescribeAclsResponse``.
 
-    Schema: ``tools/kafka-protocol/message/DescribeAclsResponse.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/DescribeAclsResponse.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        resource_type: ``ResourceType`` ``int8``; every version.
+        resource_name: ``ResourceName`` ``string``; every version.
+        pattern_type: ``PatternType`` ``int8``; every version; default 3.
+        acls: ``Acls`` ``[]AclDescription``; every version.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('resource_type', 'resource_name', 'pattern_type', 'acls', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'DescribeAclsResource'
 
-    resource_type: int  # ResourceType int8
-    resource_name: str  # ResourceName string
-    pattern_type: int  # PatternType int8; default 3
-    acls: list[AclDescription]  # Acls []AclDescription
+    resource_type: int
+    resource_name: str
+    pattern_type: int
+    acls: list[AclDescription]
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -161,18 +191,27 @@ class DescribeAclsResource(Struct):
 class AclDescription(Struct):
     """Struct ``AclDescription`` of ``DescribeAclsResponse``.
 
-    Schema: ``tools/kafka-protocol/message/DescribeAclsResponse.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/DescribeAclsResponse.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        principal: ``Principal`` ``string``; every version.
+        host: ``Host`` ``string``; every version.
+        operation: ``Operation`` ``int8``; every version.
+        permission_type: ``PermissionType`` ``int8``; every version.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('principal', 'host', 'operation', 'permission_type', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'AclDescription'
 
-    principal: str  # Principal string
-    host: str  # Host string
-    operation: int  # Operation int8
-    permission_type: int  # PermissionType int8
+    principal: str
+    host: str
+    operation: int
+    permission_type: int
     unknown_tags: dict[int, bytes] | None
 
     def __init__(

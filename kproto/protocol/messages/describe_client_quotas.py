@@ -48,10 +48,17 @@ _INT32_INT16 = struct.Struct('>ih')
 
 
 class DescribeClientQuotasRequest(Request['DescribeClientQuotasResponse']):
-    """Kafka request ``DescribeClientQuotasRequest`` (API key 48), versions 0-1, flexible from v1.
+    """Kafka request ``DescribeClientQuotasRequest`` (API key 48): valid versions v0-1, flexible versions v1+.
 
-    Schema: ``tools/kafka-protocol/message/DescribeClientQuotasRequest.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/DescribeClientQuotasRequest.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        components: ``Components`` ``[]ComponentData``; every version.
+        strict: ``Strict`` ``bool``; every version.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('components', 'strict', 'unknown_tags',)
@@ -62,8 +69,8 @@ class DescribeClientQuotasRequest(Request['DescribeClientQuotasResponse']):
     FLEXIBLE_VERSION: ClassVar[int | None] = 1
     _SCHEMA_NAME: ClassVar[str] = 'DescribeClientQuotasRequest'
 
-    components: list[ComponentData]  # Components []ComponentData
-    strict: bool  # Strict bool
+    components: list[ComponentData]
+    strict: bool
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -81,17 +88,25 @@ class DescribeClientQuotasRequest(Request['DescribeClientQuotasResponse']):
 class ComponentData(Struct):
     """Struct ``ComponentData`` of ``DescribeClientQuotasRequest``.
 
-    Schema: ``tools/kafka-protocol/message/DescribeClientQuotasRequest.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/DescribeClientQuotasRequest.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        entity_type: ``EntityType`` ``string``; every version.
+        match_type: ``MatchType`` ``int8``; every version.
+        match_: ``Match`` ``string``; every version; nullable.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('entity_type', 'match_type', 'match_', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'ComponentData'
 
-    entity_type: str  # EntityType string
-    match_type: int  # MatchType int8
-    match_: str | None  # Match string; nullable
+    entity_type: str
+    match_type: int
+    match_: str | None
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -109,10 +124,19 @@ class ComponentData(Struct):
 
 
 class DescribeClientQuotasResponse(Response):
-    """Kafka response ``DescribeClientQuotasResponse`` (API key 48), versions 0-1, flexible from v1.
+    """Kafka response ``DescribeClientQuotasResponse`` (API key 48): valid versions v0-1, flexible versions v1+.
 
-    Schema: ``tools/kafka-protocol/message/DescribeClientQuotasResponse.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/DescribeClientQuotasResponse.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        throttle_time_ms: ``ThrottleTimeMs`` ``int32``; every version.
+        error_code: ``ErrorCode`` ``int16``; every version.
+        error_message: ``ErrorMessage`` ``string``; every version; nullable.
+        entries: ``Entries`` ``[]EntryData``; every version; nullable.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('throttle_time_ms', 'error_code', 'error_message', 'entries', 'unknown_tags',)
@@ -123,10 +147,10 @@ class DescribeClientQuotasResponse(Response):
     FLEXIBLE_VERSION: ClassVar[int | None] = 1
     _SCHEMA_NAME: ClassVar[str] = 'DescribeClientQuotasResponse'
 
-    throttle_time_ms: int  # ThrottleTimeMs int32
-    error_code: int  # ErrorCode int16
-    error_message: str | None  # ErrorMessage string; nullable
-    entries: list[EntryData] | None  # Entries []EntryData; nullable
+    throttle_time_ms: int
+    error_code: int
+    error_message: str | None
+    entries: list[EntryData] | None
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -148,16 +172,23 @@ class DescribeClientQuotasResponse(Response):
 class EntryData(Struct):
     """Struct ``EntryData`` of ``DescribeClientQuotasResponse``.
 
-    Schema: ``tools/kafka-protocol/message/DescribeClientQuotasResponse.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/DescribeClientQuotasResponse.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        entity: ``Entity`` ``[]EntityData``; every version.
+        values: ``Values`` ``[]ValueData``; every version.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('entity', 'values', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'EntryData'
 
-    entity: list[EntityData]  # Entity []EntityData
-    values: list[ValueData]  # Values []ValueData
+    entity: list[EntityData]
+    values: list[ValueData]
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -175,16 +206,23 @@ class EntryData(Struct):
 class ValueData(Struct):
     """Struct ``ValueData`` of ``DescribeClientQuotasResponse``.
 
-    Schema: ``tools/kafka-protocol/message/DescribeClientQuotasResponse.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/DescribeClientQuotasResponse.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        key: ``Key`` ``string``; every version.
+        value: ``Value`` ``float64``; every version.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('key', 'value', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'ValueData'
 
-    key: str  # Key string
-    value: float  # Value float64
+    key: str
+    value: float
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -202,16 +240,23 @@ class ValueData(Struct):
 class EntityData(Struct):
     """Struct ``EntityData`` of ``DescribeClientQuotasResponse``.
 
-    Schema: ``tools/kafka-protocol/message/DescribeClientQuotasResponse.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/DescribeClientQuotasResponse.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        entity_type: ``EntityType`` ``string``; every version.
+        entity_name: ``EntityName`` ``string``; every version; nullable.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('entity_type', 'entity_name', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'EntityData'
 
-    entity_type: str  # EntityType string
-    entity_name: str | None  # EntityName string; nullable
+    entity_type: str
+    entity_name: str | None
     unknown_tags: dict[int, bytes] | None
 
     def __init__(

@@ -40,10 +40,18 @@ _INT32_INT16 = struct.Struct('>ih')
 
 
 class DescribeClusterRequest(Request['DescribeClusterResponse']):
-    """Kafka request ``DescribeClusterRequest`` (API key 60), versions 0-2, flexible from v0.
+    """Kafka request ``DescribeClusterRequest`` (API key 60): valid versions v0-2, flexible versions v0+.
 
-    Schema: ``tools/kafka-protocol/message/DescribeClusterRequest.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/DescribeClusterRequest.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        include_cluster_authorized_operations: ``IncludeClusterAuthorizedOperations`` ``bool``; every version.
+        endpoint_type: ``EndpointType`` ``int8``; v1+; default 1.
+        include_fenced_brokers: ``IncludeFencedBrokers`` ``bool``; v2+.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('include_cluster_authorized_operations', 'endpoint_type', 'include_fenced_brokers', 'unknown_tags',)
@@ -54,9 +62,9 @@ class DescribeClusterRequest(Request['DescribeClusterResponse']):
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
     _SCHEMA_NAME: ClassVar[str] = 'DescribeClusterRequest'
 
-    include_cluster_authorized_operations: bool  # IncludeClusterAuthorizedOperations bool
-    endpoint_type: int  # EndpointType int8; v1+; default 1
-    include_fenced_brokers: bool  # IncludeFencedBrokers bool; v2+
+    include_cluster_authorized_operations: bool
+    endpoint_type: int
+    include_fenced_brokers: bool
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -74,10 +82,23 @@ class DescribeClusterRequest(Request['DescribeClusterResponse']):
 
 
 class DescribeClusterResponse(Response):
-    """Kafka response ``DescribeClusterResponse`` (API key 60), versions 0-2, flexible from v0.
+    """Kafka response ``DescribeClusterResponse`` (API key 60): valid versions v0-2, flexible versions v0+.
 
-    Schema: ``tools/kafka-protocol/message/DescribeClusterResponse.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/DescribeClusterResponse.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        throttle_time_ms: ``ThrottleTimeMs`` ``int32``; every version.
+        error_code: ``ErrorCode`` ``int16``; every version.
+        error_message: ``ErrorMessage`` ``string``; every version; nullable.
+        endpoint_type: ``EndpointType`` ``int8``; v1+; default 1.
+        cluster_id: ``ClusterId`` ``string``; every version.
+        controller_id: ``ControllerId`` ``int32``; every version; default -1.
+        brokers: ``Brokers`` ``[]DescribeClusterBroker``; every version.
+        cluster_authorized_operations: ``ClusterAuthorizedOperations`` ``int32``; every version; default -2147483648.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('throttle_time_ms', 'error_code', 'error_message', 'endpoint_type', 'cluster_id', 'controller_id', 'brokers', 'cluster_authorized_operations', 'unknown_tags',)
@@ -88,14 +109,14 @@ class DescribeClusterResponse(Response):
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
     _SCHEMA_NAME: ClassVar[str] = 'DescribeClusterResponse'
 
-    throttle_time_ms: int  # ThrottleTimeMs int32
-    error_code: int  # ErrorCode int16
-    error_message: str | None  # ErrorMessage string; nullable
-    endpoint_type: int  # EndpointType int8; v1+; default 1
-    cluster_id: str  # ClusterId string
-    controller_id: int  # ControllerId int32; default -1
-    brokers: list[DescribeClusterBroker]  # Brokers []DescribeClusterBroker
-    cluster_authorized_operations: int  # ClusterAuthorizedOperations int32; default -2147483648
+    throttle_time_ms: int
+    error_code: int
+    error_message: str | None
+    endpoint_type: int
+    cluster_id: str
+    controller_id: int
+    brokers: list[DescribeClusterBroker]
+    cluster_authorized_operations: int
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -125,19 +146,29 @@ class DescribeClusterResponse(Response):
 class DescribeClusterBroker(Struct):
     """Struct ``DescribeClusterBroker`` of ``DescribeClusterResponse``.
 
-    Schema: ``tools/kafka-protocol/message/DescribeClusterResponse.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/DescribeClusterResponse.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        broker_id: ``BrokerId`` ``int32``; every version.
+        host: ``Host`` ``string``; every version.
+        port: ``Port`` ``int32``; every version.
+        rack: ``Rack`` ``string``; every version; nullable.
+        is_fenced: ``IsFenced`` ``bool``; v2+.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('broker_id', 'host', 'port', 'rack', 'is_fenced', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'DescribeClusterBroker'
 
-    broker_id: int  # BrokerId int32
-    host: str  # Host string
-    port: int  # Port int32
-    rack: str | None  # Rack string; nullable
-    is_fenced: bool  # IsFenced bool; v2+
+    broker_id: int
+    host: str
+    port: int
+    rack: str | None
+    is_fenced: bool
     unknown_tags: dict[int, bytes] | None
 
     def __init__(

@@ -50,10 +50,18 @@ _INT32 = struct.Struct('>i')
 
 
 class DescribeConfigsRequest(Request['DescribeConfigsResponse']):
-    """Kafka request ``DescribeConfigsRequest`` (API key 32), versions 1-4, flexible from v4.
+    """Kafka request ``DescribeConfigsRequest`` (API key 32): valid versions v1-4, flexible versions v4+.
 
-    Schema: ``tools/kafka-protocol/message/DescribeConfigsRequest.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/DescribeConfigsRequest.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        resources: ``Resources`` ``[]DescribeConfigsResource``; every version.
+        include_synonyms: ``IncludeSynonyms`` ``bool``; every version.
+        include_documentation: ``IncludeDocumentation`` ``bool``; v3+.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('resources', 'include_synonyms', 'include_documentation', 'unknown_tags',)
@@ -64,9 +72,9 @@ class DescribeConfigsRequest(Request['DescribeConfigsResponse']):
     FLEXIBLE_VERSION: ClassVar[int | None] = 4
     _SCHEMA_NAME: ClassVar[str] = 'DescribeConfigsRequest'
 
-    resources: list[DescribeConfigsResource]  # Resources []DescribeConfigsResource
-    include_synonyms: bool  # IncludeSynonyms bool
-    include_documentation: bool  # IncludeDocumentation bool; v3+
+    resources: list[DescribeConfigsResource]
+    include_synonyms: bool
+    include_documentation: bool
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -86,17 +94,25 @@ class DescribeConfigsRequest(Request['DescribeConfigsResponse']):
 class DescribeConfigsResource(Struct):
     """Struct ``DescribeConfigsResource`` of ``DescribeConfigsRequest``.
 
-    Schema: ``tools/kafka-protocol/message/DescribeConfigsRequest.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/DescribeConfigsRequest.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        resource_type: ``ResourceType`` ``int8``; every version.
+        resource_name: ``ResourceName`` ``string``; every version.
+        configuration_keys: ``ConfigurationKeys`` ``[]string``; every version; nullable.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('resource_type', 'resource_name', 'configuration_keys', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'DescribeConfigsResource'
 
-    resource_type: int  # ResourceType int8
-    resource_name: str  # ResourceName string
-    configuration_keys: list[str] | None  # ConfigurationKeys []string; nullable
+    resource_type: int
+    resource_name: str
+    configuration_keys: list[str] | None
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -114,10 +130,17 @@ class DescribeConfigsResource(Struct):
 
 
 class DescribeConfigsResponse(Response):
-    """Kafka response ``DescribeConfigsResponse`` (API key 32), versions 1-4, flexible from v4.
+    """Kafka response ``DescribeConfigsResponse`` (API key 32): valid versions v1-4, flexible versions v4+.
 
-    Schema: ``tools/kafka-protocol/message/DescribeConfigsResponse.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/DescribeConfigsResponse.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        throttle_time_ms: ``ThrottleTimeMs`` ``int32``; every version.
+        results: ``Results`` ``[]DescribeConfigsResult``; every version.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('throttle_time_ms', 'results', 'unknown_tags',)
@@ -128,8 +151,8 @@ class DescribeConfigsResponse(Response):
     FLEXIBLE_VERSION: ClassVar[int | None] = 4
     _SCHEMA_NAME: ClassVar[str] = 'DescribeConfigsResponse'
 
-    throttle_time_ms: int  # ThrottleTimeMs int32
-    results: list[DescribeConfigsResult]  # Results []DescribeConfigsResult
+    throttle_time_ms: int
+    results: list[DescribeConfigsResult]
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -147,19 +170,29 @@ class DescribeConfigsResponse(Response):
 class DescribeConfigsResult(Struct):
     """Struct ``DescribeConfigsResult`` of ``DescribeConfigsResponse``.
 
-    Schema: ``tools/kafka-protocol/message/DescribeConfigsResponse.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/DescribeConfigsResponse.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        error_code: ``ErrorCode`` ``int16``; every version.
+        error_message: ``ErrorMessage`` ``string``; every version; nullable.
+        resource_type: ``ResourceType`` ``int8``; every version.
+        resource_name: ``ResourceName`` ``string``; every version.
+        configs: ``Configs`` ``[]DescribeConfigsResourceResult``; every version.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('error_code', 'error_message', 'resource_type', 'resource_name', 'configs', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'DescribeConfigsResult'
 
-    error_code: int  # ErrorCode int16
-    error_message: str | None  # ErrorMessage string; nullable
-    resource_type: int  # ResourceType int8
-    resource_name: str  # ResourceName string
-    configs: list[DescribeConfigsResourceResult]  # Configs []DescribeConfigsResourceResult
+    error_code: int
+    error_message: str | None
+    resource_type: int
+    resource_name: str
+    configs: list[DescribeConfigsResourceResult]
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -183,22 +216,35 @@ class DescribeConfigsResult(Struct):
 class DescribeConfigsResourceResult(Struct):
     """Struct ``DescribeConfigsResourceResult`` of ``DescribeConfigsResponse``.
 
-    Schema: ``tools/kafka-protocol/message/DescribeConfigsResponse.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/DescribeConfigsResponse.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        name: ``Name`` ``string``; every version.
+        value: ``Value`` ``string``; every version; nullable.
+        read_only: ``ReadOnly`` ``bool``; every version.
+        config_source: ``ConfigSource`` ``int8``; every version; default -1; ignorable.
+        is_sensitive: ``IsSensitive`` ``bool``; every version.
+        synonyms: ``Synonyms`` ``[]DescribeConfigsSynonym``; every version; ignorable.
+        config_type: ``ConfigType`` ``int8``; v3+; ignorable.
+        documentation: ``Documentation`` ``string``; v3+; nullable; ignorable.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('name', 'value', 'read_only', 'config_source', 'is_sensitive', 'synonyms', 'config_type', 'documentation', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'DescribeConfigsResourceResult'
 
-    name: str  # Name string
-    value: str | None  # Value string; nullable
-    read_only: bool  # ReadOnly bool
-    config_source: int  # ConfigSource int8; default -1; ignorable
-    is_sensitive: bool  # IsSensitive bool
-    synonyms: list[DescribeConfigsSynonym]  # Synonyms []DescribeConfigsSynonym; ignorable
-    config_type: int  # ConfigType int8; v3+; ignorable
-    documentation: str | None  # Documentation string; v3+; nullable; ignorable
+    name: str
+    value: str | None
+    read_only: bool
+    config_source: int
+    is_sensitive: bool
+    synonyms: list[DescribeConfigsSynonym]
+    config_type: int
+    documentation: str | None
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -228,17 +274,25 @@ class DescribeConfigsResourceResult(Struct):
 class DescribeConfigsSynonym(Struct):
     """Struct ``DescribeConfigsSynonym`` of ``DescribeConfigsResponse``.
 
-    Schema: ``tools/kafka-protocol/message/DescribeConfigsResponse.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/DescribeConfigsResponse.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        name: ``Name`` ``string``; every version.
+        value: ``Value`` ``string``; every version; nullable.
+        source: ``Source`` ``int8``; every version.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('name', 'value', 'source', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'DescribeConfigsSynonym'
 
-    name: str  # Name string
-    value: str | None  # Value string; nullable
-    source: int  # Source int8
+    name: str
+    value: str | None
+    source: int
     unknown_tags: dict[int, bytes] | None
 
     def __init__(

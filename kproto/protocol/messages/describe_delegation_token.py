@@ -46,10 +46,16 @@ _INT64_INT64_INT64 = struct.Struct('>qqq')
 
 
 class DescribeDelegationTokenRequest(Request['DescribeDelegationTokenResponse']):
-    """Kafka request ``DescribeDelegationTokenRequest`` (API key 41), versions 1-3, flexible from v2.
+    """Kafka request ``DescribeDelegationTokenRequest`` (API key 41): valid versions v1-3, flexible versions v2+.
 
-    Schema: ``tools/kafka-protocol/message/DescribeDelegationTokenRequest.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/DescribeDelegationTokenRequest.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        owners: ``Owners`` ``[]DescribeDelegationTokenOwner``; every version; nullable.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('owners', 'unknown_tags',)
@@ -60,7 +66,7 @@ class DescribeDelegationTokenRequest(Request['DescribeDelegationTokenResponse'])
     FLEXIBLE_VERSION: ClassVar[int | None] = 2
     _SCHEMA_NAME: ClassVar[str] = 'DescribeDelegationTokenRequest'
 
-    owners: list[DescribeDelegationTokenOwner] | None  # Owners []DescribeDelegationTokenOwner; nullable
+    owners: list[DescribeDelegationTokenOwner] | None
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -76,16 +82,23 @@ class DescribeDelegationTokenRequest(Request['DescribeDelegationTokenResponse'])
 class DescribeDelegationTokenOwner(Struct):
     """Struct ``DescribeDelegationTokenOwner`` of ``DescribeDelegationTokenRequest``.
 
-    Schema: ``tools/kafka-protocol/message/DescribeDelegationTokenRequest.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/DescribeDelegationTokenRequest.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        principal_type: ``PrincipalType`` ``string``; every version.
+        principal_name: ``PrincipalName`` ``string``; every version.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('principal_type', 'principal_name', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'DescribeDelegationTokenOwner'
 
-    principal_type: str  # PrincipalType string
-    principal_name: str  # PrincipalName string
+    principal_type: str
+    principal_name: str
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -101,10 +114,18 @@ class DescribeDelegationTokenOwner(Struct):
 
 
 class DescribeDelegationTokenResponse(Response):
-    """Kafka response ``DescribeDelegationTokenResponse`` (API key 41), versions 1-3, flexible from v2.
+    """Kafka response ``DescribeDelegationTokenResponse`` (API key 41): valid versions v1-3, flexible versions v2+.
 
-    Schema: ``tools/kafka-protocol/message/DescribeDelegationTokenResponse.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/DescribeDelegationTokenResponse.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        error_code: ``ErrorCode`` ``int16``; every version.
+        tokens: ``Tokens`` ``[]DescribedDelegationToken``; every version.
+        throttle_time_ms: ``ThrottleTimeMs`` ``int32``; every version.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('error_code', 'tokens', 'throttle_time_ms', 'unknown_tags',)
@@ -115,9 +136,9 @@ class DescribeDelegationTokenResponse(Response):
     FLEXIBLE_VERSION: ClassVar[int | None] = 2
     _SCHEMA_NAME: ClassVar[str] = 'DescribeDelegationTokenResponse'
 
-    error_code: int  # ErrorCode int16
-    tokens: list[DescribedDelegationToken]  # Tokens []DescribedDelegationToken
-    throttle_time_ms: int  # ThrottleTimeMs int32
+    error_code: int
+    tokens: list[DescribedDelegationToken]
+    throttle_time_ms: int
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -137,24 +158,39 @@ class DescribeDelegationTokenResponse(Response):
 class DescribedDelegationToken(Struct):
     """Struct ``DescribedDelegationToken`` of ``DescribeDelegationTokenResponse``.
 
-    Schema: ``tools/kafka-protocol/message/DescribeDelegationTokenResponse.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/DescribeDelegationTokenResponse.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        principal_type: ``PrincipalType`` ``string``; every version.
+        principal_name: ``PrincipalName`` ``string``; every version.
+        token_requester_principal_type: ``TokenRequesterPrincipalType`` ``string``; v3+.
+        token_requester_principal_name: ``TokenRequesterPrincipalName`` ``string``; v3+.
+        issue_timestamp: ``IssueTimestamp`` ``int64``; every version.
+        expiry_timestamp: ``ExpiryTimestamp`` ``int64``; every version.
+        max_timestamp: ``MaxTimestamp`` ``int64``; every version.
+        token_id: ``TokenId`` ``string``; every version.
+        hmac: ``Hmac`` ``bytes``; every version.
+        renewers: ``Renewers`` ``[]DescribedDelegationTokenRenewer``; every version.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('principal_type', 'principal_name', 'token_requester_principal_type', 'token_requester_principal_name', 'issue_timestamp', 'expiry_timestamp', 'max_timestamp', 'token_id', 'hmac', 'renewers', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'DescribedDelegationToken'
 
-    principal_type: str  # PrincipalType string
-    principal_name: str  # PrincipalName string
-    token_requester_principal_type: str  # TokenRequesterPrincipalType string; v3+
-    token_requester_principal_name: str  # TokenRequesterPrincipalName string; v3+
-    issue_timestamp: int  # IssueTimestamp int64
-    expiry_timestamp: int  # ExpiryTimestamp int64
-    max_timestamp: int  # MaxTimestamp int64
-    token_id: str  # TokenId string
-    hmac: bytes  # Hmac bytes
-    renewers: list[DescribedDelegationTokenRenewer]  # Renewers []DescribedDelegationTokenRenewer
+    principal_type: str
+    principal_name: str
+    token_requester_principal_type: str
+    token_requester_principal_name: str
+    issue_timestamp: int
+    expiry_timestamp: int
+    max_timestamp: int
+    token_id: str
+    hmac: bytes
+    renewers: list[DescribedDelegationTokenRenewer]
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -188,16 +224,23 @@ class DescribedDelegationToken(Struct):
 class DescribedDelegationTokenRenewer(Struct):
     """Struct ``DescribedDelegationTokenRenewer`` of ``DescribeDelegationTokenResponse``.
 
-    Schema: ``tools/kafka-protocol/message/DescribeDelegationTokenResponse.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/DescribeDelegationTokenResponse.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        principal_type: ``PrincipalType`` ``string``; every version.
+        principal_name: ``PrincipalName`` ``string``; every version.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('principal_type', 'principal_name', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'DescribedDelegationTokenRenewer'
 
-    principal_type: str  # PrincipalType string
-    principal_name: str  # PrincipalName string
+    principal_type: str
+    principal_name: str
     unknown_tags: dict[int, bytes] | None
 
     def __init__(

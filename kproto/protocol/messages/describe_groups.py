@@ -47,10 +47,17 @@ _INT32 = struct.Struct('>i')
 
 
 class DescribeGroupsRequest(Request['DescribeGroupsResponse']):
-    """Kafka request ``DescribeGroupsRequest`` (API key 15), versions 0-6, flexible from v5.
+    """Kafka request ``DescribeGroupsRequest`` (API key 15): valid versions v0-6, flexible versions v5+.
 
-    Schema: ``tools/kafka-protocol/message/DescribeGroupsRequest.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/DescribeGroupsRequest.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        groups: ``Groups`` ``[]string``; every version.
+        include_authorized_operations: ``IncludeAuthorizedOperations`` ``bool``; v3+.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('groups', 'include_authorized_operations', 'unknown_tags',)
@@ -61,8 +68,8 @@ class DescribeGroupsRequest(Request['DescribeGroupsResponse']):
     FLEXIBLE_VERSION: ClassVar[int | None] = 5
     _SCHEMA_NAME: ClassVar[str] = 'DescribeGroupsRequest'
 
-    groups: list[str]  # Groups []string
-    include_authorized_operations: bool  # IncludeAuthorizedOperations bool; v3+
+    groups: list[str]
+    include_authorized_operations: bool
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -78,10 +85,17 @@ class DescribeGroupsRequest(Request['DescribeGroupsResponse']):
 
 
 class DescribeGroupsResponse(Response):
-    """Kafka response ``DescribeGroupsResponse`` (API key 15), versions 0-6, flexible from v5.
+    """Kafka response ``DescribeGroupsResponse`` (API key 15): valid versions v0-6, flexible versions v5+.
 
-    Schema: ``tools/kafka-protocol/message/DescribeGroupsResponse.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/DescribeGroupsResponse.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        throttle_time_ms: ``ThrottleTimeMs`` ``int32``; v1+; ignorable.
+        groups: ``Groups`` ``[]DescribedGroup``; every version.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('throttle_time_ms', 'groups', 'unknown_tags',)
@@ -92,8 +106,8 @@ class DescribeGroupsResponse(Response):
     FLEXIBLE_VERSION: ClassVar[int | None] = 5
     _SCHEMA_NAME: ClassVar[str] = 'DescribeGroupsResponse'
 
-    throttle_time_ms: int  # ThrottleTimeMs int32; v1+; ignorable
-    groups: list[DescribedGroup]  # Groups []DescribedGroup
+    throttle_time_ms: int
+    groups: list[DescribedGroup]
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -111,22 +125,35 @@ class DescribeGroupsResponse(Response):
 class DescribedGroup(Struct):
     """Struct ``DescribedGroup`` of ``DescribeGroupsResponse``.
 
-    Schema: ``tools/kafka-protocol/message/DescribeGroupsResponse.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/DescribeGroupsResponse.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        error_code: ``ErrorCode`` ``int16``; every version.
+        error_message: ``ErrorMessage`` ``string``; v6+; nullable.
+        group_id: ``GroupId`` ``string``; every version.
+        group_state: ``GroupState`` ``string``; every version.
+        protocol_type: ``ProtocolType`` ``string``; every version.
+        protocol_data: ``ProtocolData`` ``string``; every version.
+        members: ``Members`` ``[]DescribedGroupMember``; every version.
+        authorized_operations: ``AuthorizedOperations`` ``int32``; v3+; default -2147483648.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('error_code', 'error_message', 'group_id', 'group_state', 'protocol_type', 'protocol_data', 'members', 'authorized_operations', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'DescribedGroup'
 
-    error_code: int  # ErrorCode int16
-    error_message: str | None  # ErrorMessage string; v6+; nullable
-    group_id: str  # GroupId string
-    group_state: str  # GroupState string
-    protocol_type: str  # ProtocolType string
-    protocol_data: str  # ProtocolData string
-    members: list[DescribedGroupMember]  # Members []DescribedGroupMember
-    authorized_operations: int  # AuthorizedOperations int32; v3+; default -2147483648
+    error_code: int
+    error_message: str | None
+    group_id: str
+    group_state: str
+    protocol_type: str
+    protocol_data: str
+    members: list[DescribedGroupMember]
+    authorized_operations: int
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -156,20 +183,31 @@ class DescribedGroup(Struct):
 class DescribedGroupMember(Struct):
     """Struct ``DescribedGroupMember`` of ``DescribeGroupsResponse``.
 
-    Schema: ``tools/kafka-protocol/message/DescribeGroupsResponse.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/DescribeGroupsResponse.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        member_id: ``MemberId`` ``string``; every version.
+        group_instance_id: ``GroupInstanceId`` ``string``; v4+; nullable; ignorable.
+        client_id: ``ClientId`` ``string``; every version.
+        client_host: ``ClientHost`` ``string``; every version.
+        member_metadata: ``MemberMetadata`` ``bytes``; every version.
+        member_assignment: ``MemberAssignment`` ``bytes``; every version.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('member_id', 'group_instance_id', 'client_id', 'client_host', 'member_metadata', 'member_assignment', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'DescribedGroupMember'
 
-    member_id: str  # MemberId string
-    group_instance_id: str | None  # GroupInstanceId string; v4+; nullable; ignorable
-    client_id: str  # ClientId string
-    client_host: str  # ClientHost string
-    member_metadata: bytes  # MemberMetadata bytes
-    member_assignment: bytes  # MemberAssignment bytes
+    member_id: str
+    group_instance_id: str | None
+    client_id: str
+    client_host: str
+    member_metadata: bytes
+    member_assignment: bytes
     unknown_tags: dict[int, bytes] | None
 
     def __init__(

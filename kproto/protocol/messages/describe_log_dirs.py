@@ -44,10 +44,16 @@ _INT64_INT64 = struct.Struct('>qq')
 
 
 class DescribeLogDirsRequest(Request['DescribeLogDirsResponse']):
-    """Kafka request ``DescribeLogDirsRequest`` (API key 35), versions 1-4, flexible from v2.
+    """Kafka request ``DescribeLogDirsRequest`` (API key 35): valid versions v1-4, flexible versions v2+.
 
-    Schema: ``tools/kafka-protocol/message/DescribeLogDirsRequest.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/DescribeLogDirsRequest.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        topics: ``Topics`` ``[]DescribableLogDirTopic``; every version; nullable.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('topics', 'unknown_tags',)
@@ -58,7 +64,7 @@ class DescribeLogDirsRequest(Request['DescribeLogDirsResponse']):
     FLEXIBLE_VERSION: ClassVar[int | None] = 2
     _SCHEMA_NAME: ClassVar[str] = 'DescribeLogDirsRequest'
 
-    topics: list[DescribableLogDirTopic] | None  # Topics []DescribableLogDirTopic; nullable
+    topics: list[DescribableLogDirTopic] | None
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -74,16 +80,23 @@ class DescribeLogDirsRequest(Request['DescribeLogDirsResponse']):
 class DescribableLogDirTopic(Struct):
     """Struct ``DescribableLogDirTopic`` of ``DescribeLogDirsRequest``.
 
-    Schema: ``tools/kafka-protocol/message/DescribeLogDirsRequest.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/DescribeLogDirsRequest.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        topic: ``Topic`` ``string``; every version.
+        partitions: ``Partitions`` ``[]int32``; every version.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('topic', 'partitions', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'DescribableLogDirTopic'
 
-    topic: str  # Topic string
-    partitions: list[int]  # Partitions []int32
+    topic: str
+    partitions: list[int]
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -99,10 +112,18 @@ class DescribableLogDirTopic(Struct):
 
 
 class DescribeLogDirsResponse(Response):
-    """Kafka response ``DescribeLogDirsResponse`` (API key 35), versions 1-4, flexible from v2.
+    """Kafka response ``DescribeLogDirsResponse`` (API key 35): valid versions v1-4, flexible versions v2+.
 
-    Schema: ``tools/kafka-protocol/message/DescribeLogDirsResponse.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/DescribeLogDirsResponse.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        throttle_time_ms: ``ThrottleTimeMs`` ``int32``; every version.
+        error_code: ``ErrorCode`` ``int16``; v3+; ignorable.
+        results: ``Results`` ``[]DescribeLogDirsResult``; every version.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('throttle_time_ms', 'error_code', 'results', 'unknown_tags',)
@@ -113,9 +134,9 @@ class DescribeLogDirsResponse(Response):
     FLEXIBLE_VERSION: ClassVar[int | None] = 2
     _SCHEMA_NAME: ClassVar[str] = 'DescribeLogDirsResponse'
 
-    throttle_time_ms: int  # ThrottleTimeMs int32
-    error_code: int  # ErrorCode int16; v3+; ignorable
-    results: list[DescribeLogDirsResult]  # Results []DescribeLogDirsResult
+    throttle_time_ms: int
+    error_code: int
+    results: list[DescribeLogDirsResult]
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -135,19 +156,29 @@ class DescribeLogDirsResponse(Response):
 class DescribeLogDirsResult(Struct):
     """Struct ``DescribeLogDirsResult`` of ``DescribeLogDirsResponse``.
 
-    Schema: ``tools/kafka-protocol/message/DescribeLogDirsResponse.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/DescribeLogDirsResponse.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        error_code: ``ErrorCode`` ``int16``; every version.
+        log_dir: ``LogDir`` ``string``; every version.
+        topics: ``Topics`` ``[]DescribeLogDirsTopic``; every version.
+        total_bytes: ``TotalBytes`` ``int64``; v4+; default -1; ignorable.
+        usable_bytes: ``UsableBytes`` ``int64``; v4+; default -1; ignorable.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('error_code', 'log_dir', 'topics', 'total_bytes', 'usable_bytes', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'DescribeLogDirsResult'
 
-    error_code: int  # ErrorCode int16
-    log_dir: str  # LogDir string
-    topics: list[DescribeLogDirsTopic]  # Topics []DescribeLogDirsTopic
-    total_bytes: int  # TotalBytes int64; v4+; default -1; ignorable
-    usable_bytes: int  # UsableBytes int64; v4+; default -1; ignorable
+    error_code: int
+    log_dir: str
+    topics: list[DescribeLogDirsTopic]
+    total_bytes: int
+    usable_bytes: int
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -171,16 +202,23 @@ class DescribeLogDirsResult(Struct):
 class DescribeLogDirsTopic(Struct):
     """Struct ``DescribeLogDirsTopic`` of ``DescribeLogDirsResponse``.
 
-    Schema: ``tools/kafka-protocol/message/DescribeLogDirsResponse.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/DescribeLogDirsResponse.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        name: ``Name`` ``string``; every version.
+        partitions: ``Partitions`` ``[]DescribeLogDirsPartition``; every version.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('name', 'partitions', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'DescribeLogDirsTopic'
 
-    name: str  # Name string
-    partitions: list[DescribeLogDirsPartition]  # Partitions []DescribeLogDirsPartition
+    name: str
+    partitions: list[DescribeLogDirsPartition]
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -198,18 +236,27 @@ class DescribeLogDirsTopic(Struct):
 class DescribeLogDirsPartition(Struct):
     """Struct ``DescribeLogDirsPartition`` of ``DescribeLogDirsResponse``.
 
-    Schema: ``tools/kafka-protocol/message/DescribeLogDirsResponse.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/DescribeLogDirsResponse.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        partition_index: ``PartitionIndex`` ``int32``; every version.
+        partition_size: ``PartitionSize`` ``int64``; every version.
+        offset_lag: ``OffsetLag`` ``int64``; every version.
+        is_future_key: ``IsFutureKey`` ``bool``; every version.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('partition_index', 'partition_size', 'offset_lag', 'is_future_key', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'DescribeLogDirsPartition'
 
-    partition_index: int  # PartitionIndex int32
-    partition_size: int  # PartitionSize int64
-    offset_lag: int  # OffsetLag int64
-    is_future_key: bool  # IsFutureKey bool
+    partition_index: int
+    partition_size: int
+    offset_lag: int
+    is_future_key: bool
     unknown_tags: dict[int, bytes] | None
 
     def __init__(

@@ -39,10 +39,16 @@ _INT64_INT32_INT32_INT64_INT32_INT64 = struct.Struct('>qiiqiq')
 
 
 class DescribeProducersRequest(Request['DescribeProducersResponse']):
-    """Kafka request ``DescribeProducersRequest`` (API key 61), versions 0-0, flexible from v0.
+    """Kafka request ``DescribeProducersRequest`` (API key 61): valid versions v0-0, flexible versions v0+.
 
-    Schema: ``tools/kafka-protocol/message/DescribeProducersRequest.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/DescribeProducersRequest.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        topics: ``Topics`` ``[]TopicRequest``; every version.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('topics', 'unknown_tags',)
@@ -53,7 +59,7 @@ class DescribeProducersRequest(Request['DescribeProducersResponse']):
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
     _SCHEMA_NAME: ClassVar[str] = 'DescribeProducersRequest'
 
-    topics: list[TopicRequest]  # Topics []TopicRequest
+    topics: list[TopicRequest]
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -69,16 +75,23 @@ class DescribeProducersRequest(Request['DescribeProducersResponse']):
 class TopicRequest(Struct):
     """Struct ``TopicRequest`` of ``DescribeProducersRequest``.
 
-    Schema: ``tools/kafka-protocol/message/DescribeProducersRequest.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/DescribeProducersRequest.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        name: ``Name`` ``string``; every version.
+        partition_indexes: ``PartitionIndexes`` ``[]int32``; every version.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('name', 'partition_indexes', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'TopicRequest'
 
-    name: str  # Name string
-    partition_indexes: list[int]  # PartitionIndexes []int32
+    name: str
+    partition_indexes: list[int]
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -94,10 +107,17 @@ class TopicRequest(Struct):
 
 
 class DescribeProducersResponse(Response):
-    """Kafka response ``DescribeProducersResponse`` (API key 61), versions 0-0, flexible from v0.
+    """Kafka response ``DescribeProducersResponse`` (API key 61): valid versions v0-0, flexible versions v0+.
 
-    Schema: ``tools/kafka-protocol/message/DescribeProducersResponse.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/DescribeProducersResponse.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        throttle_time_ms: ``ThrottleTimeMs`` ``int32``; every version.
+        topics: ``Topics`` ``[]TopicResponse``; every version.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('throttle_time_ms', 'topics', 'unknown_tags',)
@@ -108,8 +128,8 @@ class DescribeProducersResponse(Response):
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
     _SCHEMA_NAME: ClassVar[str] = 'DescribeProducersResponse'
 
-    throttle_time_ms: int  # ThrottleTimeMs int32
-    topics: list[TopicResponse]  # Topics []TopicResponse
+    throttle_time_ms: int
+    topics: list[TopicResponse]
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -127,16 +147,23 @@ class DescribeProducersResponse(Response):
 class TopicResponse(Struct):
     """Struct ``TopicResponse`` of ``DescribeProducersResponse``.
 
-    Schema: ``tools/kafka-protocol/message/DescribeProducersResponse.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/DescribeProducersResponse.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        name: ``Name`` ``string``; every version.
+        partitions: ``Partitions`` ``[]PartitionResponse``; every version.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('name', 'partitions', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'TopicResponse'
 
-    name: str  # Name string
-    partitions: list[PartitionResponse]  # Partitions []PartitionResponse
+    name: str
+    partitions: list[PartitionResponse]
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -154,18 +181,27 @@ class TopicResponse(Struct):
 class PartitionResponse(Struct):
     """Struct ``PartitionResponse`` of ``DescribeProducersResponse``.
 
-    Schema: ``tools/kafka-protocol/message/DescribeProducersResponse.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/DescribeProducersResponse.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        partition_index: ``PartitionIndex`` ``int32``; every version.
+        error_code: ``ErrorCode`` ``int16``; every version.
+        error_message: ``ErrorMessage`` ``string``; every version; nullable.
+        active_producers: ``ActiveProducers`` ``[]ProducerState``; every version.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('partition_index', 'error_code', 'error_message', 'active_producers', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'PartitionResponse'
 
-    partition_index: int  # PartitionIndex int32
-    error_code: int  # ErrorCode int16
-    error_message: str | None  # ErrorMessage string; nullable
-    active_producers: list[ProducerState]  # ActiveProducers []ProducerState
+    partition_index: int
+    error_code: int
+    error_message: str | None
+    active_producers: list[ProducerState]
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -187,20 +223,31 @@ class PartitionResponse(Struct):
 class ProducerState(Struct):
     """Struct ``ProducerState`` of ``DescribeProducersResponse``.
 
-    Schema: ``tools/kafka-protocol/message/DescribeProducersResponse.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/DescribeProducersResponse.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        producer_id: ``ProducerId`` ``int64``; every version.
+        producer_epoch: ``ProducerEpoch`` ``int32``; every version.
+        last_sequence: ``LastSequence`` ``int32``; every version; default -1.
+        last_timestamp: ``LastTimestamp`` ``int64``; every version; default -1.
+        coordinator_epoch: ``CoordinatorEpoch`` ``int32``; every version.
+        current_txn_start_offset: ``CurrentTxnStartOffset`` ``int64``; every version; default -1.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('producer_id', 'producer_epoch', 'last_sequence', 'last_timestamp', 'coordinator_epoch', 'current_txn_start_offset', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'ProducerState'
 
-    producer_id: int  # ProducerId int64
-    producer_epoch: int  # ProducerEpoch int32
-    last_sequence: int  # LastSequence int32; default -1
-    last_timestamp: int  # LastTimestamp int64; default -1
-    coordinator_epoch: int  # CoordinatorEpoch int32
-    current_txn_start_offset: int  # CurrentTxnStartOffset int64; default -1
+    producer_id: int
+    producer_epoch: int
+    last_sequence: int
+    last_timestamp: int
+    coordinator_epoch: int
+    current_txn_start_offset: int
     unknown_tags: dict[int, bytes] | None
 
     def __init__(

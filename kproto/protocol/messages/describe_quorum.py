@@ -50,10 +50,16 @@ _INT64_INT64_INT64 = struct.Struct('>qqq')
 
 
 class DescribeQuorumRequest(Request['DescribeQuorumResponse']):
-    """Kafka request ``DescribeQuorumRequest`` (API key 55), versions 0-2, flexible from v0.
+    """Kafka request ``DescribeQuorumRequest`` (API key 55): valid versions v0-2, flexible versions v0+.
 
-    Schema: ``tools/kafka-protocol/message/DescribeQuorumRequest.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/DescribeQuorumRequest.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        topics: ``Topics`` ``[]TopicData``; every version.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('topics', 'unknown_tags',)
@@ -64,7 +70,7 @@ class DescribeQuorumRequest(Request['DescribeQuorumResponse']):
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
     _SCHEMA_NAME: ClassVar[str] = 'DescribeQuorumRequest'
 
-    topics: list[DescribeQuorumRequestTopicData]  # Topics []TopicData
+    topics: list[DescribeQuorumRequestTopicData]
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -80,16 +86,23 @@ class DescribeQuorumRequest(Request['DescribeQuorumResponse']):
 class DescribeQuorumRequestTopicData(Struct):
     """Struct ``TopicData`` of ``DescribeQuorumRequest``.
 
-    Schema: ``tools/kafka-protocol/message/DescribeQuorumRequest.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/DescribeQuorumRequest.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        topic_name: ``TopicName`` ``string``; every version.
+        partitions: ``Partitions`` ``[]PartitionData``; every version.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('topic_name', 'partitions', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'TopicData'
 
-    topic_name: str  # TopicName string
-    partitions: list[DescribeQuorumRequestPartitionData]  # Partitions []PartitionData
+    topic_name: str
+    partitions: list[DescribeQuorumRequestPartitionData]
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -107,15 +120,21 @@ class DescribeQuorumRequestTopicData(Struct):
 class DescribeQuorumRequestPartitionData(Struct):
     """Struct ``PartitionData`` of ``DescribeQuorumRequest``.
 
-    Schema: ``tools/kafka-protocol/message/DescribeQuorumRequest.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/DescribeQuorumRequest.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        partition_index: ``PartitionIndex`` ``int32``; every version.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('partition_index', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'PartitionData'
 
-    partition_index: int  # PartitionIndex int32
+    partition_index: int
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -129,10 +148,19 @@ class DescribeQuorumRequestPartitionData(Struct):
 
 
 class DescribeQuorumResponse(Response):
-    """Kafka response ``DescribeQuorumResponse`` (API key 55), versions 0-2, flexible from v0.
+    """Kafka response ``DescribeQuorumResponse`` (API key 55): valid versions v0-2, flexible versions v0+.
 
-    Schema: ``tools/kafka-protocol/message/DescribeQuorumResponse.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/DescribeQuorumResponse.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        error_code: ``ErrorCode`` ``int16``; every version.
+        error_message: ``ErrorMessage`` ``string``; v2+; nullable; ignorable.
+        topics: ``Topics`` ``[]TopicData``; every version.
+        nodes: ``Nodes`` ``[]Node``; v2+.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('error_code', 'error_message', 'topics', 'nodes', 'unknown_tags',)
@@ -143,10 +171,10 @@ class DescribeQuorumResponse(Response):
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
     _SCHEMA_NAME: ClassVar[str] = 'DescribeQuorumResponse'
 
-    error_code: int  # ErrorCode int16
-    error_message: str | None  # ErrorMessage string; v2+; nullable; ignorable
-    topics: list[DescribeQuorumResponseTopicData]  # Topics []TopicData
-    nodes: list[Node]  # Nodes []Node; v2+
+    error_code: int
+    error_message: str | None
+    topics: list[DescribeQuorumResponseTopicData]
+    nodes: list[Node]
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -168,16 +196,23 @@ class DescribeQuorumResponse(Response):
 class Node(Struct):
     """Struct ``Node`` of ``DescribeQuorumResponse``.
 
-    Schema: ``tools/kafka-protocol/message/DescribeQuorumResponse.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/DescribeQuorumResponse.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        node_id: ``NodeId`` ``int32``; v2+.
+        listeners: ``Listeners`` ``[]Listener``; v2+.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('node_id', 'listeners', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'Node'
 
-    node_id: int  # NodeId int32; v2+
-    listeners: list[Listener]  # Listeners []Listener; v2+
+    node_id: int
+    listeners: list[Listener]
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -195,17 +230,25 @@ class Node(Struct):
 class Listener(Struct):
     """Struct ``Listener`` of ``DescribeQuorumResponse``.
 
-    Schema: ``tools/kafka-protocol/message/DescribeQuorumResponse.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/DescribeQuorumResponse.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        name: ``Name`` ``string``; v2+.
+        host: ``Host`` ``string``; v2+.
+        port: ``Port`` ``uint16``; v2+.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('name', 'host', 'port', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'Listener'
 
-    name: str  # Name string; v2+
-    host: str  # Host string; v2+
-    port: int  # Port uint16; v2+
+    name: str
+    host: str
+    port: int
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -225,16 +268,23 @@ class Listener(Struct):
 class DescribeQuorumResponseTopicData(Struct):
     """Struct ``TopicData`` of ``DescribeQuorumResponse``.
 
-    Schema: ``tools/kafka-protocol/message/DescribeQuorumResponse.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/DescribeQuorumResponse.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        topic_name: ``TopicName`` ``string``; every version.
+        partitions: ``Partitions`` ``[]PartitionData``; every version.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('topic_name', 'partitions', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'TopicData'
 
-    topic_name: str  # TopicName string
-    partitions: list[DescribeQuorumResponsePartitionData]  # Partitions []PartitionData
+    topic_name: str
+    partitions: list[DescribeQuorumResponsePartitionData]
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -252,22 +302,35 @@ class DescribeQuorumResponseTopicData(Struct):
 class DescribeQuorumResponsePartitionData(Struct):
     """Struct ``PartitionData`` of ``DescribeQuorumResponse``.
 
-    Schema: ``tools/kafka-protocol/message/DescribeQuorumResponse.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/DescribeQuorumResponse.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        partition_index: ``PartitionIndex`` ``int32``; every version.
+        error_code: ``ErrorCode`` ``int16``; every version.
+        error_message: ``ErrorMessage`` ``string``; v2+; nullable; ignorable.
+        leader_id: ``LeaderId`` ``int32``; every version.
+        leader_epoch: ``LeaderEpoch`` ``int32``; every version.
+        high_watermark: ``HighWatermark`` ``int64``; every version.
+        current_voters: ``CurrentVoters`` ``[]ReplicaState``; every version.
+        observers: ``Observers`` ``[]ReplicaState``; every version.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('partition_index', 'error_code', 'error_message', 'leader_id', 'leader_epoch', 'high_watermark', 'current_voters', 'observers', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'PartitionData'
 
-    partition_index: int  # PartitionIndex int32
-    error_code: int  # ErrorCode int16
-    error_message: str | None  # ErrorMessage string; v2+; nullable; ignorable
-    leader_id: int  # LeaderId int32
-    leader_epoch: int  # LeaderEpoch int32
-    high_watermark: int  # HighWatermark int64
-    current_voters: list[ReplicaState]  # CurrentVoters []ReplicaState
-    observers: list[ReplicaState]  # Observers []ReplicaState
+    partition_index: int
+    error_code: int
+    error_message: str | None
+    leader_id: int
+    leader_epoch: int
+    high_watermark: int
+    current_voters: list[ReplicaState]
+    observers: list[ReplicaState]
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -297,19 +360,29 @@ class DescribeQuorumResponsePartitionData(Struct):
 class ReplicaState(Struct):
     """Struct ``ReplicaState`` of ``DescribeQuorumResponse``.
 
-    Schema: ``tools/kafka-protocol/message/DescribeQuorumResponse.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/DescribeQuorumResponse.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        replica_id: ``ReplicaId`` ``int32``; every version.
+        replica_directory_id: ``ReplicaDirectoryId`` ``uuid``; v2+.
+        log_end_offset: ``LogEndOffset`` ``int64``; every version.
+        last_fetch_timestamp: ``LastFetchTimestamp`` ``int64``; v1+; default -1; ignorable.
+        last_caught_up_timestamp: ``LastCaughtUpTimestamp`` ``int64``; v1+; default -1; ignorable.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('replica_id', 'replica_directory_id', 'log_end_offset', 'last_fetch_timestamp', 'last_caught_up_timestamp', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'ReplicaState'
 
-    replica_id: int  # ReplicaId int32
-    replica_directory_id: uuid.UUID  # ReplicaDirectoryId uuid; v2+
-    log_end_offset: int  # LogEndOffset int64
-    last_fetch_timestamp: int  # LastFetchTimestamp int64; v1+; default -1; ignorable
-    last_caught_up_timestamp: int  # LastCaughtUpTimestamp int64; v1+; default -1; ignorable
+    replica_id: int
+    replica_directory_id: uuid.UUID
+    log_end_offset: int
+    last_fetch_timestamp: int
+    last_caught_up_timestamp: int
     unknown_tags: dict[int, bytes] | None
 
     def __init__(

@@ -42,10 +42,16 @@ _INT32_INT64_INT32_INT16 = struct.Struct('>iqih')
 
 
 class DescribeShareGroupOffsetsRequest(Request['DescribeShareGroupOffsetsResponse']):
-    """Kafka request ``DescribeShareGroupOffsetsRequest`` (API key 90), versions 0-0, flexible from v0.
+    """Kafka request ``DescribeShareGroupOffsetsRequest`` (API key 90): valid versions v0-0, flexible versions v0+.
 
-    Schema: ``tools/kafka-protocol/message/DescribeShareGroupOffsetsRequest.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/DescribeShareGroupOffsetsRequest.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        groups: ``Groups`` ``[]DescribeShareGroupOffsetsRequestGroup``; every version.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('groups', 'unknown_tags',)
@@ -56,7 +62,7 @@ class DescribeShareGroupOffsetsRequest(Request['DescribeShareGroupOffsetsRespons
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
     _SCHEMA_NAME: ClassVar[str] = 'DescribeShareGroupOffsetsRequest'
 
-    groups: list[DescribeShareGroupOffsetsRequestGroup]  # Groups []DescribeShareGroupOffsetsRequestGroup
+    groups: list[DescribeShareGroupOffsetsRequestGroup]
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -72,16 +78,23 @@ class DescribeShareGroupOffsetsRequest(Request['DescribeShareGroupOffsetsRespons
 class DescribeShareGroupOffsetsRequestGroup(Struct):
     """Struct ``DescribeShareGroupOffsetsRequestGroup`` of ``DescribeShareGroupOffsetsRequest``.
 
-    Schema: ``tools/kafka-protocol/message/DescribeShareGroupOffsetsRequest.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/DescribeShareGroupOffsetsRequest.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        group_id: ``GroupId`` ``string``; every version.
+        topics: ``Topics`` ``[]DescribeShareGroupOffsetsRequestTopic``; every version; nullable.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('group_id', 'topics', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'DescribeShareGroupOffsetsRequestGroup'
 
-    group_id: str  # GroupId string
-    topics: list[DescribeShareGroupOffsetsRequestTopic] | None  # Topics []DescribeShareGroupOffsetsRequestTopic; nullable
+    group_id: str
+    topics: list[DescribeShareGroupOffsetsRequestTopic] | None
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -99,16 +112,23 @@ class DescribeShareGroupOffsetsRequestGroup(Struct):
 class DescribeShareGroupOffsetsRequestTopic(Struct):
     """Struct ``DescribeShareGroupOffsetsRequestTopic`` of ``DescribeShareGroupOffsetsRequest``.
 
-    Schema: ``tools/kafka-protocol/message/DescribeShareGroupOffsetsRequest.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/DescribeShareGroupOffsetsRequest.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        topic_name: ``TopicName`` ``string``; every version.
+        partitions: ``Partitions`` ``[]int32``; every version.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('topic_name', 'partitions', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'DescribeShareGroupOffsetsRequestTopic'
 
-    topic_name: str  # TopicName string
-    partitions: list[int]  # Partitions []int32
+    topic_name: str
+    partitions: list[int]
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -124,10 +144,17 @@ class DescribeShareGroupOffsetsRequestTopic(Struct):
 
 
 class DescribeShareGroupOffsetsResponse(Response):
-    """Kafka response ``DescribeShareGroupOffsetsResponse`` (API key 90), versions 0-0, flexible from v0.
+    """Kafka response ``DescribeShareGroupOffsetsResponse`` (API key 90): valid versions v0-0, flexible versions v0+.
 
-    Schema: ``tools/kafka-protocol/message/DescribeShareGroupOffsetsResponse.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/DescribeShareGroupOffsetsResponse.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        throttle_time_ms: ``ThrottleTimeMs`` ``int32``; every version.
+        groups: ``Groups`` ``[]DescribeShareGroupOffsetsResponseGroup``; every version.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('throttle_time_ms', 'groups', 'unknown_tags',)
@@ -138,8 +165,8 @@ class DescribeShareGroupOffsetsResponse(Response):
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
     _SCHEMA_NAME: ClassVar[str] = 'DescribeShareGroupOffsetsResponse'
 
-    throttle_time_ms: int  # ThrottleTimeMs int32
-    groups: list[DescribeShareGroupOffsetsResponseGroup]  # Groups []DescribeShareGroupOffsetsResponseGroup
+    throttle_time_ms: int
+    groups: list[DescribeShareGroupOffsetsResponseGroup]
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -157,18 +184,27 @@ class DescribeShareGroupOffsetsResponse(Response):
 class DescribeShareGroupOffsetsResponseGroup(Struct):
     """Struct ``DescribeShareGroupOffsetsResponseGroup`` of ``DescribeShareGroupOffsetsResponse``.
 
-    Schema: ``tools/kafka-protocol/message/DescribeShareGroupOffsetsResponse.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/DescribeShareGroupOffsetsResponse.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        group_id: ``GroupId`` ``string``; every version.
+        topics: ``Topics`` ``[]DescribeShareGroupOffsetsResponseTopic``; every version.
+        error_code: ``ErrorCode`` ``int16``; every version.
+        error_message: ``ErrorMessage`` ``string``; every version; nullable.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('group_id', 'topics', 'error_code', 'error_message', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'DescribeShareGroupOffsetsResponseGroup'
 
-    group_id: str  # GroupId string
-    topics: list[DescribeShareGroupOffsetsResponseTopic]  # Topics []DescribeShareGroupOffsetsResponseTopic
-    error_code: int  # ErrorCode int16
-    error_message: str | None  # ErrorMessage string; nullable
+    group_id: str
+    topics: list[DescribeShareGroupOffsetsResponseTopic]
+    error_code: int
+    error_message: str | None
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -190,17 +226,25 @@ class DescribeShareGroupOffsetsResponseGroup(Struct):
 class DescribeShareGroupOffsetsResponseTopic(Struct):
     """Struct ``DescribeShareGroupOffsetsResponseTopic`` of ``DescribeShareGroupOffsetsResponse``.
 
-    Schema: ``tools/kafka-protocol/message/DescribeShareGroupOffsetsResponse.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/DescribeShareGroupOffsetsResponse.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        topic_name: ``TopicName`` ``string``; every version.
+        topic_id: ``TopicId`` ``uuid``; every version.
+        partitions: ``Partitions`` ``[]DescribeShareGroupOffsetsResponsePartition``; every version.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('topic_name', 'topic_id', 'partitions', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'DescribeShareGroupOffsetsResponseTopic'
 
-    topic_name: str  # TopicName string
-    topic_id: uuid.UUID  # TopicId uuid
-    partitions: list[DescribeShareGroupOffsetsResponsePartition]  # Partitions []DescribeShareGroupOffsetsResponsePartition
+    topic_name: str
+    topic_id: uuid.UUID
+    partitions: list[DescribeShareGroupOffsetsResponsePartition]
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -220,19 +264,29 @@ class DescribeShareGroupOffsetsResponseTopic(Struct):
 class DescribeShareGroupOffsetsResponsePartition(Struct):
     """Struct ``DescribeShareGroupOffsetsResponsePartition`` of ``DescribeShareGroupOffsetsResponse``.
 
-    Schema: ``tools/kafka-protocol/message/DescribeShareGroupOffsetsResponse.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/DescribeShareGroupOffsetsResponse.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        partition_index: ``PartitionIndex`` ``int32``; every version.
+        start_offset: ``StartOffset`` ``int64``; every version.
+        leader_epoch: ``LeaderEpoch`` ``int32``; every version.
+        error_code: ``ErrorCode`` ``int16``; every version.
+        error_message: ``ErrorMessage`` ``string``; every version; nullable.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('partition_index', 'start_offset', 'leader_epoch', 'error_code', 'error_message', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'DescribeShareGroupOffsetsResponsePartition'
 
-    partition_index: int  # PartitionIndex int32
-    start_offset: int  # StartOffset int64
-    leader_epoch: int  # LeaderEpoch int32
-    error_code: int  # ErrorCode int16
-    error_message: str | None  # ErrorMessage string; nullable
+    partition_index: int
+    start_offset: int
+    leader_epoch: int
+    error_code: int
+    error_message: str | None
     unknown_tags: dict[int, bytes] | None
 
     def __init__(

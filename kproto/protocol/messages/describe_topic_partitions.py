@@ -43,10 +43,18 @@ _INT32 = struct.Struct('>i')
 
 
 class DescribeTopicPartitionsRequest(Request['DescribeTopicPartitionsResponse']):
-    """Kafka request ``DescribeTopicPartitionsRequest`` (API key 75), versions 0-0, flexible from v0.
+    """Kafka request ``DescribeTopicPartitionsRequest`` (API key 75): valid versions v0-0, flexible versions v0+.
 
-    Schema: ``tools/kafka-protocol/message/DescribeTopicPartitionsRequest.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/DescribeTopicPartitionsRequest.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        topics: ``Topics`` ``[]TopicRequest``; every version.
+        response_partition_limit: ``ResponsePartitionLimit`` ``int32``; every version; default 2000.
+        cursor: ``Cursor`` ``Cursor``; every version; nullable.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('topics', 'response_partition_limit', 'cursor', 'unknown_tags',)
@@ -57,9 +65,9 @@ class DescribeTopicPartitionsRequest(Request['DescribeTopicPartitionsResponse'])
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
     _SCHEMA_NAME: ClassVar[str] = 'DescribeTopicPartitionsRequest'
 
-    topics: list[TopicRequest]  # Topics []TopicRequest
-    response_partition_limit: int  # ResponsePartitionLimit int32; default 2000
-    cursor: DescribeTopicPartitionsRequestCursor | None  # Cursor Cursor; nullable
+    topics: list[TopicRequest]
+    response_partition_limit: int
+    cursor: DescribeTopicPartitionsRequestCursor | None
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -79,16 +87,23 @@ class DescribeTopicPartitionsRequest(Request['DescribeTopicPartitionsResponse'])
 class DescribeTopicPartitionsRequestCursor(Struct):
     """Struct ``Cursor`` of ``DescribeTopicPartitionsRequest``.
 
-    Schema: ``tools/kafka-protocol/message/DescribeTopicPartitionsRequest.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/DescribeTopicPartitionsRequest.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        topic_name: ``TopicName`` ``string``; every version.
+        partition_index: ``PartitionIndex`` ``int32``; every version.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('topic_name', 'partition_index', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'Cursor'
 
-    topic_name: str  # TopicName string
-    partition_index: int  # PartitionIndex int32
+    topic_name: str
+    partition_index: int
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -106,15 +121,21 @@ class DescribeTopicPartitionsRequestCursor(Struct):
 class TopicRequest(Struct):
     """Struct ``TopicRequest`` of ``DescribeTopicPartitionsRequest``.
 
-    Schema: ``tools/kafka-protocol/message/DescribeTopicPartitionsRequest.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/DescribeTopicPartitionsRequest.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        name: ``Name`` ``string``; every version.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('name', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'TopicRequest'
 
-    name: str  # Name string
+    name: str
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -128,10 +149,18 @@ class TopicRequest(Struct):
 
 
 class DescribeTopicPartitionsResponse(Response):
-    """Kafka response ``DescribeTopicPartitionsResponse`` (API key 75), versions 0-0, flexible from v0.
+    """Kafka response ``DescribeTopicPartitionsResponse`` (API key 75): valid versions v0-0, flexible versions v0+.
 
-    Schema: ``tools/kafka-protocol/message/DescribeTopicPartitionsResponse.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/DescribeTopicPartitionsResponse.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        throttle_time_ms: ``ThrottleTimeMs`` ``int32``; every version; ignorable.
+        topics: ``Topics`` ``[]DescribeTopicPartitionsResponseTopic``; every version.
+        next_cursor: ``NextCursor`` ``Cursor``; every version; nullable.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('throttle_time_ms', 'topics', 'next_cursor', 'unknown_tags',)
@@ -142,9 +171,9 @@ class DescribeTopicPartitionsResponse(Response):
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
     _SCHEMA_NAME: ClassVar[str] = 'DescribeTopicPartitionsResponse'
 
-    throttle_time_ms: int  # ThrottleTimeMs int32; ignorable
-    topics: list[DescribeTopicPartitionsResponseTopic]  # Topics []DescribeTopicPartitionsResponseTopic
-    next_cursor: DescribeTopicPartitionsResponseCursor | None  # NextCursor Cursor; nullable
+    throttle_time_ms: int
+    topics: list[DescribeTopicPartitionsResponseTopic]
+    next_cursor: DescribeTopicPartitionsResponseCursor | None
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -164,16 +193,23 @@ class DescribeTopicPartitionsResponse(Response):
 class DescribeTopicPartitionsResponseCursor(Struct):
     """Struct ``Cursor`` of ``DescribeTopicPartitionsResponse``.
 
-    Schema: ``tools/kafka-protocol/message/DescribeTopicPartitionsResponse.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/DescribeTopicPartitionsResponse.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        topic_name: ``TopicName`` ``string``; every version.
+        partition_index: ``PartitionIndex`` ``int32``; every version.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('topic_name', 'partition_index', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'Cursor'
 
-    topic_name: str  # TopicName string
-    partition_index: int  # PartitionIndex int32
+    topic_name: str
+    partition_index: int
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -191,20 +227,31 @@ class DescribeTopicPartitionsResponseCursor(Struct):
 class DescribeTopicPartitionsResponseTopic(Struct):
     """Struct ``DescribeTopicPartitionsResponseTopic`` of ``DescribeTopicPartitionsResponse``.
 
-    Schema: ``tools/kafka-protocol/message/DescribeTopicPartitionsResponse.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/DescribeTopicPartitionsResponse.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        error_code: ``ErrorCode`` ``int16``; every version.
+        name: ``Name`` ``string``; every version; nullable.
+        topic_id: ``TopicId`` ``uuid``; every version; ignorable.
+        is_internal: ``IsInternal`` ``bool``; every version; ignorable.
+        partitions: ``Partitions`` ``[]DescribeTopicPartitionsResponsePartition``; every version.
+        topic_authorized_operations: ``TopicAuthorizedOperations`` ``int32``; every version; default -2147483648.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('error_code', 'name', 'topic_id', 'is_internal', 'partitions', 'topic_authorized_operations', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'DescribeTopicPartitionsResponseTopic'
 
-    error_code: int  # ErrorCode int16
-    name: str | None  # Name string; nullable
-    topic_id: uuid.UUID  # TopicId uuid; ignorable
-    is_internal: bool  # IsInternal bool; ignorable
-    partitions: list[DescribeTopicPartitionsResponsePartition]  # Partitions []DescribeTopicPartitionsResponsePartition
-    topic_authorized_operations: int  # TopicAuthorizedOperations int32; default -2147483648
+    error_code: int
+    name: str | None
+    topic_id: uuid.UUID
+    is_internal: bool
+    partitions: list[DescribeTopicPartitionsResponsePartition]
+    topic_authorized_operations: int
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -230,23 +277,37 @@ class DescribeTopicPartitionsResponseTopic(Struct):
 class DescribeTopicPartitionsResponsePartition(Struct):
     """Struct ``DescribeTopicPartitionsResponsePartition`` of ``DescribeTopicPartitionsResponse``.
 
-    Schema: ``tools/kafka-protocol/message/DescribeTopicPartitionsResponse.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/DescribeTopicPartitionsResponse.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        error_code: ``ErrorCode`` ``int16``; every version.
+        partition_index: ``PartitionIndex`` ``int32``; every version.
+        leader_id: ``LeaderId`` ``int32``; every version.
+        leader_epoch: ``LeaderEpoch`` ``int32``; every version; default -1; ignorable.
+        replica_nodes: ``ReplicaNodes`` ``[]int32``; every version.
+        isr_nodes: ``IsrNodes`` ``[]int32``; every version.
+        eligible_leader_replicas: ``EligibleLeaderReplicas`` ``[]int32``; every version; nullable.
+        last_known_elr: ``LastKnownElr`` ``[]int32``; every version; nullable.
+        offline_replicas: ``OfflineReplicas`` ``[]int32``; every version; ignorable.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('error_code', 'partition_index', 'leader_id', 'leader_epoch', 'replica_nodes', 'isr_nodes', 'eligible_leader_replicas', 'last_known_elr', 'offline_replicas', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'DescribeTopicPartitionsResponsePartition'
 
-    error_code: int  # ErrorCode int16
-    partition_index: int  # PartitionIndex int32
-    leader_id: int  # LeaderId int32
-    leader_epoch: int  # LeaderEpoch int32; default -1; ignorable
-    replica_nodes: list[int]  # ReplicaNodes []int32
-    isr_nodes: list[int]  # IsrNodes []int32
-    eligible_leader_replicas: list[int] | None  # EligibleLeaderReplicas []int32; nullable
-    last_known_elr: list[int] | None  # LastKnownElr []int32; nullable
-    offline_replicas: list[int]  # OfflineReplicas []int32; ignorable
+    error_code: int
+    partition_index: int
+    leader_id: int
+    leader_epoch: int
+    replica_nodes: list[int]
+    isr_nodes: list[int]
+    eligible_leader_replicas: list[int] | None
+    last_known_elr: list[int] | None
+    offline_replicas: list[int]
     unknown_tags: dict[int, bytes] | None
 
     def __init__(

@@ -35,10 +35,16 @@ _INT32_INT64_INT64_INT16 = struct.Struct('>iqqh')
 
 
 class DescribeTransactionsRequest(Request['DescribeTransactionsResponse']):
-    """Kafka request ``DescribeTransactionsRequest`` (API key 65), versions 0-0, flexible from v0.
+    """Kafka request ``DescribeTransactionsRequest`` (API key 65): valid versions v0-0, flexible versions v0+.
 
-    Schema: ``tools/kafka-protocol/message/DescribeTransactionsRequest.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/DescribeTransactionsRequest.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        transactional_ids: ``TransactionalIds`` ``[]string``; every version.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('transactional_ids', 'unknown_tags',)
@@ -49,7 +55,7 @@ class DescribeTransactionsRequest(Request['DescribeTransactionsResponse']):
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
     _SCHEMA_NAME: ClassVar[str] = 'DescribeTransactionsRequest'
 
-    transactional_ids: list[str]  # TransactionalIds []string
+    transactional_ids: list[str]
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -63,10 +69,17 @@ class DescribeTransactionsRequest(Request['DescribeTransactionsResponse']):
 
 
 class DescribeTransactionsResponse(Response):
-    """Kafka response ``DescribeTransactionsResponse`` (API key 65), versions 0-0, flexible from v0.
+    """Kafka response ``DescribeTransactionsResponse`` (API key 65): valid versions v0-0, flexible versions v0+.
 
-    Schema: ``tools/kafka-protocol/message/DescribeTransactionsResponse.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/DescribeTransactionsResponse.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        throttle_time_ms: ``ThrottleTimeMs`` ``int32``; every version.
+        transaction_states: ``TransactionStates`` ``[]TransactionState``; every version.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('throttle_time_ms', 'transaction_states', 'unknown_tags',)
@@ -77,8 +90,8 @@ class DescribeTransactionsResponse(Response):
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
     _SCHEMA_NAME: ClassVar[str] = 'DescribeTransactionsResponse'
 
-    throttle_time_ms: int  # ThrottleTimeMs int32
-    transaction_states: list[TransactionState]  # TransactionStates []TransactionState
+    throttle_time_ms: int
+    transaction_states: list[TransactionState]
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -96,22 +109,35 @@ class DescribeTransactionsResponse(Response):
 class TransactionState(Struct):
     """Struct ``TransactionState`` of ``DescribeTransactionsResponse``.
 
-    Schema: ``tools/kafka-protocol/message/DescribeTransactionsResponse.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/DescribeTransactionsResponse.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        error_code: ``ErrorCode`` ``int16``; every version.
+        transactional_id: ``TransactionalId`` ``string``; every version.
+        transaction_state: ``TransactionState`` ``string``; every version.
+        transaction_timeout_ms: ``TransactionTimeoutMs`` ``int32``; every version.
+        transaction_start_time_ms: ``TransactionStartTimeMs`` ``int64``; every version.
+        producer_id: ``ProducerId`` ``int64``; every version.
+        producer_epoch: ``ProducerEpoch`` ``int16``; every version.
+        topics: ``Topics`` ``[]TopicData``; every version.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('error_code', 'transactional_id', 'transaction_state', 'transaction_timeout_ms', 'transaction_start_time_ms', 'producer_id', 'producer_epoch', 'topics', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'TransactionState'
 
-    error_code: int  # ErrorCode int16
-    transactional_id: str  # TransactionalId string
-    transaction_state: str  # TransactionState string
-    transaction_timeout_ms: int  # TransactionTimeoutMs int32
-    transaction_start_time_ms: int  # TransactionStartTimeMs int64
-    producer_id: int  # ProducerId int64
-    producer_epoch: int  # ProducerEpoch int16
-    topics: list[TopicData]  # Topics []TopicData
+    error_code: int
+    transactional_id: str
+    transaction_state: str
+    transaction_timeout_ms: int
+    transaction_start_time_ms: int
+    producer_id: int
+    producer_epoch: int
+    topics: list[TopicData]
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -141,16 +167,23 @@ class TransactionState(Struct):
 class TopicData(Struct):
     """Struct ``TopicData`` of ``DescribeTransactionsResponse``.
 
-    Schema: ``tools/kafka-protocol/message/DescribeTransactionsResponse.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/DescribeTransactionsResponse.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        topic: ``Topic`` ``string``; every version.
+        partitions: ``Partitions`` ``[]int32``; every version.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('topic', 'partitions', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'TopicData'
 
-    topic: str  # Topic string
-    partitions: list[int]  # Partitions []int32
+    topic: str
+    partitions: list[int]
     unknown_tags: dict[int, bytes] | None
 
     def __init__(

@@ -39,10 +39,16 @@ _INT32_INT16 = struct.Struct('>ih')
 
 
 class DescribeUserScramCredentialsRequest(Request['DescribeUserScramCredentialsResponse']):
-    """Kafka request ``DescribeUserScramCredentialsRequest`` (API key 50), versions 0-0, flexible from v0.
+    """Kafka request ``DescribeUserScramCredentialsRequest`` (API key 50): valid versions v0-0, flexible versions v0+.
 
-    Schema: ``tools/kafka-protocol/message/DescribeUserScramCredentialsRequest.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/DescribeUserScramCredentialsRequest.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        users: ``Users`` ``[]UserName``; every version; nullable.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('users', 'unknown_tags',)
@@ -53,7 +59,7 @@ class DescribeUserScramCredentialsRequest(Request['DescribeUserScramCredentialsR
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
     _SCHEMA_NAME: ClassVar[str] = 'DescribeUserScramCredentialsRequest'
 
-    users: list[UserName] | None  # Users []UserName; nullable
+    users: list[UserName] | None
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -69,15 +75,21 @@ class DescribeUserScramCredentialsRequest(Request['DescribeUserScramCredentialsR
 class UserName(Struct):
     """Struct ``UserName`` of ``DescribeUserScramCredentialsRequest``.
 
-    Schema: ``tools/kafka-protocol/message/DescribeUserScramCredentialsRequest.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/DescribeUserScramCredentialsRequest.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        name: ``Name`` ``string``; every version.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('name', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'UserName'
 
-    name: str  # Name string
+    name: str
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -91,10 +103,19 @@ class UserName(Struct):
 
 
 class DescribeUserScramCredentialsResponse(Response):
-    """Kafka response ``DescribeUserScramCredentialsResponse`` (API key 50), versions 0-0, flexible from v0.
+    """Kafka response ``DescribeUserScramCredentialsResponse`` (API key 50): valid versions v0-0, flexible versions v0+.
 
-    Schema: ``tools/kafka-protocol/message/DescribeUserScramCredentialsResponse.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/DescribeUserScramCredentialsResponse.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        throttle_time_ms: ``ThrottleTimeMs`` ``int32``; every version.
+        error_code: ``ErrorCode`` ``int16``; every version.
+        error_message: ``ErrorMessage`` ``string``; every version; nullable.
+        results: ``Results`` ``[]DescribeUserScramCredentialsResult``; every version.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('throttle_time_ms', 'error_code', 'error_message', 'results', 'unknown_tags',)
@@ -105,10 +126,10 @@ class DescribeUserScramCredentialsResponse(Response):
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
     _SCHEMA_NAME: ClassVar[str] = 'DescribeUserScramCredentialsResponse'
 
-    throttle_time_ms: int  # ThrottleTimeMs int32
-    error_code: int  # ErrorCode int16
-    error_message: str | None  # ErrorMessage string; nullable
-    results: list[DescribeUserScramCredentialsResult]  # Results []DescribeUserScramCredentialsResult
+    throttle_time_ms: int
+    error_code: int
+    error_message: str | None
+    results: list[DescribeUserScramCredentialsResult]
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -130,18 +151,27 @@ class DescribeUserScramCredentialsResponse(Response):
 class DescribeUserScramCredentialsResult(Struct):
     """Struct ``DescribeUserScramCredentialsResult`` of ``DescribeUserScramCredentialsResponse``.
 
-    Schema: ``tools/kafka-protocol/message/DescribeUserScramCredentialsResponse.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/DescribeUserScramCredentialsResponse.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        user: ``User`` ``string``; every version.
+        error_code: ``ErrorCode`` ``int16``; every version.
+        error_message: ``ErrorMessage`` ``string``; every version; nullable.
+        credential_infos: ``CredentialInfos`` ``[]CredentialInfo``; every version.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('user', 'error_code', 'error_message', 'credential_infos', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'DescribeUserScramCredentialsResult'
 
-    user: str  # User string
-    error_code: int  # ErrorCode int16
-    error_message: str | None  # ErrorMessage string; nullable
-    credential_infos: list[CredentialInfo]  # CredentialInfos []CredentialInfo
+    user: str
+    error_code: int
+    error_message: str | None
+    credential_infos: list[CredentialInfo]
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -163,16 +193,23 @@ class DescribeUserScramCredentialsResult(Struct):
 class CredentialInfo(Struct):
     """Struct ``CredentialInfo`` of ``DescribeUserScramCredentialsResponse``.
 
-    Schema: ``tools/kafka-protocol/message/DescribeUserScramCredentialsResponse.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/DescribeUserScramCredentialsResponse.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        mechanism: ``Mechanism`` ``int8``; every version.
+        iterations: ``Iterations`` ``int32``; every version.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('mechanism', 'iterations', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'CredentialInfo'
 
-    mechanism: int  # Mechanism int8
-    iterations: int  # Iterations int32
+    mechanism: int
+    iterations: int
     unknown_tags: dict[int, bytes] | None
 
     def __init__(

@@ -46,10 +46,18 @@ _INT32_INT16 = struct.Struct('>ih')
 
 
 class ElectLeadersRequest(Request['ElectLeadersResponse']):
-    """Kafka request ``ElectLeadersRequest`` (API key 43), versions 0-2, flexible from v2.
+    """Kafka request ``ElectLeadersRequest`` (API key 43): valid versions v0-2, flexible versions v2+.
 
-    Schema: ``tools/kafka-protocol/message/ElectLeadersRequest.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/ElectLeadersRequest.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        election_type: ``ElectionType`` ``int8``; v1+.
+        topic_partitions: ``TopicPartitions`` ``[]TopicPartitions``; every version; nullable.
+        timeout_ms: ``TimeoutMs`` ``int32``; every version; default 60000.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('election_type', 'topic_partitions', 'timeout_ms', 'unknown_tags',)
@@ -60,9 +68,9 @@ class ElectLeadersRequest(Request['ElectLeadersResponse']):
     FLEXIBLE_VERSION: ClassVar[int | None] = 2
     _SCHEMA_NAME: ClassVar[str] = 'ElectLeadersRequest'
 
-    election_type: int  # ElectionType int8; v1+
-    topic_partitions: list[TopicPartitions] | None  # TopicPartitions []TopicPartitions; nullable
-    timeout_ms: int  # TimeoutMs int32; default 60000
+    election_type: int
+    topic_partitions: list[TopicPartitions] | None
+    timeout_ms: int
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -82,16 +90,23 @@ class ElectLeadersRequest(Request['ElectLeadersResponse']):
 class TopicPartitions(Struct):
     """Struct ``TopicPartitions`` of ``ElectLeadersRequest``.
 
-    Schema: ``tools/kafka-protocol/message/ElectLeadersRequest.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/ElectLeadersRequest.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        topic: ``Topic`` ``string``; every version.
+        partitions: ``Partitions`` ``[]int32``; every version.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('topic', 'partitions', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'TopicPartitions'
 
-    topic: str  # Topic string
-    partitions: list[int]  # Partitions []int32
+    topic: str
+    partitions: list[int]
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -107,10 +122,18 @@ class TopicPartitions(Struct):
 
 
 class ElectLeadersResponse(Response):
-    """Kafka response ``ElectLeadersResponse`` (API key 43), versions 0-2, flexible from v2.
+    """Kafka response ``ElectLeadersResponse`` (API key 43): valid versions v0-2, flexible versions v2+.
 
-    Schema: ``tools/kafka-protocol/message/ElectLeadersResponse.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/ElectLeadersResponse.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        throttle_time_ms: ``ThrottleTimeMs`` ``int32``; every version.
+        error_code: ``ErrorCode`` ``int16``; v1+.
+        replica_election_results: ``ReplicaElectionResults`` ``[]ReplicaElectionResult``; every version.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('throttle_time_ms', 'error_code', 'replica_election_results', 'unknown_tags',)
@@ -121,9 +144,9 @@ class ElectLeadersResponse(Response):
     FLEXIBLE_VERSION: ClassVar[int | None] = 2
     _SCHEMA_NAME: ClassVar[str] = 'ElectLeadersResponse'
 
-    throttle_time_ms: int  # ThrottleTimeMs int32
-    error_code: int  # ErrorCode int16; v1+
-    replica_election_results: list[ReplicaElectionResult]  # ReplicaElectionResults []ReplicaElectionResult
+    throttle_time_ms: int
+    error_code: int
+    replica_election_results: list[ReplicaElectionResult]
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -143,16 +166,23 @@ class ElectLeadersResponse(Response):
 class ReplicaElectionResult(Struct):
     """Struct ``ReplicaElectionResult`` of ``ElectLeadersResponse``.
 
-    Schema: ``tools/kafka-protocol/message/ElectLeadersResponse.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/ElectLeadersResponse.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        topic: ``Topic`` ``string``; every version.
+        partition_result: ``PartitionResult`` ``[]PartitionResult``; every version.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('topic', 'partition_result', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'ReplicaElectionResult'
 
-    topic: str  # Topic string
-    partition_result: list[PartitionResult]  # PartitionResult []PartitionResult
+    topic: str
+    partition_result: list[PartitionResult]
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -170,17 +200,25 @@ class ReplicaElectionResult(Struct):
 class PartitionResult(Struct):
     """Struct ``PartitionResult`` of ``ElectLeadersResponse``.
 
-    Schema: ``tools/kafka-protocol/message/ElectLeadersResponse.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/ElectLeadersResponse.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        partition_id: ``PartitionId`` ``int32``; every version.
+        error_code: ``ErrorCode`` ``int16``; every version.
+        error_message: ``ErrorMessage`` ``string``; every version; nullable.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('partition_id', 'error_code', 'error_message', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'PartitionResult'
 
-    partition_id: int  # PartitionId int32
-    error_code: int  # ErrorCode int16
-    error_message: str | None  # ErrorMessage string; nullable
+    partition_id: int
+    error_code: int
+    error_message: str | None
     unknown_tags: dict[int, bytes] | None
 
     def __init__(

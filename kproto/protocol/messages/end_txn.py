@@ -33,10 +33,19 @@ _INT64_INT16_BOOL = struct.Struct('>qh?')
 
 
 class EndTxnRequest(Request['EndTxnResponse']):
-    """Kafka request ``EndTxnRequest`` (API key 26), versions 0-5, flexible from v3.
+    """Kafka request ``EndTxnRequest`` (API key 26): valid versions v0-5, flexible versions v3+.
 
-    Schema: ``tools/kafka-protocol/message/EndTxnRequest.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/EndTxnRequest.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        transactional_id: ``TransactionalId`` ``string``; every version.
+        producer_id: ``ProducerId`` ``int64``; every version.
+        producer_epoch: ``ProducerEpoch`` ``int16``; every version.
+        committed: ``Committed`` ``bool``; every version.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('transactional_id', 'producer_id', 'producer_epoch', 'committed', 'unknown_tags',)
@@ -47,10 +56,10 @@ class EndTxnRequest(Request['EndTxnResponse']):
     FLEXIBLE_VERSION: ClassVar[int | None] = 3
     _SCHEMA_NAME: ClassVar[str] = 'EndTxnRequest'
 
-    transactional_id: str  # TransactionalId string
-    producer_id: int  # ProducerId int64
-    producer_epoch: int  # ProducerEpoch int16
-    committed: bool  # Committed bool
+    transactional_id: str
+    producer_id: int
+    producer_epoch: int
+    committed: bool
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -70,10 +79,19 @@ class EndTxnRequest(Request['EndTxnResponse']):
 
 
 class EndTxnResponse(Response):
-    """Kafka response ``EndTxnResponse`` (API key 26), versions 0-5, flexible from v3.
+    """Kafka response ``EndTxnResponse`` (API key 26): valid versions v0-5, flexible versions v3+.
 
-    Schema: ``tools/kafka-protocol/message/EndTxnResponse.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/EndTxnResponse.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        throttle_time_ms: ``ThrottleTimeMs`` ``int32``; every version.
+        error_code: ``ErrorCode`` ``int16``; every version.
+        producer_id: ``ProducerId`` ``int64``; v5+; default -1; ignorable.
+        producer_epoch: ``ProducerEpoch`` ``int16``; v5+; default -1; ignorable.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('throttle_time_ms', 'error_code', 'producer_id', 'producer_epoch', 'unknown_tags',)
@@ -84,10 +102,10 @@ class EndTxnResponse(Response):
     FLEXIBLE_VERSION: ClassVar[int | None] = 3
     _SCHEMA_NAME: ClassVar[str] = 'EndTxnResponse'
 
-    throttle_time_ms: int  # ThrottleTimeMs int32
-    error_code: int  # ErrorCode int16
-    producer_id: int  # ProducerId int64; v5+; default -1; ignorable
-    producer_epoch: int  # ProducerEpoch int16; v5+; default -1; ignorable
+    throttle_time_ms: int
+    error_code: int
+    producer_id: int
+    producer_epoch: int
     unknown_tags: dict[int, bytes] | None
 
     def __init__(

@@ -24,10 +24,16 @@ _INT32 = struct.Struct('>i')
 
 
 class EndTxnMarker(Message):
-    """Kafka data schema ``EndTxnMarker``, versions 0-0.
+    """Kafka data schema ``EndTxnMarker``: valid versions v0-0, no flexible versions.
 
-    Schema: ``tools/kafka-protocol/message/EndTxnMarker.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/EndTxnMarker.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        coordinator_epoch: ``CoordinatorEpoch`` ``int32``; every version.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('coordinator_epoch', 'unknown_tags',)
@@ -37,7 +43,7 @@ class EndTxnMarker(Message):
     FLEXIBLE_VERSION: ClassVar[int | None] = None
     _SCHEMA_NAME: ClassVar[str] = 'EndTxnMarker'
 
-    coordinator_epoch: int  # CoordinatorEpoch int32
+    coordinator_epoch: int
     unknown_tags: dict[int, bytes] | None
 
     def __init__(

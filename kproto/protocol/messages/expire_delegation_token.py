@@ -32,10 +32,17 @@ _INT64 = struct.Struct('>q')
 
 
 class ExpireDelegationTokenRequest(Request['ExpireDelegationTokenResponse']):
-    """Kafka request ``ExpireDelegationTokenRequest`` (API key 40), versions 1-2, flexible from v2.
+    """Kafka request ``ExpireDelegationTokenRequest`` (API key 40): valid versions v1-2, flexible versions v2+.
 
-    Schema: ``tools/kafka-protocol/message/ExpireDelegationTokenRequest.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/ExpireDelegationTokenRequest.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        hmac: ``Hmac`` ``bytes``; every version.
+        expiry_time_period_ms: ``ExpiryTimePeriodMs`` ``int64``; every version.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('hmac', 'expiry_time_period_ms', 'unknown_tags',)
@@ -46,8 +53,8 @@ class ExpireDelegationTokenRequest(Request['ExpireDelegationTokenResponse']):
     FLEXIBLE_VERSION: ClassVar[int | None] = 2
     _SCHEMA_NAME: ClassVar[str] = 'ExpireDelegationTokenRequest'
 
-    hmac: bytes  # Hmac bytes
-    expiry_time_period_ms: int  # ExpiryTimePeriodMs int64
+    hmac: bytes
+    expiry_time_period_ms: int
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -63,10 +70,18 @@ class ExpireDelegationTokenRequest(Request['ExpireDelegationTokenResponse']):
 
 
 class ExpireDelegationTokenResponse(Response):
-    """Kafka response ``ExpireDelegationTokenResponse`` (API key 40), versions 1-2, flexible from v2.
+    """Kafka response ``ExpireDelegationTokenResponse`` (API key 40): valid versions v1-2, flexible versions v2+.
 
-    Schema: ``tools/kafka-protocol/message/ExpireDelegationTokenResponse.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/ExpireDelegationTokenResponse.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        error_code: ``ErrorCode`` ``int16``; every version.
+        expiry_timestamp_ms: ``ExpiryTimestampMs`` ``int64``; every version.
+        throttle_time_ms: ``ThrottleTimeMs`` ``int32``; every version.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('error_code', 'expiry_timestamp_ms', 'throttle_time_ms', 'unknown_tags',)
@@ -77,9 +92,9 @@ class ExpireDelegationTokenResponse(Response):
     FLEXIBLE_VERSION: ClassVar[int | None] = 2
     _SCHEMA_NAME: ClassVar[str] = 'ExpireDelegationTokenResponse'
 
-    error_code: int  # ErrorCode int16
-    expiry_timestamp_ms: int  # ExpiryTimestampMs int64
-    throttle_time_ms: int  # ThrottleTimeMs int32
+    error_code: int
+    expiry_timestamp_ms: int
+    throttle_time_ms: int
     unknown_tags: dict[int, bytes] | None
 
     def __init__(

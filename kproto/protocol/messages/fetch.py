@@ -73,10 +73,27 @@ _INT64_INT64 = struct.Struct('>qq')
 
 
 class FetchRequest(Request['FetchResponse']):
-    """Kafka request ``FetchRequest`` (API key 1), versions 4-18, flexible from v12.
+    """Kafka request ``FetchRequest`` (API key 1): valid versions v4-18, flexible versions v12+.
 
-    Schema: ``tools/kafka-protocol/message/FetchRequest.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/FetchRequest.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        cluster_id: ``ClusterId`` ``string``; v12+; nullable; tagged (tag 0) v12+; ignorable.
+        replica_id: ``ReplicaId`` ``int32``; v4-14; default -1.
+        replica_state: ``ReplicaState`` ``ReplicaState``; v15+; tagged (tag 1) v15+.
+        max_wait_ms: ``MaxWaitMs`` ``int32``; every version.
+        min_bytes: ``MinBytes`` ``int32``; every version.
+        max_bytes: ``MaxBytes`` ``int32``; every version; default 0x7fffffff; ignorable.
+        isolation_level: ``IsolationLevel`` ``int8``; every version; ignorable.
+        session_id: ``SessionId`` ``int32``; v7+; ignorable.
+        session_epoch: ``SessionEpoch`` ``int32``; v7+; default -1; ignorable.
+        topics: ``Topics`` ``[]FetchTopic``; every version.
+        forgotten_topics_data: ``ForgottenTopicsData`` ``[]ForgottenTopic``; v7+.
+        rack_id: ``RackId`` ``string``; v11+; ignorable.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('cluster_id', 'replica_id', 'replica_state', 'max_wait_ms', 'min_bytes', 'max_bytes', 'isolation_level', 'session_id', 'session_epoch', 'topics', 'forgotten_topics_data', 'rack_id', 'unknown_tags',)
@@ -87,18 +104,18 @@ class FetchRequest(Request['FetchResponse']):
     FLEXIBLE_VERSION: ClassVar[int | None] = 12
     _SCHEMA_NAME: ClassVar[str] = 'FetchRequest'
 
-    cluster_id: str | None  # ClusterId string; v12+; nullable; tag 0 v12+; ignorable
-    replica_id: int  # ReplicaId int32; v4-14; default -1
-    replica_state: ReplicaState  # ReplicaState ReplicaState; v15+; tag 1 v15+
-    max_wait_ms: int  # MaxWaitMs int32
-    min_bytes: int  # MinBytes int32
-    max_bytes: int  # MaxBytes int32; default 0x7fffffff; ignorable
-    isolation_level: int  # IsolationLevel int8; ignorable
-    session_id: int  # SessionId int32; v7+; ignorable
-    session_epoch: int  # SessionEpoch int32; v7+; default -1; ignorable
-    topics: list[FetchTopic]  # Topics []FetchTopic
-    forgotten_topics_data: list[ForgottenTopic]  # ForgottenTopicsData []ForgottenTopic; v7+
-    rack_id: str  # RackId string; v11+; ignorable
+    cluster_id: str | None
+    replica_id: int
+    replica_state: ReplicaState
+    max_wait_ms: int
+    min_bytes: int
+    max_bytes: int
+    isolation_level: int
+    session_id: int
+    session_epoch: int
+    topics: list[FetchTopic]
+    forgotten_topics_data: list[ForgottenTopic]
+    rack_id: str
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -136,17 +153,25 @@ class FetchRequest(Request['FetchResponse']):
 class ForgottenTopic(Struct):
     """Struct ``ForgottenTopic`` of ``FetchRequest``.
 
-    Schema: ``tools/kafka-protocol/message/FetchRequest.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/FetchRequest.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        topic: ``Topic`` ``string``; v7-12; ignorable.
+        topic_id: ``TopicId`` ``uuid``; v13+; ignorable.
+        partitions: ``Partitions`` ``[]int32``; v7+.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('topic', 'topic_id', 'partitions', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'ForgottenTopic'
 
-    topic: str  # Topic string; v7-12; ignorable
-    topic_id: uuid.UUID  # TopicId uuid; v13+; ignorable
-    partitions: list[int]  # Partitions []int32; v7+
+    topic: str
+    topic_id: uuid.UUID
+    partitions: list[int]
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -166,17 +191,25 @@ class ForgottenTopic(Struct):
 class FetchTopic(Struct):
     """Struct ``FetchTopic`` of ``FetchRequest``.
 
-    Schema: ``tools/kafka-protocol/message/FetchRequest.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/FetchRequest.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        topic: ``Topic`` ``string``; v4-12; ignorable.
+        topic_id: ``TopicId`` ``uuid``; v13+; ignorable.
+        partitions: ``Partitions`` ``[]FetchPartition``; every version.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('topic', 'topic_id', 'partitions', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'FetchTopic'
 
-    topic: str  # Topic string; v4-12; ignorable
-    topic_id: uuid.UUID  # TopicId uuid; v13+; ignorable
-    partitions: list[FetchPartition]  # Partitions []FetchPartition
+    topic: str
+    topic_id: uuid.UUID
+    partitions: list[FetchPartition]
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -196,22 +229,35 @@ class FetchTopic(Struct):
 class FetchPartition(Struct):
     """Struct ``FetchPartition`` of ``FetchRequest``.
 
-    Schema: ``tools/kafka-protocol/message/FetchRequest.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/FetchRequest.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        partition: ``Partition`` ``int32``; every version.
+        current_leader_epoch: ``CurrentLeaderEpoch`` ``int32``; v9+; default -1; ignorable.
+        fetch_offset: ``FetchOffset`` ``int64``; every version.
+        last_fetched_epoch: ``LastFetchedEpoch`` ``int32``; v12+; default -1.
+        log_start_offset: ``LogStartOffset`` ``int64``; v5+; default -1; ignorable.
+        partition_max_bytes: ``PartitionMaxBytes`` ``int32``; every version.
+        replica_directory_id: ``ReplicaDirectoryId`` ``uuid``; v17+; tagged (tag 0) v17+; ignorable.
+        high_watermark: ``HighWatermark`` ``int64``; v18+; tagged (tag 1) v18+; default 9223372036854775807; ignorable.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('partition', 'current_leader_epoch', 'fetch_offset', 'last_fetched_epoch', 'log_start_offset', 'partition_max_bytes', 'replica_directory_id', 'high_watermark', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'FetchPartition'
 
-    partition: int  # Partition int32
-    current_leader_epoch: int  # CurrentLeaderEpoch int32; v9+; default -1; ignorable
-    fetch_offset: int  # FetchOffset int64
-    last_fetched_epoch: int  # LastFetchedEpoch int32; v12+; default -1
-    log_start_offset: int  # LogStartOffset int64; v5+; default -1; ignorable
-    partition_max_bytes: int  # PartitionMaxBytes int32
-    replica_directory_id: uuid.UUID  # ReplicaDirectoryId uuid; v17+; tag 0 v17+; ignorable
-    high_watermark: int  # HighWatermark int64; v18+; tag 1 v18+; default 9223372036854775807; ignorable
+    partition: int
+    current_leader_epoch: int
+    fetch_offset: int
+    last_fetched_epoch: int
+    log_start_offset: int
+    partition_max_bytes: int
+    replica_directory_id: uuid.UUID
+    high_watermark: int
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -241,16 +287,23 @@ class FetchPartition(Struct):
 class ReplicaState(Struct):
     """Struct ``ReplicaState`` of ``FetchRequest``.
 
-    Schema: ``tools/kafka-protocol/message/FetchRequest.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/FetchRequest.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        replica_id: ``ReplicaId`` ``int32``; v15+; default -1.
+        replica_epoch: ``ReplicaEpoch`` ``int64``; v15+; default -1.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('replica_id', 'replica_epoch', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'ReplicaState'
 
-    replica_id: int  # ReplicaId int32; v15+; default -1
-    replica_epoch: int  # ReplicaEpoch int64; v15+; default -1
+    replica_id: int
+    replica_epoch: int
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -266,10 +319,20 @@ class ReplicaState(Struct):
 
 
 class FetchResponse(Response):
-    """Kafka response ``FetchResponse`` (API key 1), versions 4-18, flexible from v12.
+    """Kafka response ``FetchResponse`` (API key 1): valid versions v4-18, flexible versions v12+.
 
-    Schema: ``tools/kafka-protocol/message/FetchResponse.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/FetchResponse.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        throttle_time_ms: ``ThrottleTimeMs`` ``int32``; every version; ignorable.
+        error_code: ``ErrorCode`` ``int16``; v7+; ignorable.
+        session_id: ``SessionId`` ``int32``; v7+.
+        responses: ``Responses`` ``[]FetchableTopicResponse``; every version.
+        node_endpoints: ``NodeEndpoints`` ``[]NodeEndpoint``; v16+; tagged (tag 0) v16+.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('throttle_time_ms', 'error_code', 'session_id', 'responses', 'node_endpoints', 'unknown_tags',)
@@ -280,11 +343,11 @@ class FetchResponse(Response):
     FLEXIBLE_VERSION: ClassVar[int | None] = 12
     _SCHEMA_NAME: ClassVar[str] = 'FetchResponse'
 
-    throttle_time_ms: int  # ThrottleTimeMs int32; ignorable
-    error_code: int  # ErrorCode int16; v7+; ignorable
-    session_id: int  # SessionId int32; v7+
-    responses: list[FetchableTopicResponse]  # Responses []FetchableTopicResponse
-    node_endpoints: list[NodeEndpoint]  # NodeEndpoints []NodeEndpoint; v16+; tag 0 v16+
+    throttle_time_ms: int
+    error_code: int
+    session_id: int
+    responses: list[FetchableTopicResponse]
+    node_endpoints: list[NodeEndpoint]
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -308,18 +371,27 @@ class FetchResponse(Response):
 class NodeEndpoint(Struct):
     """Struct ``NodeEndpoint`` of ``FetchResponse``.
 
-    Schema: ``tools/kafka-protocol/message/FetchResponse.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/FetchResponse.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        node_id: ``NodeId`` ``int32``; v16+.
+        host: ``Host`` ``string``; v16+.
+        port: ``Port`` ``int32``; v16+.
+        rack: ``Rack`` ``string``; v16+; nullable.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('node_id', 'host', 'port', 'rack', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'NodeEndpoint'
 
-    node_id: int  # NodeId int32; v16+
-    host: str  # Host string; v16+
-    port: int  # Port int32; v16+
-    rack: str | None  # Rack string; v16+; nullable
+    node_id: int
+    host: str
+    port: int
+    rack: str | None
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -341,17 +413,25 @@ class NodeEndpoint(Struct):
 class FetchableTopicResponse(Struct):
     """Struct ``FetchableTopicResponse`` of ``FetchResponse``.
 
-    Schema: ``tools/kafka-protocol/message/FetchResponse.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/FetchResponse.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        topic: ``Topic`` ``string``; v4-12; ignorable.
+        topic_id: ``TopicId`` ``uuid``; v13+; ignorable.
+        partitions: ``Partitions`` ``[]PartitionData``; every version.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('topic', 'topic_id', 'partitions', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'FetchableTopicResponse'
 
-    topic: str  # Topic string; v4-12; ignorable
-    topic_id: uuid.UUID  # TopicId uuid; v13+; ignorable
-    partitions: list[PartitionData]  # Partitions []PartitionData
+    topic: str
+    topic_id: uuid.UUID
+    partitions: list[PartitionData]
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -371,25 +451,41 @@ class FetchableTopicResponse(Struct):
 class PartitionData(Struct):
     """Struct ``PartitionData`` of ``FetchResponse``.
 
-    Schema: ``tools/kafka-protocol/message/FetchResponse.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/FetchResponse.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        partition_index: ``PartitionIndex`` ``int32``; every version.
+        error_code: ``ErrorCode`` ``int16``; every version.
+        high_watermark: ``HighWatermark`` ``int64``; every version.
+        last_stable_offset: ``LastStableOffset`` ``int64``; every version; default -1; ignorable.
+        log_start_offset: ``LogStartOffset`` ``int64``; v5+; default -1; ignorable.
+        diverging_epoch: ``DivergingEpoch`` ``EpochEndOffset``; v12+; tagged (tag 0) v12+.
+        current_leader: ``CurrentLeader`` ``LeaderIdAndEpoch``; v12+; tagged (tag 1) v12+.
+        snapshot_id: ``SnapshotId`` ``SnapshotId``; v12+; tagged (tag 2) v12+.
+        aborted_transactions: ``AbortedTransactions`` ``[]AbortedTransaction``; every version; nullable; ignorable.
+        preferred_read_replica: ``PreferredReadReplica`` ``int32``; v11+; default -1.
+        records: ``Records`` ``records``; every version; nullable.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('partition_index', 'error_code', 'high_watermark', 'last_stable_offset', 'log_start_offset', 'diverging_epoch', 'current_leader', 'snapshot_id', 'aborted_transactions', 'preferred_read_replica', 'records', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'PartitionData'
 
-    partition_index: int  # PartitionIndex int32
-    error_code: int  # ErrorCode int16
-    high_watermark: int  # HighWatermark int64
-    last_stable_offset: int  # LastStableOffset int64; default -1; ignorable
-    log_start_offset: int  # LogStartOffset int64; v5+; default -1; ignorable
-    diverging_epoch: EpochEndOffset  # DivergingEpoch EpochEndOffset; v12+; tag 0 v12+
-    current_leader: LeaderIdAndEpoch  # CurrentLeader LeaderIdAndEpoch; v12+; tag 1 v12+
-    snapshot_id: SnapshotId  # SnapshotId SnapshotId; v12+; tag 2 v12+
-    aborted_transactions: list[AbortedTransaction] | None  # AbortedTransactions []AbortedTransaction; nullable; ignorable
-    preferred_read_replica: int  # PreferredReadReplica int32; v11+; default -1
-    records: Buffer | None  # Records records; nullable
+    partition_index: int
+    error_code: int
+    high_watermark: int
+    last_stable_offset: int
+    log_start_offset: int
+    diverging_epoch: EpochEndOffset
+    current_leader: LeaderIdAndEpoch
+    snapshot_id: SnapshotId
+    aborted_transactions: list[AbortedTransaction] | None
+    preferred_read_replica: int
+    records: Buffer | None
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -425,16 +521,23 @@ class PartitionData(Struct):
 class AbortedTransaction(Struct):
     """Struct ``AbortedTransaction`` of ``FetchResponse``.
 
-    Schema: ``tools/kafka-protocol/message/FetchResponse.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/FetchResponse.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        producer_id: ``ProducerId`` ``int64``; every version.
+        first_offset: ``FirstOffset`` ``int64``; every version.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('producer_id', 'first_offset', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'AbortedTransaction'
 
-    producer_id: int  # ProducerId int64
-    first_offset: int  # FirstOffset int64
+    producer_id: int
+    first_offset: int
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -452,16 +555,23 @@ class AbortedTransaction(Struct):
 class SnapshotId(Struct):
     """Struct ``SnapshotId`` of ``FetchResponse``.
 
-    Schema: ``tools/kafka-protocol/message/FetchResponse.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/FetchResponse.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        end_offset: ``EndOffset`` ``int64``; every version; default -1.
+        epoch: ``Epoch`` ``int32``; every version; default -1.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('end_offset', 'epoch', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'SnapshotId'
 
-    end_offset: int  # EndOffset int64; default -1
-    epoch: int  # Epoch int32; default -1
+    end_offset: int
+    epoch: int
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -479,16 +589,23 @@ class SnapshotId(Struct):
 class LeaderIdAndEpoch(Struct):
     """Struct ``LeaderIdAndEpoch`` of ``FetchResponse``.
 
-    Schema: ``tools/kafka-protocol/message/FetchResponse.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/FetchResponse.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        leader_id: ``LeaderId`` ``int32``; v12+; default -1.
+        leader_epoch: ``LeaderEpoch`` ``int32``; v12+; default -1.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('leader_id', 'leader_epoch', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'LeaderIdAndEpoch'
 
-    leader_id: int  # LeaderId int32; v12+; default -1
-    leader_epoch: int  # LeaderEpoch int32; v12+; default -1
+    leader_id: int
+    leader_epoch: int
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -506,16 +623,23 @@ class LeaderIdAndEpoch(Struct):
 class EpochEndOffset(Struct):
     """Struct ``EpochEndOffset`` of ``FetchResponse``.
 
-    Schema: ``tools/kafka-protocol/message/FetchResponse.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/FetchResponse.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        epoch: ``Epoch`` ``int32``; v12+; default -1.
+        end_offset: ``EndOffset`` ``int64``; v12+; default -1.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('epoch', 'end_offset', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'EpochEndOffset'
 
-    epoch: int  # Epoch int32; v12+; default -1
-    end_offset: int  # EndOffset int64; v12+; default -1
+    epoch: int
+    end_offset: int
     unknown_tags: dict[int, bytes] | None
 
     def __init__(

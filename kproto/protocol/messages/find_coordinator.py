@@ -42,10 +42,18 @@ _INT32_INT16 = struct.Struct('>ih')
 
 
 class FindCoordinatorRequest(Request['FindCoordinatorResponse']):
-    """Kafka request ``FindCoordinatorRequest`` (API key 10), versions 0-6, flexible from v3.
+    """Kafka request ``FindCoordinatorRequest`` (API key 10): valid versions v0-6, flexible versions v3+.
 
-    Schema: ``tools/kafka-protocol/message/FindCoordinatorRequest.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/FindCoordinatorRequest.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        key: ``Key`` ``string``; v0-3.
+        key_type: ``KeyType`` ``int8``; v1+.
+        coordinator_keys: ``CoordinatorKeys`` ``[]string``; v4+.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('key', 'key_type', 'coordinator_keys', 'unknown_tags',)
@@ -56,9 +64,9 @@ class FindCoordinatorRequest(Request['FindCoordinatorResponse']):
     FLEXIBLE_VERSION: ClassVar[int | None] = 3
     _SCHEMA_NAME: ClassVar[str] = 'FindCoordinatorRequest'
 
-    key: str  # Key string; v0-3
-    key_type: int  # KeyType int8; v1+
-    coordinator_keys: list[str]  # CoordinatorKeys []string; v4+
+    key: str
+    key_type: int
+    coordinator_keys: list[str]
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -76,10 +84,22 @@ class FindCoordinatorRequest(Request['FindCoordinatorResponse']):
 
 
 class FindCoordinatorResponse(Response):
-    """Kafka response ``FindCoordinatorResponse`` (API key 10), versions 0-6, flexible from v3.
+    """Kafka response ``FindCoordinatorResponse`` (API key 10): valid versions v0-6, flexible versions v3+.
 
-    Schema: ``tools/kafka-protocol/message/FindCoordinatorResponse.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/FindCoordinatorResponse.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        throttle_time_ms: ``ThrottleTimeMs`` ``int32``; v1+; ignorable.
+        error_code: ``ErrorCode`` ``int16``; v0-3.
+        error_message: ``ErrorMessage`` ``string``; v1-3; nullable; ignorable.
+        node_id: ``NodeId`` ``int32``; v0-3.
+        host: ``Host`` ``string``; v0-3.
+        port: ``Port`` ``int32``; v0-3.
+        coordinators: ``Coordinators`` ``[]Coordinator``; v4+.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('throttle_time_ms', 'error_code', 'error_message', 'node_id', 'host', 'port', 'coordinators', 'unknown_tags',)
@@ -90,13 +110,13 @@ class FindCoordinatorResponse(Response):
     FLEXIBLE_VERSION: ClassVar[int | None] = 3
     _SCHEMA_NAME: ClassVar[str] = 'FindCoordinatorResponse'
 
-    throttle_time_ms: int  # ThrottleTimeMs int32; v1+; ignorable
-    error_code: int  # ErrorCode int16; v0-3
-    error_message: str | None  # ErrorMessage string; v1-3; nullable; ignorable
-    node_id: int  # NodeId int32; v0-3
-    host: str  # Host string; v0-3
-    port: int  # Port int32; v0-3
-    coordinators: list[Coordinator]  # Coordinators []Coordinator; v4+
+    throttle_time_ms: int
+    error_code: int
+    error_message: str | None
+    node_id: int
+    host: str
+    port: int
+    coordinators: list[Coordinator]
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -124,20 +144,31 @@ class FindCoordinatorResponse(Response):
 class Coordinator(Struct):
     """Struct ``Coordinator`` of ``FindCoordinatorResponse``.
 
-    Schema: ``tools/kafka-protocol/message/FindCoordinatorResponse.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/FindCoordinatorResponse.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        key: ``Key`` ``string``; v4+.
+        node_id: ``NodeId`` ``int32``; v4+.
+        host: ``Host`` ``string``; v4+.
+        port: ``Port`` ``int32``; v4+.
+        error_code: ``ErrorCode`` ``int16``; v4+.
+        error_message: ``ErrorMessage`` ``string``; v4+; nullable; ignorable.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('key', 'node_id', 'host', 'port', 'error_code', 'error_message', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'Coordinator'
 
-    key: str  # Key string; v4+
-    node_id: int  # NodeId int32; v4+
-    host: str  # Host string; v4+
-    port: int  # Port int32; v4+
-    error_code: int  # ErrorCode int16; v4+
-    error_message: str | None  # ErrorMessage string; v4+; nullable; ignorable
+    key: str
+    node_id: int
+    host: str
+    port: int
+    error_code: int
+    error_message: str | None
     unknown_tags: dict[int, bytes] | None
 
     def __init__(

@@ -34,10 +34,16 @@ _INT32_INT32_BOOL = struct.Struct('>ii?')
 
 
 class GetTelemetrySubscriptionsRequest(Request['GetTelemetrySubscriptionsResponse']):
-    """Kafka request ``GetTelemetrySubscriptionsRequest`` (API key 71), versions 0-0, flexible from v0.
+    """Kafka request ``GetTelemetrySubscriptionsRequest`` (API key 71): valid versions v0-0, flexible versions v0+.
 
-    Schema: ``tools/kafka-protocol/message/GetTelemetrySubscriptionsRequest.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/GetTelemetrySubscriptionsRequest.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        client_instance_id: ``ClientInstanceId`` ``uuid``; every version.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('client_instance_id', 'unknown_tags',)
@@ -48,7 +54,7 @@ class GetTelemetrySubscriptionsRequest(Request['GetTelemetrySubscriptionsRespons
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
     _SCHEMA_NAME: ClassVar[str] = 'GetTelemetrySubscriptionsRequest'
 
-    client_instance_id: uuid.UUID  # ClientInstanceId uuid
+    client_instance_id: uuid.UUID
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -62,10 +68,24 @@ class GetTelemetrySubscriptionsRequest(Request['GetTelemetrySubscriptionsRespons
 
 
 class GetTelemetrySubscriptionsResponse(Response):
-    """Kafka response ``GetTelemetrySubscriptionsResponse`` (API key 71), versions 0-0, flexible from v0.
+    """Kafka response ``GetTelemetrySubscriptionsResponse`` (API key 71): valid versions v0-0, flexible versions v0+.
 
-    Schema: ``tools/kafka-protocol/message/GetTelemetrySubscriptionsResponse.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/GetTelemetrySubscriptionsResponse.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        throttle_time_ms: ``ThrottleTimeMs`` ``int32``; every version.
+        error_code: ``ErrorCode`` ``int16``; every version.
+        client_instance_id: ``ClientInstanceId`` ``uuid``; every version.
+        subscription_id: ``SubscriptionId`` ``int32``; every version.
+        accepted_compression_types: ``AcceptedCompressionTypes`` ``[]int8``; every version.
+        push_interval_ms: ``PushIntervalMs`` ``int32``; every version.
+        telemetry_max_bytes: ``TelemetryMaxBytes`` ``int32``; every version.
+        delta_temporality: ``DeltaTemporality`` ``bool``; every version.
+        requested_metrics: ``RequestedMetrics`` ``[]string``; every version.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('throttle_time_ms', 'error_code', 'client_instance_id', 'subscription_id', 'accepted_compression_types', 'push_interval_ms', 'telemetry_max_bytes', 'delta_temporality', 'requested_metrics', 'unknown_tags',)
@@ -76,15 +96,15 @@ class GetTelemetrySubscriptionsResponse(Response):
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
     _SCHEMA_NAME: ClassVar[str] = 'GetTelemetrySubscriptionsResponse'
 
-    throttle_time_ms: int  # ThrottleTimeMs int32
-    error_code: int  # ErrorCode int16
-    client_instance_id: uuid.UUID  # ClientInstanceId uuid
-    subscription_id: int  # SubscriptionId int32
-    accepted_compression_types: list[int]  # AcceptedCompressionTypes []int8
-    push_interval_ms: int  # PushIntervalMs int32
-    telemetry_max_bytes: int  # TelemetryMaxBytes int32
-    delta_temporality: bool  # DeltaTemporality bool
-    requested_metrics: list[str]  # RequestedMetrics []string
+    throttle_time_ms: int
+    error_code: int
+    client_instance_id: uuid.UUID
+    subscription_id: int
+    accepted_compression_types: list[int]
+    push_interval_ms: int
+    telemetry_max_bytes: int
+    delta_temporality: bool
+    requested_metrics: list[str]
     unknown_tags: dict[int, bytes] | None
 
     def __init__(

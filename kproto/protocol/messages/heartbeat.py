@@ -38,10 +38,19 @@ _INT32_INT16 = struct.Struct('>ih')
 
 
 class HeartbeatRequest(Request['HeartbeatResponse']):
-    """Kafka request ``HeartbeatRequest`` (API key 12), versions 0-4, flexible from v4.
+    """Kafka request ``HeartbeatRequest`` (API key 12): valid versions v0-4, flexible versions v4+.
 
-    Schema: ``tools/kafka-protocol/message/HeartbeatRequest.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/HeartbeatRequest.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        group_id: ``GroupId`` ``string``; every version.
+        generation_id: ``GenerationId`` ``int32``; every version.
+        member_id: ``MemberId`` ``string``; every version.
+        group_instance_id: ``GroupInstanceId`` ``string``; v3+; nullable.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('group_id', 'generation_id', 'member_id', 'group_instance_id', 'unknown_tags',)
@@ -52,10 +61,10 @@ class HeartbeatRequest(Request['HeartbeatResponse']):
     FLEXIBLE_VERSION: ClassVar[int | None] = 4
     _SCHEMA_NAME: ClassVar[str] = 'HeartbeatRequest'
 
-    group_id: str  # GroupId string
-    generation_id: int  # GenerationId int32
-    member_id: str  # MemberId string
-    group_instance_id: str | None  # GroupInstanceId string; v3+; nullable
+    group_id: str
+    generation_id: int
+    member_id: str
+    group_instance_id: str | None
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -75,10 +84,17 @@ class HeartbeatRequest(Request['HeartbeatResponse']):
 
 
 class HeartbeatResponse(Response):
-    """Kafka response ``HeartbeatResponse`` (API key 12), versions 0-4, flexible from v4.
+    """Kafka response ``HeartbeatResponse`` (API key 12): valid versions v0-4, flexible versions v4+.
 
-    Schema: ``tools/kafka-protocol/message/HeartbeatResponse.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/HeartbeatResponse.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        throttle_time_ms: ``ThrottleTimeMs`` ``int32``; v1+; ignorable.
+        error_code: ``ErrorCode`` ``int16``; every version.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('throttle_time_ms', 'error_code', 'unknown_tags',)
@@ -89,8 +105,8 @@ class HeartbeatResponse(Response):
     FLEXIBLE_VERSION: ClassVar[int | None] = 4
     _SCHEMA_NAME: ClassVar[str] = 'HeartbeatResponse'
 
-    throttle_time_ms: int  # ThrottleTimeMs int32; v1+; ignorable
-    error_code: int  # ErrorCode int16
+    throttle_time_ms: int
+    error_code: int
     unknown_tags: dict[int, bytes] | None
 
     def __init__(

@@ -44,10 +44,17 @@ _INT32 = struct.Struct('>i')
 
 
 class IncrementalAlterConfigsRequest(Request['IncrementalAlterConfigsResponse']):
-    """Kafka request ``IncrementalAlterConfigsRequest`` (API key 44), versions 0-1, flexible from v1.
+    """Kafka request ``IncrementalAlterConfigsRequest`` (API key 44): valid versions v0-1, flexible versions v1+.
 
-    Schema: ``tools/kafka-protocol/message/IncrementalAlterConfigsRequest.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/IncrementalAlterConfigsRequest.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        resources: ``Resources`` ``[]AlterConfigsResource``; every version.
+        validate_only: ``ValidateOnly`` ``bool``; every version.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('resources', 'validate_only', 'unknown_tags',)
@@ -58,8 +65,8 @@ class IncrementalAlterConfigsRequest(Request['IncrementalAlterConfigsResponse'])
     FLEXIBLE_VERSION: ClassVar[int | None] = 1
     _SCHEMA_NAME: ClassVar[str] = 'IncrementalAlterConfigsRequest'
 
-    resources: list[AlterConfigsResource]  # Resources []AlterConfigsResource
-    validate_only: bool  # ValidateOnly bool
+    resources: list[AlterConfigsResource]
+    validate_only: bool
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -77,17 +84,25 @@ class IncrementalAlterConfigsRequest(Request['IncrementalAlterConfigsResponse'])
 class AlterConfigsResource(Struct):
     """Struct ``AlterConfigsResource`` of ``IncrementalAlterConfigsRequest``.
 
-    Schema: ``tools/kafka-protocol/message/IncrementalAlterConfigsRequest.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/IncrementalAlterConfigsRequest.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        resource_type: ``ResourceType`` ``int8``; every version.
+        resource_name: ``ResourceName`` ``string``; every version.
+        configs: ``Configs`` ``[]AlterableConfig``; every version.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('resource_type', 'resource_name', 'configs', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'AlterConfigsResource'
 
-    resource_type: int  # ResourceType int8
-    resource_name: str  # ResourceName string
-    configs: list[AlterableConfig]  # Configs []AlterableConfig
+    resource_type: int
+    resource_name: str
+    configs: list[AlterableConfig]
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -107,17 +122,25 @@ class AlterConfigsResource(Struct):
 class AlterableConfig(Struct):
     """Struct ``AlterableConfig`` of ``IncrementalAlterConfigsRequest``.
 
-    Schema: ``tools/kafka-protocol/message/IncrementalAlterConfigsRequest.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/IncrementalAlterConfigsRequest.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        name: ``Name`` ``string``; every version.
+        config_operation: ``ConfigOperation`` ``int8``; every version.
+        value: ``Value`` ``string``; every version; nullable.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('name', 'config_operation', 'value', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'AlterableConfig'
 
-    name: str  # Name string
-    config_operation: int  # ConfigOperation int8
-    value: str | None  # Value string; nullable
+    name: str
+    config_operation: int
+    value: str | None
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -135,10 +158,17 @@ class AlterableConfig(Struct):
 
 
 class IncrementalAlterConfigsResponse(Response):
-    """Kafka response ``IncrementalAlterConfigsResponse`` (API key 44), versions 0-1, flexible from v1.
+    """Kafka response ``IncrementalAlterConfigsResponse`` (API key 44): valid versions v0-1, flexible versions v1+.
 
-    Schema: ``tools/kafka-protocol/message/IncrementalAlterConfigsResponse.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/IncrementalAlterConfigsResponse.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        throttle_time_ms: ``ThrottleTimeMs`` ``int32``; every version.
+        responses: ``Responses`` ``[]AlterConfigsResourceResponse``; every version.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('throttle_time_ms', 'responses', 'unknown_tags',)
@@ -149,8 +179,8 @@ class IncrementalAlterConfigsResponse(Response):
     FLEXIBLE_VERSION: ClassVar[int | None] = 1
     _SCHEMA_NAME: ClassVar[str] = 'IncrementalAlterConfigsResponse'
 
-    throttle_time_ms: int  # ThrottleTimeMs int32
-    responses: list[AlterConfigsResourceResponse]  # Responses []AlterConfigsResourceResponse
+    throttle_time_ms: int
+    responses: list[AlterConfigsResourceResponse]
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -168,18 +198,27 @@ class IncrementalAlterConfigsResponse(Response):
 class AlterConfigsResourceResponse(Struct):
     """Struct ``AlterConfigsResourceResponse`` of ``IncrementalAlterConfigsResponse``.
 
-    Schema: ``tools/kafka-protocol/message/IncrementalAlterConfigsResponse.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/IncrementalAlterConfigsResponse.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        error_code: ``ErrorCode`` ``int16``; every version.
+        error_message: ``ErrorMessage`` ``string``; every version; nullable.
+        resource_type: ``ResourceType`` ``int8``; every version.
+        resource_name: ``ResourceName`` ``string``; every version.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('error_code', 'error_message', 'resource_type', 'resource_name', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'AlterConfigsResourceResponse'
 
-    error_code: int  # ErrorCode int16
-    error_message: str | None  # ErrorMessage string; nullable
-    resource_type: int  # ResourceType int8
-    resource_name: str  # ResourceName string
+    error_code: int
+    error_message: str | None
+    resource_type: int
+    resource_name: str
     unknown_tags: dict[int, bytes] | None
 
     def __init__(

@@ -34,10 +34,21 @@ _INT32_INT64_INT16 = struct.Struct('>iqh')
 
 
 class InitProducerIdRequest(Request['InitProducerIdResponse']):
-    """Kafka request ``InitProducerIdRequest`` (API key 22), versions 0-5, flexible from v2.
+    """Kafka request ``InitProducerIdRequest`` (API key 22): valid versions v0-5, flexible versions v2+.
 
-    Schema: ``tools/kafka-protocol/message/InitProducerIdRequest.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/InitProducerIdRequest.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        transactional_id: ``TransactionalId`` ``string``; every version; nullable.
+        transaction_timeout_ms: ``TransactionTimeoutMs`` ``int32``; every version.
+        producer_id: ``ProducerId`` ``int64``; v3+; default -1.
+        producer_epoch: ``ProducerEpoch`` ``int16``; v3+; default -1.
+        enable2_pc: ``Enable2Pc`` ``bool``; v6+.
+        keep_prepared_txn: ``KeepPreparedTxn`` ``bool``; v6+.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('transactional_id', 'transaction_timeout_ms', 'producer_id', 'producer_epoch', 'enable2_pc', 'keep_prepared_txn', 'unknown_tags',)
@@ -48,12 +59,12 @@ class InitProducerIdRequest(Request['InitProducerIdResponse']):
     FLEXIBLE_VERSION: ClassVar[int | None] = 2
     _SCHEMA_NAME: ClassVar[str] = 'InitProducerIdRequest'
 
-    transactional_id: str | None  # TransactionalId string; nullable
-    transaction_timeout_ms: int  # TransactionTimeoutMs int32
-    producer_id: int  # ProducerId int64; v3+; default -1
-    producer_epoch: int  # ProducerEpoch int16; v3+; default -1
-    enable2_pc: bool  # Enable2Pc bool; v6+
-    keep_prepared_txn: bool  # KeepPreparedTxn bool; v6+
+    transactional_id: str | None
+    transaction_timeout_ms: int
+    producer_id: int
+    producer_epoch: int
+    enable2_pc: bool
+    keep_prepared_txn: bool
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -77,10 +88,21 @@ class InitProducerIdRequest(Request['InitProducerIdResponse']):
 
 
 class InitProducerIdResponse(Response):
-    """Kafka response ``InitProducerIdResponse`` (API key 22), versions 0-5, flexible from v2.
+    """Kafka response ``InitProducerIdResponse`` (API key 22): valid versions v0-5, flexible versions v2+.
 
-    Schema: ``tools/kafka-protocol/message/InitProducerIdResponse.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/InitProducerIdResponse.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        throttle_time_ms: ``ThrottleTimeMs`` ``int32``; every version; ignorable.
+        error_code: ``ErrorCode`` ``int16``; every version.
+        producer_id: ``ProducerId`` ``int64``; every version; default -1.
+        producer_epoch: ``ProducerEpoch`` ``int16``; every version.
+        ongoing_txn_producer_id: ``OngoingTxnProducerId`` ``int64``; v6+; default -1.
+        ongoing_txn_producer_epoch: ``OngoingTxnProducerEpoch`` ``int16``; v6+; default -1.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('throttle_time_ms', 'error_code', 'producer_id', 'producer_epoch', 'ongoing_txn_producer_id', 'ongoing_txn_producer_epoch', 'unknown_tags',)
@@ -91,12 +113,12 @@ class InitProducerIdResponse(Response):
     FLEXIBLE_VERSION: ClassVar[int | None] = 2
     _SCHEMA_NAME: ClassVar[str] = 'InitProducerIdResponse'
 
-    throttle_time_ms: int  # ThrottleTimeMs int32; ignorable
-    error_code: int  # ErrorCode int16
-    producer_id: int  # ProducerId int64; default -1
-    producer_epoch: int  # ProducerEpoch int16
-    ongoing_txn_producer_id: int  # OngoingTxnProducerId int64; v6+; default -1
-    ongoing_txn_producer_epoch: int  # OngoingTxnProducerEpoch int16; v6+; default -1
+    throttle_time_ms: int
+    error_code: int
+    producer_id: int
+    producer_epoch: int
+    ongoing_txn_producer_id: int
+    ongoing_txn_producer_epoch: int
     unknown_tags: dict[int, bytes] | None
 
     def __init__(

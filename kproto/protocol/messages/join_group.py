@@ -49,10 +49,23 @@ _INT32_INT32 = struct.Struct('>ii')
 
 
 class JoinGroupRequest(Request['JoinGroupResponse']):
-    """Kafka request ``JoinGroupRequest`` (API key 11), versions 0-9, flexible from v6.
+    """Kafka request ``JoinGroupRequest`` (API key 11): valid versions v0-9, flexible versions v6+.
 
-    Schema: ``tools/kafka-protocol/message/JoinGroupRequest.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/JoinGroupRequest.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        group_id: ``GroupId`` ``string``; every version.
+        session_timeout_ms: ``SessionTimeoutMs`` ``int32``; every version.
+        rebalance_timeout_ms: ``RebalanceTimeoutMs`` ``int32``; v1+; default -1; ignorable.
+        member_id: ``MemberId`` ``string``; every version.
+        group_instance_id: ``GroupInstanceId`` ``string``; v5+; nullable.
+        protocol_type: ``ProtocolType`` ``string``; every version.
+        protocols: ``Protocols`` ``[]JoinGroupRequestProtocol``; every version.
+        reason: ``Reason`` ``string``; v8+; nullable; ignorable.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('group_id', 'session_timeout_ms', 'rebalance_timeout_ms', 'member_id', 'group_instance_id', 'protocol_type', 'protocols', 'reason', 'unknown_tags',)
@@ -63,14 +76,14 @@ class JoinGroupRequest(Request['JoinGroupResponse']):
     FLEXIBLE_VERSION: ClassVar[int | None] = 6
     _SCHEMA_NAME: ClassVar[str] = 'JoinGroupRequest'
 
-    group_id: str  # GroupId string
-    session_timeout_ms: int  # SessionTimeoutMs int32
-    rebalance_timeout_ms: int  # RebalanceTimeoutMs int32; v1+; default -1; ignorable
-    member_id: str  # MemberId string
-    group_instance_id: str | None  # GroupInstanceId string; v5+; nullable
-    protocol_type: str  # ProtocolType string
-    protocols: list[JoinGroupRequestProtocol]  # Protocols []JoinGroupRequestProtocol
-    reason: str | None  # Reason string; v8+; nullable; ignorable
+    group_id: str
+    session_timeout_ms: int
+    rebalance_timeout_ms: int
+    member_id: str
+    group_instance_id: str | None
+    protocol_type: str
+    protocols: list[JoinGroupRequestProtocol]
+    reason: str | None
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -100,16 +113,23 @@ class JoinGroupRequest(Request['JoinGroupResponse']):
 class JoinGroupRequestProtocol(Struct):
     """Struct ``JoinGroupRequestProtocol`` of ``JoinGroupRequest``.
 
-    Schema: ``tools/kafka-protocol/message/JoinGroupRequest.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/JoinGroupRequest.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        name: ``Name`` ``string``; every version.
+        metadata: ``Metadata`` ``bytes``; every version.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('name', 'metadata', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'JoinGroupRequestProtocol'
 
-    name: str  # Name string
-    metadata: bytes  # Metadata bytes
+    name: str
+    metadata: bytes
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -125,10 +145,24 @@ class JoinGroupRequestProtocol(Struct):
 
 
 class JoinGroupResponse(Response):
-    """Kafka response ``JoinGroupResponse`` (API key 11), versions 0-9, flexible from v6.
+    """Kafka response ``JoinGroupResponse`` (API key 11): valid versions v0-9, flexible versions v6+.
 
-    Schema: ``tools/kafka-protocol/message/JoinGroupResponse.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/JoinGroupResponse.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        throttle_time_ms: ``ThrottleTimeMs`` ``int32``; v2+; ignorable.
+        error_code: ``ErrorCode`` ``int16``; every version.
+        generation_id: ``GenerationId`` ``int32``; every version; default -1.
+        protocol_type: ``ProtocolType`` ``string``; v7+; nullable; ignorable.
+        protocol_name: ``ProtocolName`` ``string``; every version; nullable v7+.
+        leader: ``Leader`` ``string``; every version.
+        skip_assignment: ``SkipAssignment`` ``bool``; v9+.
+        member_id: ``MemberId`` ``string``; every version.
+        members: ``Members`` ``[]JoinGroupResponseMember``; every version.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('throttle_time_ms', 'error_code', 'generation_id', 'protocol_type', 'protocol_name', 'leader', 'skip_assignment', 'member_id', 'members', 'unknown_tags',)
@@ -139,15 +173,15 @@ class JoinGroupResponse(Response):
     FLEXIBLE_VERSION: ClassVar[int | None] = 6
     _SCHEMA_NAME: ClassVar[str] = 'JoinGroupResponse'
 
-    throttle_time_ms: int  # ThrottleTimeMs int32; v2+; ignorable
-    error_code: int  # ErrorCode int16
-    generation_id: int  # GenerationId int32; default -1
-    protocol_type: str | None  # ProtocolType string; v7+; nullable; ignorable
-    protocol_name: str | None  # ProtocolName string; nullable v7+
-    leader: str  # Leader string
-    skip_assignment: bool  # SkipAssignment bool; v9+
-    member_id: str  # MemberId string
-    members: list[JoinGroupResponseMember]  # Members []JoinGroupResponseMember
+    throttle_time_ms: int
+    error_code: int
+    generation_id: int
+    protocol_type: str | None
+    protocol_name: str | None
+    leader: str
+    skip_assignment: bool
+    member_id: str
+    members: list[JoinGroupResponseMember]
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -179,17 +213,25 @@ class JoinGroupResponse(Response):
 class JoinGroupResponseMember(Struct):
     """Struct ``JoinGroupResponseMember`` of ``JoinGroupResponse``.
 
-    Schema: ``tools/kafka-protocol/message/JoinGroupResponse.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/JoinGroupResponse.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        member_id: ``MemberId`` ``string``; every version.
+        group_instance_id: ``GroupInstanceId`` ``string``; v5+; nullable; ignorable.
+        metadata: ``Metadata`` ``bytes``; every version.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('member_id', 'group_instance_id', 'metadata', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'JoinGroupResponseMember'
 
-    member_id: str  # MemberId string
-    group_instance_id: str | None  # GroupInstanceId string; v5+; nullable; ignorable
-    metadata: bytes  # Metadata bytes
+    member_id: str
+    group_instance_id: str | None
+    metadata: bytes
     unknown_tags: dict[int, bytes] | None
 
     def __init__(

@@ -43,10 +43,18 @@ _INT32_INT16 = struct.Struct('>ih')
 
 
 class LeaveGroupRequest(Request['LeaveGroupResponse']):
-    """Kafka request ``LeaveGroupRequest`` (API key 13), versions 0-5, flexible from v4.
+    """Kafka request ``LeaveGroupRequest`` (API key 13): valid versions v0-5, flexible versions v4+.
 
-    Schema: ``tools/kafka-protocol/message/LeaveGroupRequest.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/LeaveGroupRequest.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        group_id: ``GroupId`` ``string``; every version.
+        member_id: ``MemberId`` ``string``; v0-2.
+        members: ``Members`` ``[]MemberIdentity``; v3+.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('group_id', 'member_id', 'members', 'unknown_tags',)
@@ -57,9 +65,9 @@ class LeaveGroupRequest(Request['LeaveGroupResponse']):
     FLEXIBLE_VERSION: ClassVar[int | None] = 4
     _SCHEMA_NAME: ClassVar[str] = 'LeaveGroupRequest'
 
-    group_id: str  # GroupId string
-    member_id: str  # MemberId string; v0-2
-    members: list[MemberIdentity]  # Members []MemberIdentity; v3+
+    group_id: str
+    member_id: str
+    members: list[MemberIdentity]
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -79,17 +87,25 @@ class LeaveGroupRequest(Request['LeaveGroupResponse']):
 class MemberIdentity(Struct):
     """Struct ``MemberIdentity`` of ``LeaveGroupRequest``.
 
-    Schema: ``tools/kafka-protocol/message/LeaveGroupRequest.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/LeaveGroupRequest.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        member_id: ``MemberId`` ``string``; v3+.
+        group_instance_id: ``GroupInstanceId`` ``string``; v3+; nullable.
+        reason: ``Reason`` ``string``; v5+; nullable; ignorable.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('member_id', 'group_instance_id', 'reason', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'MemberIdentity'
 
-    member_id: str  # MemberId string; v3+
-    group_instance_id: str | None  # GroupInstanceId string; v3+; nullable
-    reason: str | None  # Reason string; v5+; nullable; ignorable
+    member_id: str
+    group_instance_id: str | None
+    reason: str | None
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -107,10 +123,18 @@ class MemberIdentity(Struct):
 
 
 class LeaveGroupResponse(Response):
-    """Kafka response ``LeaveGroupResponse`` (API key 13), versions 0-5, flexible from v4.
+    """Kafka response ``LeaveGroupResponse`` (API key 13): valid versions v0-5, flexible versions v4+.
 
-    Schema: ``tools/kafka-protocol/message/LeaveGroupResponse.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/LeaveGroupResponse.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        throttle_time_ms: ``ThrottleTimeMs`` ``int32``; v1+; ignorable.
+        error_code: ``ErrorCode`` ``int16``; every version.
+        members: ``Members`` ``[]MemberResponse``; v3+.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('throttle_time_ms', 'error_code', 'members', 'unknown_tags',)
@@ -121,9 +145,9 @@ class LeaveGroupResponse(Response):
     FLEXIBLE_VERSION: ClassVar[int | None] = 4
     _SCHEMA_NAME: ClassVar[str] = 'LeaveGroupResponse'
 
-    throttle_time_ms: int  # ThrottleTimeMs int32; v1+; ignorable
-    error_code: int  # ErrorCode int16
-    members: list[MemberResponse]  # Members []MemberResponse; v3+
+    throttle_time_ms: int
+    error_code: int
+    members: list[MemberResponse]
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -143,17 +167,25 @@ class LeaveGroupResponse(Response):
 class MemberResponse(Struct):
     """Struct ``MemberResponse`` of ``LeaveGroupResponse``.
 
-    Schema: ``tools/kafka-protocol/message/LeaveGroupResponse.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/LeaveGroupResponse.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        member_id: ``MemberId`` ``string``; v3+.
+        group_instance_id: ``GroupInstanceId`` ``string``; v3+; nullable.
+        error_code: ``ErrorCode`` ``int16``; v3+.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('member_id', 'group_instance_id', 'error_code', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'MemberResponse'
 
-    member_id: str  # MemberId string; v3+
-    group_instance_id: str | None  # GroupInstanceId string; v3+; nullable
-    error_code: int  # ErrorCode int16; v3+
+    member_id: str
+    group_instance_id: str | None
+    error_code: int
     unknown_tags: dict[int, bytes] | None
 
     def __init__(

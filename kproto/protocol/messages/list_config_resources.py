@@ -34,10 +34,16 @@ _INT32_INT16 = struct.Struct('>ih')
 
 
 class ListConfigResourcesRequest(Request['ListConfigResourcesResponse']):
-    """Kafka request ``ListConfigResourcesRequest`` (API key 74), versions 0-1, flexible from v0.
+    """Kafka request ``ListConfigResourcesRequest`` (API key 74): valid versions v0-1, flexible versions v0+.
 
-    Schema: ``tools/kafka-protocol/message/ListConfigResourcesRequest.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/ListConfigResourcesRequest.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        resource_types: ``ResourceTypes`` ``[]int8``; v1+.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('resource_types', 'unknown_tags',)
@@ -48,7 +54,7 @@ class ListConfigResourcesRequest(Request['ListConfigResourcesResponse']):
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
     _SCHEMA_NAME: ClassVar[str] = 'ListConfigResourcesRequest'
 
-    resource_types: list[int]  # ResourceTypes []int8; v1+
+    resource_types: list[int]
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -62,10 +68,18 @@ class ListConfigResourcesRequest(Request['ListConfigResourcesResponse']):
 
 
 class ListConfigResourcesResponse(Response):
-    """Kafka response ``ListConfigResourcesResponse`` (API key 74), versions 0-1, flexible from v0.
+    """Kafka response ``ListConfigResourcesResponse`` (API key 74): valid versions v0-1, flexible versions v0+.
 
-    Schema: ``tools/kafka-protocol/message/ListConfigResourcesResponse.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/ListConfigResourcesResponse.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        throttle_time_ms: ``ThrottleTimeMs`` ``int32``; every version.
+        error_code: ``ErrorCode`` ``int16``; every version.
+        config_resources: ``ConfigResources`` ``[]ConfigResource``; every version.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('throttle_time_ms', 'error_code', 'config_resources', 'unknown_tags',)
@@ -76,9 +90,9 @@ class ListConfigResourcesResponse(Response):
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
     _SCHEMA_NAME: ClassVar[str] = 'ListConfigResourcesResponse'
 
-    throttle_time_ms: int  # ThrottleTimeMs int32
-    error_code: int  # ErrorCode int16
-    config_resources: list[ConfigResource]  # ConfigResources []ConfigResource
+    throttle_time_ms: int
+    error_code: int
+    config_resources: list[ConfigResource]
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -98,16 +112,23 @@ class ListConfigResourcesResponse(Response):
 class ConfigResource(Struct):
     """Struct ``ConfigResource`` of ``ListConfigResourcesResponse``.
 
-    Schema: ``tools/kafka-protocol/message/ListConfigResourcesResponse.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/ListConfigResourcesResponse.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        resource_name: ``ResourceName`` ``string``; every version.
+        resource_type: ``ResourceType`` ``int8``; v1+; default 16; ignorable.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('resource_name', 'resource_type', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'ConfigResource'
 
-    resource_name: str  # ResourceName string
-    resource_type: int  # ResourceType int8; v1+; default 16; ignorable
+    resource_name: str
+    resource_type: int
     unknown_tags: dict[int, bytes] | None
 
     def __init__(

@@ -38,10 +38,17 @@ _INT32_INT16 = struct.Struct('>ih')
 
 
 class ListGroupsRequest(Request['ListGroupsResponse']):
-    """Kafka request ``ListGroupsRequest`` (API key 16), versions 0-5, flexible from v3.
+    """Kafka request ``ListGroupsRequest`` (API key 16): valid versions v0-5, flexible versions v3+.
 
-    Schema: ``tools/kafka-protocol/message/ListGroupsRequest.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/ListGroupsRequest.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        states_filter: ``StatesFilter`` ``[]string``; v4+.
+        types_filter: ``TypesFilter`` ``[]string``; v5+.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('states_filter', 'types_filter', 'unknown_tags',)
@@ -52,8 +59,8 @@ class ListGroupsRequest(Request['ListGroupsResponse']):
     FLEXIBLE_VERSION: ClassVar[int | None] = 3
     _SCHEMA_NAME: ClassVar[str] = 'ListGroupsRequest'
 
-    states_filter: list[str]  # StatesFilter []string; v4+
-    types_filter: list[str]  # TypesFilter []string; v5+
+    states_filter: list[str]
+    types_filter: list[str]
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -69,10 +76,18 @@ class ListGroupsRequest(Request['ListGroupsResponse']):
 
 
 class ListGroupsResponse(Response):
-    """Kafka response ``ListGroupsResponse`` (API key 16), versions 0-5, flexible from v3.
+    """Kafka response ``ListGroupsResponse`` (API key 16): valid versions v0-5, flexible versions v3+.
 
-    Schema: ``tools/kafka-protocol/message/ListGroupsResponse.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/ListGroupsResponse.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        throttle_time_ms: ``ThrottleTimeMs`` ``int32``; v1+; ignorable.
+        error_code: ``ErrorCode`` ``int16``; every version.
+        groups: ``Groups`` ``[]ListedGroup``; every version.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('throttle_time_ms', 'error_code', 'groups', 'unknown_tags',)
@@ -83,9 +98,9 @@ class ListGroupsResponse(Response):
     FLEXIBLE_VERSION: ClassVar[int | None] = 3
     _SCHEMA_NAME: ClassVar[str] = 'ListGroupsResponse'
 
-    throttle_time_ms: int  # ThrottleTimeMs int32; v1+; ignorable
-    error_code: int  # ErrorCode int16
-    groups: list[ListedGroup]  # Groups []ListedGroup
+    throttle_time_ms: int
+    error_code: int
+    groups: list[ListedGroup]
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -105,18 +120,27 @@ class ListGroupsResponse(Response):
 class ListedGroup(Struct):
     """Struct ``ListedGroup`` of ``ListGroupsResponse``.
 
-    Schema: ``tools/kafka-protocol/message/ListGroupsResponse.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/ListGroupsResponse.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        group_id: ``GroupId`` ``string``; every version.
+        protocol_type: ``ProtocolType`` ``string``; every version.
+        group_state: ``GroupState`` ``string``; v4+; ignorable.
+        group_type: ``GroupType`` ``string``; v5+; ignorable.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('group_id', 'protocol_type', 'group_state', 'group_type', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'ListedGroup'
 
-    group_id: str  # GroupId string
-    protocol_type: str  # ProtocolType string
-    group_state: str  # GroupState string; v4+; ignorable
-    group_type: str  # GroupType string; v5+; ignorable
+    group_id: str
+    protocol_type: str
+    group_state: str
+    group_type: str
     unknown_tags: dict[int, bytes] | None
 
     def __init__(

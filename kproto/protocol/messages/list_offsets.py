@@ -44,10 +44,19 @@ _INT32_INT64 = struct.Struct('>iq')
 
 
 class ListOffsetsRequest(Request['ListOffsetsResponse']):
-    """Kafka request ``ListOffsetsRequest`` (API key 2), versions 1-10, flexible from v6.
+    """Kafka request ``ListOffsetsRequest`` (API key 2): valid versions v1-10, flexible versions v6+.
 
-    Schema: ``tools/kafka-protocol/message/ListOffsetsRequest.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/ListOffsetsRequest.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        replica_id: ``ReplicaId`` ``int32``; every version.
+        isolation_level: ``IsolationLevel`` ``int8``; v2+.
+        topics: ``Topics`` ``[]ListOffsetsTopic``; every version.
+        timeout_ms: ``TimeoutMs`` ``int32``; v10+; ignorable.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('replica_id', 'isolation_level', 'topics', 'timeout_ms', 'unknown_tags',)
@@ -58,10 +67,10 @@ class ListOffsetsRequest(Request['ListOffsetsResponse']):
     FLEXIBLE_VERSION: ClassVar[int | None] = 6
     _SCHEMA_NAME: ClassVar[str] = 'ListOffsetsRequest'
 
-    replica_id: int  # ReplicaId int32
-    isolation_level: int  # IsolationLevel int8; v2+
-    topics: list[ListOffsetsTopic]  # Topics []ListOffsetsTopic
-    timeout_ms: int  # TimeoutMs int32; v10+; ignorable
+    replica_id: int
+    isolation_level: int
+    topics: list[ListOffsetsTopic]
+    timeout_ms: int
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -83,16 +92,23 @@ class ListOffsetsRequest(Request['ListOffsetsResponse']):
 class ListOffsetsTopic(Struct):
     """Struct ``ListOffsetsTopic`` of ``ListOffsetsRequest``.
 
-    Schema: ``tools/kafka-protocol/message/ListOffsetsRequest.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/ListOffsetsRequest.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        name: ``Name`` ``string``; every version.
+        partitions: ``Partitions`` ``[]ListOffsetsPartition``; every version.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('name', 'partitions', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'ListOffsetsTopic'
 
-    name: str  # Name string
-    partitions: list[ListOffsetsPartition]  # Partitions []ListOffsetsPartition
+    name: str
+    partitions: list[ListOffsetsPartition]
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -110,17 +126,25 @@ class ListOffsetsTopic(Struct):
 class ListOffsetsPartition(Struct):
     """Struct ``ListOffsetsPartition`` of ``ListOffsetsRequest``.
 
-    Schema: ``tools/kafka-protocol/message/ListOffsetsRequest.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/ListOffsetsRequest.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        partition_index: ``PartitionIndex`` ``int32``; every version.
+        current_leader_epoch: ``CurrentLeaderEpoch`` ``int32``; v4+; default -1; ignorable.
+        timestamp: ``Timestamp`` ``int64``; every version.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('partition_index', 'current_leader_epoch', 'timestamp', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'ListOffsetsPartition'
 
-    partition_index: int  # PartitionIndex int32
-    current_leader_epoch: int  # CurrentLeaderEpoch int32; v4+; default -1; ignorable
-    timestamp: int  # Timestamp int64
+    partition_index: int
+    current_leader_epoch: int
+    timestamp: int
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -138,10 +162,17 @@ class ListOffsetsPartition(Struct):
 
 
 class ListOffsetsResponse(Response):
-    """Kafka response ``ListOffsetsResponse`` (API key 2), versions 1-10, flexible from v6.
+    """Kafka response ``ListOffsetsResponse`` (API key 2): valid versions v1-10, flexible versions v6+.
 
-    Schema: ``tools/kafka-protocol/message/ListOffsetsResponse.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/ListOffsetsResponse.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        throttle_time_ms: ``ThrottleTimeMs`` ``int32``; v2+; ignorable.
+        topics: ``Topics`` ``[]ListOffsetsTopicResponse``; every version.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('throttle_time_ms', 'topics', 'unknown_tags',)
@@ -152,8 +183,8 @@ class ListOffsetsResponse(Response):
     FLEXIBLE_VERSION: ClassVar[int | None] = 6
     _SCHEMA_NAME: ClassVar[str] = 'ListOffsetsResponse'
 
-    throttle_time_ms: int  # ThrottleTimeMs int32; v2+; ignorable
-    topics: list[ListOffsetsTopicResponse]  # Topics []ListOffsetsTopicResponse
+    throttle_time_ms: int
+    topics: list[ListOffsetsTopicResponse]
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -171,16 +202,23 @@ class ListOffsetsResponse(Response):
 class ListOffsetsTopicResponse(Struct):
     """Struct ``ListOffsetsTopicResponse`` of ``ListOffsetsResponse``.
 
-    Schema: ``tools/kafka-protocol/message/ListOffsetsResponse.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/ListOffsetsResponse.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        name: ``Name`` ``string``; every version.
+        partitions: ``Partitions`` ``[]ListOffsetsPartitionResponse``; every version.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('name', 'partitions', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'ListOffsetsTopicResponse'
 
-    name: str  # Name string
-    partitions: list[ListOffsetsPartitionResponse]  # Partitions []ListOffsetsPartitionResponse
+    name: str
+    partitions: list[ListOffsetsPartitionResponse]
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -198,19 +236,29 @@ class ListOffsetsTopicResponse(Struct):
 class ListOffsetsPartitionResponse(Struct):
     """Struct ``ListOffsetsPartitionResponse`` of ``ListOffsetsResponse``.
 
-    Schema: ``tools/kafka-protocol/message/ListOffsetsResponse.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/ListOffsetsResponse.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        partition_index: ``PartitionIndex`` ``int32``; every version.
+        error_code: ``ErrorCode`` ``int16``; every version.
+        timestamp: ``Timestamp`` ``int64``; every version; default -1.
+        offset: ``Offset`` ``int64``; every version; default -1.
+        leader_epoch: ``LeaderEpoch`` ``int32``; v4+; default -1.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('partition_index', 'error_code', 'timestamp', 'offset', 'leader_epoch', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'ListOffsetsPartitionResponse'
 
-    partition_index: int  # PartitionIndex int32
-    error_code: int  # ErrorCode int16
-    timestamp: int  # Timestamp int64; default -1
-    offset: int  # Offset int64; default -1
-    leader_epoch: int  # LeaderEpoch int32; v4+; default -1
+    partition_index: int
+    error_code: int
+    timestamp: int
+    offset: int
+    leader_epoch: int
     unknown_tags: dict[int, bytes] | None
 
     def __init__(

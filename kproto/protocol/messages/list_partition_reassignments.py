@@ -38,10 +38,17 @@ _INT32_INT16 = struct.Struct('>ih')
 
 
 class ListPartitionReassignmentsRequest(Request['ListPartitionReassignmentsResponse']):
-    """Kafka request ``ListPartitionReassignmentsRequest`` (API key 46), versions 0-0, flexible from v0.
+    """Kafka request ``ListPartitionReassignmentsRequest`` (API key 46): valid versions v0-0, flexible versions v0+.
 
-    Schema: ``tools/kafka-protocol/message/ListPartitionReassignmentsRequest.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/ListPartitionReassignmentsRequest.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        timeout_ms: ``TimeoutMs`` ``int32``; every version; default 60000.
+        topics: ``Topics`` ``[]ListPartitionReassignmentsTopics``; every version; nullable.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('timeout_ms', 'topics', 'unknown_tags',)
@@ -52,8 +59,8 @@ class ListPartitionReassignmentsRequest(Request['ListPartitionReassignmentsRespo
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
     _SCHEMA_NAME: ClassVar[str] = 'ListPartitionReassignmentsRequest'
 
-    timeout_ms: int  # TimeoutMs int32; default 60000
-    topics: list[ListPartitionReassignmentsTopics] | None  # Topics []ListPartitionReassignmentsTopics; nullable
+    timeout_ms: int
+    topics: list[ListPartitionReassignmentsTopics] | None
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -71,16 +78,23 @@ class ListPartitionReassignmentsRequest(Request['ListPartitionReassignmentsRespo
 class ListPartitionReassignmentsTopics(Struct):
     """Struct ``ListPartitionReassignmentsTopics`` of ``ListPartitionReassignmentsRequest``.
 
-    Schema: ``tools/kafka-protocol/message/ListPartitionReassignmentsRequest.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/ListPartitionReassignmentsRequest.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        name: ``Name`` ``string``; every version.
+        partition_indexes: ``PartitionIndexes`` ``[]int32``; every version.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('name', 'partition_indexes', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'ListPartitionReassignmentsTopics'
 
-    name: str  # Name string
-    partition_indexes: list[int]  # PartitionIndexes []int32
+    name: str
+    partition_indexes: list[int]
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -96,10 +110,19 @@ class ListPartitionReassignmentsTopics(Struct):
 
 
 class ListPartitionReassignmentsResponse(Response):
-    """Kafka response ``ListPartitionReassignmentsResponse`` (API key 46), versions 0-0, flexible from v0.
+    """Kafka response ``ListPartitionReassignmentsResponse`` (API key 46): valid versions v0-0, flexible versions v0+.
 
-    Schema: ``tools/kafka-protocol/message/ListPartitionReassignmentsResponse.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/ListPartitionReassignmentsResponse.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        throttle_time_ms: ``ThrottleTimeMs`` ``int32``; every version.
+        error_code: ``ErrorCode`` ``int16``; every version.
+        error_message: ``ErrorMessage`` ``string``; every version; nullable.
+        topics: ``Topics`` ``[]OngoingTopicReassignment``; every version.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('throttle_time_ms', 'error_code', 'error_message', 'topics', 'unknown_tags',)
@@ -110,10 +133,10 @@ class ListPartitionReassignmentsResponse(Response):
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
     _SCHEMA_NAME: ClassVar[str] = 'ListPartitionReassignmentsResponse'
 
-    throttle_time_ms: int  # ThrottleTimeMs int32
-    error_code: int  # ErrorCode int16
-    error_message: str | None  # ErrorMessage string; nullable
-    topics: list[OngoingTopicReassignment]  # Topics []OngoingTopicReassignment
+    throttle_time_ms: int
+    error_code: int
+    error_message: str | None
+    topics: list[OngoingTopicReassignment]
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -135,16 +158,23 @@ class ListPartitionReassignmentsResponse(Response):
 class OngoingTopicReassignment(Struct):
     """Struct ``OngoingTopicReassignment`` of ``ListPartitionReassignmentsResponse``.
 
-    Schema: ``tools/kafka-protocol/message/ListPartitionReassignmentsResponse.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/ListPartitionReassignmentsResponse.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        name: ``Name`` ``string``; every version.
+        partitions: ``Partitions`` ``[]OngoingPartitionReassignment``; every version.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('name', 'partitions', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'OngoingTopicReassignment'
 
-    name: str  # Name string
-    partitions: list[OngoingPartitionReassignment]  # Partitions []OngoingPartitionReassignment
+    name: str
+    partitions: list[OngoingPartitionReassignment]
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -162,18 +192,27 @@ class OngoingTopicReassignment(Struct):
 class OngoingPartitionReassignment(Struct):
     """Struct ``OngoingPartitionReassignment`` of ``ListPartitionReassignmentsResponse``.
 
-    Schema: ``tools/kafka-protocol/message/ListPartitionReassignmentsResponse.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/ListPartitionReassignmentsResponse.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        partition_index: ``PartitionIndex`` ``int32``; every version.
+        replicas: ``Replicas`` ``[]int32``; every version.
+        adding_replicas: ``AddingReplicas`` ``[]int32``; every version.
+        removing_replicas: ``RemovingReplicas`` ``[]int32``; every version.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('partition_index', 'replicas', 'adding_replicas', 'removing_replicas', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'OngoingPartitionReassignment'
 
-    partition_index: int  # PartitionIndex int32
-    replicas: list[int]  # Replicas []int32
-    adding_replicas: list[int]  # AddingReplicas []int32
-    removing_replicas: list[int]  # RemovingReplicas []int32
+    partition_index: int
+    replicas: list[int]
+    adding_replicas: list[int]
+    removing_replicas: list[int]
     unknown_tags: dict[int, bytes] | None
 
     def __init__(

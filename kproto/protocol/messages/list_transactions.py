@@ -36,10 +36,19 @@ _INT64 = struct.Struct('>q')
 
 
 class ListTransactionsRequest(Request['ListTransactionsResponse']):
-    """Kafka request ``ListTransactionsRequest`` (API key 66), versions 0-2, flexible from v0.
+    """Kafka request ``ListTransactionsRequest`` (API key 66): valid versions v0-2, flexible versions v0+.
 
-    Schema: ``tools/kafka-protocol/message/ListTransactionsRequest.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/ListTransactionsRequest.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        state_filters: ``StateFilters`` ``[]string``; every version.
+        producer_id_filters: ``ProducerIdFilters`` ``[]int64``; every version.
+        duration_filter: ``DurationFilter`` ``int64``; v1+; default -1.
+        transactional_id_pattern: ``TransactionalIdPattern`` ``string``; v2+; nullable.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('state_filters', 'producer_id_filters', 'duration_filter', 'transactional_id_pattern', 'unknown_tags',)
@@ -50,10 +59,10 @@ class ListTransactionsRequest(Request['ListTransactionsResponse']):
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
     _SCHEMA_NAME: ClassVar[str] = 'ListTransactionsRequest'
 
-    state_filters: list[str]  # StateFilters []string
-    producer_id_filters: list[int]  # ProducerIdFilters []int64
-    duration_filter: int  # DurationFilter int64; v1+; default -1
-    transactional_id_pattern: str | None  # TransactionalIdPattern string; v2+; nullable
+    state_filters: list[str]
+    producer_id_filters: list[int]
+    duration_filter: int
+    transactional_id_pattern: str | None
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -73,10 +82,19 @@ class ListTransactionsRequest(Request['ListTransactionsResponse']):
 
 
 class ListTransactionsResponse(Response):
-    """Kafka response ``ListTransactionsResponse`` (API key 66), versions 0-2, flexible from v0.
+    """Kafka response ``ListTransactionsResponse`` (API key 66): valid versions v0-2, flexible versions v0+.
 
-    Schema: ``tools/kafka-protocol/message/ListTransactionsResponse.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/ListTransactionsResponse.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        throttle_time_ms: ``ThrottleTimeMs`` ``int32``; every version.
+        error_code: ``ErrorCode`` ``int16``; every version.
+        unknown_state_filters: ``UnknownStateFilters`` ``[]string``; every version.
+        transaction_states: ``TransactionStates`` ``[]TransactionState``; every version.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('throttle_time_ms', 'error_code', 'unknown_state_filters', 'transaction_states', 'unknown_tags',)
@@ -87,10 +105,10 @@ class ListTransactionsResponse(Response):
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
     _SCHEMA_NAME: ClassVar[str] = 'ListTransactionsResponse'
 
-    throttle_time_ms: int  # ThrottleTimeMs int32
-    error_code: int  # ErrorCode int16
-    unknown_state_filters: list[str]  # UnknownStateFilters []string
-    transaction_states: list[TransactionState]  # TransactionStates []TransactionState
+    throttle_time_ms: int
+    error_code: int
+    unknown_state_filters: list[str]
+    transaction_states: list[TransactionState]
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -112,17 +130,25 @@ class ListTransactionsResponse(Response):
 class TransactionState(Struct):
     """Struct ``TransactionState`` of ``ListTransactionsResponse``.
 
-    Schema: ``tools/kafka-protocol/message/ListTransactionsResponse.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/ListTransactionsResponse.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        transactional_id: ``TransactionalId`` ``string``; every version.
+        producer_id: ``ProducerId`` ``int64``; every version.
+        transaction_state: ``TransactionState`` ``string``; every version.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('transactional_id', 'producer_id', 'transaction_state', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'TransactionState'
 
-    transactional_id: str  # TransactionalId string
-    producer_id: int  # ProducerId int64
-    transaction_state: str  # TransactionState string
+    transactional_id: str
+    producer_id: int
+    transaction_state: str
     unknown_tags: dict[int, bytes] | None
 
     def __init__(

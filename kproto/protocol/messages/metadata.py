@@ -52,10 +52,19 @@ _INT32 = struct.Struct('>i')
 
 
 class MetadataRequest(Request['MetadataResponse']):
-    """Kafka request ``MetadataRequest`` (API key 3), versions 0-13, flexible from v9.
+    """Kafka request ``MetadataRequest`` (API key 3): valid versions v0-13, flexible versions v9+.
 
-    Schema: ``tools/kafka-protocol/message/MetadataRequest.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/MetadataRequest.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        topics: ``Topics`` ``[]MetadataRequestTopic``; every version; nullable v1+.
+        allow_auto_topic_creation: ``AllowAutoTopicCreation`` ``bool``; v4+; default true.
+        include_cluster_authorized_operations: ``IncludeClusterAuthorizedOperations`` ``bool``; v8-10.
+        include_topic_authorized_operations: ``IncludeTopicAuthorizedOperations`` ``bool``; v8+.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('topics', 'allow_auto_topic_creation', 'include_cluster_authorized_operations', 'include_topic_authorized_operations', 'unknown_tags',)
@@ -66,10 +75,10 @@ class MetadataRequest(Request['MetadataResponse']):
     FLEXIBLE_VERSION: ClassVar[int | None] = 9
     _SCHEMA_NAME: ClassVar[str] = 'MetadataRequest'
 
-    topics: list[MetadataRequestTopic] | None  # Topics []MetadataRequestTopic; nullable v1+
-    allow_auto_topic_creation: bool  # AllowAutoTopicCreation bool; v4+; default true
-    include_cluster_authorized_operations: bool  # IncludeClusterAuthorizedOperations bool; v8-10
-    include_topic_authorized_operations: bool  # IncludeTopicAuthorizedOperations bool; v8+
+    topics: list[MetadataRequestTopic] | None
+    allow_auto_topic_creation: bool
+    include_cluster_authorized_operations: bool
+    include_topic_authorized_operations: bool
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -91,16 +100,23 @@ class MetadataRequest(Request['MetadataResponse']):
 class MetadataRequestTopic(Struct):
     """Struct ``MetadataRequestTopic`` of ``MetadataRequest``.
 
-    Schema: ``tools/kafka-protocol/message/MetadataRequest.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/MetadataRequest.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        topic_id: ``TopicId`` ``uuid``; v10+; ignorable.
+        name: ``Name`` ``string``; every version; nullable v10+.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('topic_id', 'name', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'MetadataRequestTopic'
 
-    topic_id: uuid.UUID  # TopicId uuid; v10+; ignorable
-    name: str | None  # Name string; nullable v10+
+    topic_id: uuid.UUID
+    name: str | None
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -116,10 +132,22 @@ class MetadataRequestTopic(Struct):
 
 
 class MetadataResponse(Response):
-    """Kafka response ``MetadataResponse`` (API key 3), versions 0-13, flexible from v9.
+    """Kafka response ``MetadataResponse`` (API key 3): valid versions v0-13, flexible versions v9+.
 
-    Schema: ``tools/kafka-protocol/message/MetadataResponse.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/MetadataResponse.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        throttle_time_ms: ``ThrottleTimeMs`` ``int32``; v3+; ignorable.
+        brokers: ``Brokers`` ``[]MetadataResponseBroker``; every version.
+        cluster_id: ``ClusterId`` ``string``; v2+; nullable; ignorable.
+        controller_id: ``ControllerId`` ``int32``; v1+; default -1; ignorable.
+        topics: ``Topics`` ``[]MetadataResponseTopic``; every version.
+        cluster_authorized_operations: ``ClusterAuthorizedOperations`` ``int32``; v8-10; default -2147483648.
+        error_code: ``ErrorCode`` ``int16``; v13+; ignorable.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('throttle_time_ms', 'brokers', 'cluster_id', 'controller_id', 'topics', 'cluster_authorized_operations', 'error_code', 'unknown_tags',)
@@ -130,13 +158,13 @@ class MetadataResponse(Response):
     FLEXIBLE_VERSION: ClassVar[int | None] = 9
     _SCHEMA_NAME: ClassVar[str] = 'MetadataResponse'
 
-    throttle_time_ms: int  # ThrottleTimeMs int32; v3+; ignorable
-    brokers: list[MetadataResponseBroker]  # Brokers []MetadataResponseBroker
-    cluster_id: str | None  # ClusterId string; v2+; nullable; ignorable
-    controller_id: int  # ControllerId int32; v1+; default -1; ignorable
-    topics: list[MetadataResponseTopic]  # Topics []MetadataResponseTopic
-    cluster_authorized_operations: int  # ClusterAuthorizedOperations int32; v8-10; default -2147483648
-    error_code: int  # ErrorCode int16; v13+; ignorable
+    throttle_time_ms: int
+    brokers: list[MetadataResponseBroker]
+    cluster_id: str | None
+    controller_id: int
+    topics: list[MetadataResponseTopic]
+    cluster_authorized_operations: int
+    error_code: int
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -164,20 +192,31 @@ class MetadataResponse(Response):
 class MetadataResponseTopic(Struct):
     """Struct ``MetadataResponseTopic`` of ``MetadataResponse``.
 
-    Schema: ``tools/kafka-protocol/message/MetadataResponse.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/MetadataResponse.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        error_code: ``ErrorCode`` ``int16``; every version.
+        name: ``Name`` ``string``; every version; nullable v12+.
+        topic_id: ``TopicId`` ``uuid``; v10+; ignorable.
+        is_internal: ``IsInternal`` ``bool``; v1+; ignorable.
+        partitions: ``Partitions`` ``[]MetadataResponsePartition``; every version.
+        topic_authorized_operations: ``TopicAuthorizedOperations`` ``int32``; v8+; default -2147483648.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('error_code', 'name', 'topic_id', 'is_internal', 'partitions', 'topic_authorized_operations', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'MetadataResponseTopic'
 
-    error_code: int  # ErrorCode int16
-    name: str | None  # Name string; nullable v12+
-    topic_id: uuid.UUID  # TopicId uuid; v10+; ignorable
-    is_internal: bool  # IsInternal bool; v1+; ignorable
-    partitions: list[MetadataResponsePartition]  # Partitions []MetadataResponsePartition
-    topic_authorized_operations: int  # TopicAuthorizedOperations int32; v8+; default -2147483648
+    error_code: int
+    name: str | None
+    topic_id: uuid.UUID
+    is_internal: bool
+    partitions: list[MetadataResponsePartition]
+    topic_authorized_operations: int
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -203,21 +242,33 @@ class MetadataResponseTopic(Struct):
 class MetadataResponsePartition(Struct):
     """Struct ``MetadataResponsePartition`` of ``MetadataResponse``.
 
-    Schema: ``tools/kafka-protocol/message/MetadataResponse.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/MetadataResponse.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        error_code: ``ErrorCode`` ``int16``; every version.
+        partition_index: ``PartitionIndex`` ``int32``; every version.
+        leader_id: ``LeaderId`` ``int32``; every version.
+        leader_epoch: ``LeaderEpoch`` ``int32``; v7+; default -1; ignorable.
+        replica_nodes: ``ReplicaNodes`` ``[]int32``; every version.
+        isr_nodes: ``IsrNodes`` ``[]int32``; every version.
+        offline_replicas: ``OfflineReplicas`` ``[]int32``; v5+; ignorable.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('error_code', 'partition_index', 'leader_id', 'leader_epoch', 'replica_nodes', 'isr_nodes', 'offline_replicas', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'MetadataResponsePartition'
 
-    error_code: int  # ErrorCode int16
-    partition_index: int  # PartitionIndex int32
-    leader_id: int  # LeaderId int32
-    leader_epoch: int  # LeaderEpoch int32; v7+; default -1; ignorable
-    replica_nodes: list[int]  # ReplicaNodes []int32
-    isr_nodes: list[int]  # IsrNodes []int32
-    offline_replicas: list[int]  # OfflineReplicas []int32; v5+; ignorable
+    error_code: int
+    partition_index: int
+    leader_id: int
+    leader_epoch: int
+    replica_nodes: list[int]
+    isr_nodes: list[int]
+    offline_replicas: list[int]
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -245,18 +296,27 @@ class MetadataResponsePartition(Struct):
 class MetadataResponseBroker(Struct):
     """Struct ``MetadataResponseBroker`` of ``MetadataResponse``.
 
-    Schema: ``tools/kafka-protocol/message/MetadataResponse.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/MetadataResponse.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        node_id: ``NodeId`` ``int32``; every version.
+        host: ``Host`` ``string``; every version.
+        port: ``Port`` ``int32``; every version.
+        rack: ``Rack`` ``string``; v1+; nullable; ignorable.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('node_id', 'host', 'port', 'rack', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'MetadataResponseBroker'
 
-    node_id: int  # NodeId int32
-    host: str  # Host string
-    port: int  # Port int32
-    rack: str | None  # Rack string; v1+; nullable; ignorable
+    node_id: int
+    host: str
+    port: int
+    rack: str | None
     unknown_tags: dict[int, bytes] | None
 
     def __init__(

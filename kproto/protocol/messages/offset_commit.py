@@ -47,10 +47,21 @@ _INT64 = struct.Struct('>q')
 
 
 class OffsetCommitRequest(Request['OffsetCommitResponse']):
-    """Kafka request ``OffsetCommitRequest`` (API key 8), versions 2-9, flexible from v8.
+    """Kafka request ``OffsetCommitRequest`` (API key 8): valid versions v2-9, flexible versions v8+.
 
-    Schema: ``tools/kafka-protocol/message/OffsetCommitRequest.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/OffsetCommitRequest.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        group_id: ``GroupId`` ``string``; every version.
+        generation_id_or_member_epoch: ``GenerationIdOrMemberEpoch`` ``int32``; every version; default -1; ignorable.
+        member_id: ``MemberId`` ``string``; every version; ignorable.
+        group_instance_id: ``GroupInstanceId`` ``string``; v7+; nullable.
+        retention_time_ms: ``RetentionTimeMs`` ``int64``; v2-4; default -1; ignorable.
+        topics: ``Topics`` ``[]OffsetCommitRequestTopic``; every version.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('group_id', 'generation_id_or_member_epoch', 'member_id', 'group_instance_id', 'retention_time_ms', 'topics', 'unknown_tags',)
@@ -61,12 +72,12 @@ class OffsetCommitRequest(Request['OffsetCommitResponse']):
     FLEXIBLE_VERSION: ClassVar[int | None] = 8
     _SCHEMA_NAME: ClassVar[str] = 'OffsetCommitRequest'
 
-    group_id: str  # GroupId string
-    generation_id_or_member_epoch: int  # GenerationIdOrMemberEpoch int32; default -1; ignorable
-    member_id: str  # MemberId string; ignorable
-    group_instance_id: str | None  # GroupInstanceId string; v7+; nullable
-    retention_time_ms: int  # RetentionTimeMs int64; v2-4; default -1; ignorable
-    topics: list[OffsetCommitRequestTopic]  # Topics []OffsetCommitRequestTopic
+    group_id: str
+    generation_id_or_member_epoch: int
+    member_id: str
+    group_instance_id: str | None
+    retention_time_ms: int
+    topics: list[OffsetCommitRequestTopic]
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -92,17 +103,25 @@ class OffsetCommitRequest(Request['OffsetCommitResponse']):
 class OffsetCommitRequestTopic(Struct):
     """Struct ``OffsetCommitRequestTopic`` of ``OffsetCommitRequest``.
 
-    Schema: ``tools/kafka-protocol/message/OffsetCommitRequest.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/OffsetCommitRequest.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        name: ``Name`` ``string``; every version; ignorable.
+        topic_id: ``TopicId`` ``uuid``; v10+; ignorable.
+        partitions: ``Partitions`` ``[]OffsetCommitRequestPartition``; every version.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('name', 'topic_id', 'partitions', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'OffsetCommitRequestTopic'
 
-    name: str  # Name string; ignorable
-    topic_id: uuid.UUID  # TopicId uuid; v10+; ignorable
-    partitions: list[OffsetCommitRequestPartition]  # Partitions []OffsetCommitRequestPartition
+    name: str
+    topic_id: uuid.UUID
+    partitions: list[OffsetCommitRequestPartition]
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -122,18 +141,27 @@ class OffsetCommitRequestTopic(Struct):
 class OffsetCommitRequestPartition(Struct):
     """Struct ``OffsetCommitRequestPartition`` of ``OffsetCommitRequest``.
 
-    Schema: ``tools/kafka-protocol/message/OffsetCommitRequest.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/OffsetCommitRequest.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        partition_index: ``PartitionIndex`` ``int32``; every version.
+        committed_offset: ``CommittedOffset`` ``int64``; every version.
+        committed_leader_epoch: ``CommittedLeaderEpoch`` ``int32``; v6+; default -1; ignorable.
+        committed_metadata: ``CommittedMetadata`` ``string``; every version; nullable.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('partition_index', 'committed_offset', 'committed_leader_epoch', 'committed_metadata', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'OffsetCommitRequestPartition'
 
-    partition_index: int  # PartitionIndex int32
-    committed_offset: int  # CommittedOffset int64
-    committed_leader_epoch: int  # CommittedLeaderEpoch int32; v6+; default -1; ignorable
-    committed_metadata: str | None  # CommittedMetadata string; nullable
+    partition_index: int
+    committed_offset: int
+    committed_leader_epoch: int
+    committed_metadata: str | None
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -153,10 +181,17 @@ class OffsetCommitRequestPartition(Struct):
 
 
 class OffsetCommitResponse(Response):
-    """Kafka response ``OffsetCommitResponse`` (API key 8), versions 2-9, flexible from v8.
+    """Kafka response ``OffsetCommitResponse`` (API key 8): valid versions v2-9, flexible versions v8+.
 
-    Schema: ``tools/kafka-protocol/message/OffsetCommitResponse.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/OffsetCommitResponse.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        throttle_time_ms: ``ThrottleTimeMs`` ``int32``; v3+; ignorable.
+        topics: ``Topics`` ``[]OffsetCommitResponseTopic``; every version.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('throttle_time_ms', 'topics', 'unknown_tags',)
@@ -167,8 +202,8 @@ class OffsetCommitResponse(Response):
     FLEXIBLE_VERSION: ClassVar[int | None] = 8
     _SCHEMA_NAME: ClassVar[str] = 'OffsetCommitResponse'
 
-    throttle_time_ms: int  # ThrottleTimeMs int32; v3+; ignorable
-    topics: list[OffsetCommitResponseTopic]  # Topics []OffsetCommitResponseTopic
+    throttle_time_ms: int
+    topics: list[OffsetCommitResponseTopic]
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -186,17 +221,25 @@ class OffsetCommitResponse(Response):
 class OffsetCommitResponseTopic(Struct):
     """Struct ``OffsetCommitResponseTopic`` of ``OffsetCommitResponse``.
 
-    Schema: ``tools/kafka-protocol/message/OffsetCommitResponse.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/OffsetCommitResponse.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        name: ``Name`` ``string``; every version; ignorable.
+        topic_id: ``TopicId`` ``uuid``; v10+; ignorable.
+        partitions: ``Partitions`` ``[]OffsetCommitResponsePartition``; every version.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('name', 'topic_id', 'partitions', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'OffsetCommitResponseTopic'
 
-    name: str  # Name string; ignorable
-    topic_id: uuid.UUID  # TopicId uuid; v10+; ignorable
-    partitions: list[OffsetCommitResponsePartition]  # Partitions []OffsetCommitResponsePartition
+    name: str
+    topic_id: uuid.UUID
+    partitions: list[OffsetCommitResponsePartition]
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -216,16 +259,23 @@ class OffsetCommitResponseTopic(Struct):
 class OffsetCommitResponsePartition(Struct):
     """Struct ``OffsetCommitResponsePartition`` of ``OffsetCommitResponse``.
 
-    Schema: ``tools/kafka-protocol/message/OffsetCommitResponse.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/OffsetCommitResponse.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        partition_index: ``PartitionIndex`` ``int32``; every version.
+        error_code: ``ErrorCode`` ``int16``; every version.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('partition_index', 'error_code', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'OffsetCommitResponsePartition'
 
-    partition_index: int  # PartitionIndex int32
-    error_code: int  # ErrorCode int16
+    partition_index: int
+    error_code: int
     unknown_tags: dict[int, bytes] | None
 
     def __init__(

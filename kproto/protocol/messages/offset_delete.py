@@ -34,10 +34,17 @@ _INT32_INT16 = struct.Struct('>ih')
 
 
 class OffsetDeleteRequest(Request['OffsetDeleteResponse']):
-    """Kafka request ``OffsetDeleteRequest`` (API key 47), versions 0-0.
+    """Kafka request ``OffsetDeleteRequest`` (API key 47): valid versions v0-0, no flexible versions.
 
-    Schema: ``tools/kafka-protocol/message/OffsetDeleteRequest.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/OffsetDeleteRequest.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        group_id: ``GroupId`` ``string``; every version.
+        topics: ``Topics`` ``[]OffsetDeleteRequestTopic``; every version.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('group_id', 'topics', 'unknown_tags',)
@@ -48,8 +55,8 @@ class OffsetDeleteRequest(Request['OffsetDeleteResponse']):
     FLEXIBLE_VERSION: ClassVar[int | None] = None
     _SCHEMA_NAME: ClassVar[str] = 'OffsetDeleteRequest'
 
-    group_id: str  # GroupId string
-    topics: list[OffsetDeleteRequestTopic]  # Topics []OffsetDeleteRequestTopic
+    group_id: str
+    topics: list[OffsetDeleteRequestTopic]
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -67,16 +74,23 @@ class OffsetDeleteRequest(Request['OffsetDeleteResponse']):
 class OffsetDeleteRequestTopic(Struct):
     """Struct ``OffsetDeleteRequestTopic`` of ``OffsetDeleteRequest``.
 
-    Schema: ``tools/kafka-protocol/message/OffsetDeleteRequest.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/OffsetDeleteRequest.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        name: ``Name`` ``string``; every version.
+        partitions: ``Partitions`` ``[]OffsetDeleteRequestPartition``; every version.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('name', 'partitions', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'OffsetDeleteRequestTopic'
 
-    name: str  # Name string
-    partitions: list[OffsetDeleteRequestPartition]  # Partitions []OffsetDeleteRequestPartition
+    name: str
+    partitions: list[OffsetDeleteRequestPartition]
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -94,15 +108,21 @@ class OffsetDeleteRequestTopic(Struct):
 class OffsetDeleteRequestPartition(Struct):
     """Struct ``OffsetDeleteRequestPartition`` of ``OffsetDeleteRequest``.
 
-    Schema: ``tools/kafka-protocol/message/OffsetDeleteRequest.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/OffsetDeleteRequest.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        partition_index: ``PartitionIndex`` ``int32``; every version.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('partition_index', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'OffsetDeleteRequestPartition'
 
-    partition_index: int  # PartitionIndex int32
+    partition_index: int
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -116,10 +136,18 @@ class OffsetDeleteRequestPartition(Struct):
 
 
 class OffsetDeleteResponse(Response):
-    """Kafka response ``OffsetDeleteResponse`` (API key 47), versions 0-0.
+    """Kafka response ``OffsetDeleteResponse`` (API key 47): valid versions v0-0, no flexible versions.
 
-    Schema: ``tools/kafka-protocol/message/OffsetDeleteResponse.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/OffsetDeleteResponse.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        error_code: ``ErrorCode`` ``int16``; every version.
+        throttle_time_ms: ``ThrottleTimeMs`` ``int32``; every version; ignorable.
+        topics: ``Topics`` ``[]OffsetDeleteResponseTopic``; every version.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('error_code', 'throttle_time_ms', 'topics', 'unknown_tags',)
@@ -130,9 +158,9 @@ class OffsetDeleteResponse(Response):
     FLEXIBLE_VERSION: ClassVar[int | None] = None
     _SCHEMA_NAME: ClassVar[str] = 'OffsetDeleteResponse'
 
-    error_code: int  # ErrorCode int16
-    throttle_time_ms: int  # ThrottleTimeMs int32; ignorable
-    topics: list[OffsetDeleteResponseTopic]  # Topics []OffsetDeleteResponseTopic
+    error_code: int
+    throttle_time_ms: int
+    topics: list[OffsetDeleteResponseTopic]
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -152,16 +180,23 @@ class OffsetDeleteResponse(Response):
 class OffsetDeleteResponseTopic(Struct):
     """Struct ``OffsetDeleteResponseTopic`` of ``OffsetDeleteResponse``.
 
-    Schema: ``tools/kafka-protocol/message/OffsetDeleteResponse.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/OffsetDeleteResponse.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        name: ``Name`` ``string``; every version.
+        partitions: ``Partitions`` ``[]OffsetDeleteResponsePartition``; every version.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('name', 'partitions', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'OffsetDeleteResponseTopic'
 
-    name: str  # Name string
-    partitions: list[OffsetDeleteResponsePartition]  # Partitions []OffsetDeleteResponsePartition
+    name: str
+    partitions: list[OffsetDeleteResponsePartition]
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -179,16 +214,23 @@ class OffsetDeleteResponseTopic(Struct):
 class OffsetDeleteResponsePartition(Struct):
     """Struct ``OffsetDeleteResponsePartition`` of ``OffsetDeleteResponse``.
 
-    Schema: ``tools/kafka-protocol/message/OffsetDeleteResponse.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/OffsetDeleteResponse.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        partition_index: ``PartitionIndex`` ``int32``; every version.
+        error_code: ``ErrorCode`` ``int16``; every version.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('partition_index', 'error_code', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'OffsetDeleteResponsePartition'
 
-    partition_index: int  # PartitionIndex int32
-    error_code: int  # ErrorCode int16
+    partition_index: int
+    error_code: int
     unknown_tags: dict[int, bytes] | None
 
     def __init__(

@@ -53,10 +53,19 @@ _INT32_INT64_INT32 = struct.Struct('>iqi')
 
 
 class OffsetFetchRequest(Request['OffsetFetchResponse']):
-    """Kafka request ``OffsetFetchRequest`` (API key 9), versions 1-9, flexible from v6.
+    """Kafka request ``OffsetFetchRequest`` (API key 9): valid versions v1-9, flexible versions v6+.
 
-    Schema: ``tools/kafka-protocol/message/OffsetFetchRequest.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/OffsetFetchRequest.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        group_id: ``GroupId`` ``string``; v1-7.
+        topics: ``Topics`` ``[]OffsetFetchRequestTopic``; v1-7; nullable v2-7.
+        groups: ``Groups`` ``[]OffsetFetchRequestGroup``; v8+.
+        require_stable: ``RequireStable`` ``bool``; v7+.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('group_id', 'topics', 'groups', 'require_stable', 'unknown_tags',)
@@ -67,10 +76,10 @@ class OffsetFetchRequest(Request['OffsetFetchResponse']):
     FLEXIBLE_VERSION: ClassVar[int | None] = 6
     _SCHEMA_NAME: ClassVar[str] = 'OffsetFetchRequest'
 
-    group_id: str  # GroupId string; v1-7
-    topics: list[OffsetFetchRequestTopic] | None  # Topics []OffsetFetchRequestTopic; v1-7; nullable v2-7
-    groups: list[OffsetFetchRequestGroup]  # Groups []OffsetFetchRequestGroup; v8+
-    require_stable: bool  # RequireStable bool; v7+
+    group_id: str
+    topics: list[OffsetFetchRequestTopic] | None
+    groups: list[OffsetFetchRequestGroup]
+    require_stable: bool
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -92,18 +101,27 @@ class OffsetFetchRequest(Request['OffsetFetchResponse']):
 class OffsetFetchRequestGroup(Struct):
     """Struct ``OffsetFetchRequestGroup`` of ``OffsetFetchRequest``.
 
-    Schema: ``tools/kafka-protocol/message/OffsetFetchRequest.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/OffsetFetchRequest.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        group_id: ``GroupId`` ``string``; v8+.
+        member_id: ``MemberId`` ``string``; v9+; nullable; ignorable.
+        member_epoch: ``MemberEpoch`` ``int32``; v9+; default -1; ignorable.
+        topics: ``Topics`` ``[]OffsetFetchRequestTopics``; v8+; nullable.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('group_id', 'member_id', 'member_epoch', 'topics', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'OffsetFetchRequestGroup'
 
-    group_id: str  # GroupId string; v8+
-    member_id: str | None  # MemberId string; v9+; nullable; ignorable
-    member_epoch: int  # MemberEpoch int32; v9+; default -1; ignorable
-    topics: list[OffsetFetchRequestTopics] | None  # Topics []OffsetFetchRequestTopics; v8+; nullable
+    group_id: str
+    member_id: str | None
+    member_epoch: int
+    topics: list[OffsetFetchRequestTopics] | None
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -125,17 +143,25 @@ class OffsetFetchRequestGroup(Struct):
 class OffsetFetchRequestTopics(Struct):
     """Struct ``OffsetFetchRequestTopics`` of ``OffsetFetchRequest``.
 
-    Schema: ``tools/kafka-protocol/message/OffsetFetchRequest.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/OffsetFetchRequest.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        name: ``Name`` ``string``; v8-9; ignorable.
+        topic_id: ``TopicId`` ``uuid``; v10+; ignorable.
+        partition_indexes: ``PartitionIndexes`` ``[]int32``; v8+.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('name', 'topic_id', 'partition_indexes', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'OffsetFetchRequestTopics'
 
-    name: str  # Name string; v8-9; ignorable
-    topic_id: uuid.UUID  # TopicId uuid; v10+; ignorable
-    partition_indexes: list[int]  # PartitionIndexes []int32; v8+
+    name: str
+    topic_id: uuid.UUID
+    partition_indexes: list[int]
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -155,16 +181,23 @@ class OffsetFetchRequestTopics(Struct):
 class OffsetFetchRequestTopic(Struct):
     """Struct ``OffsetFetchRequestTopic`` of ``OffsetFetchRequest``.
 
-    Schema: ``tools/kafka-protocol/message/OffsetFetchRequest.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/OffsetFetchRequest.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        name: ``Name`` ``string``; v1-7.
+        partition_indexes: ``PartitionIndexes`` ``[]int32``; v1-7.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('name', 'partition_indexes', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'OffsetFetchRequestTopic'
 
-    name: str  # Name string; v1-7
-    partition_indexes: list[int]  # PartitionIndexes []int32; v1-7
+    name: str
+    partition_indexes: list[int]
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -180,10 +213,19 @@ class OffsetFetchRequestTopic(Struct):
 
 
 class OffsetFetchResponse(Response):
-    """Kafka response ``OffsetFetchResponse`` (API key 9), versions 1-9, flexible from v6.
+    """Kafka response ``OffsetFetchResponse`` (API key 9): valid versions v1-9, flexible versions v6+.
 
-    Schema: ``tools/kafka-protocol/message/OffsetFetchResponse.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/OffsetFetchResponse.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        throttle_time_ms: ``ThrottleTimeMs`` ``int32``; v3+; ignorable.
+        topics: ``Topics`` ``[]OffsetFetchResponseTopic``; v1-7.
+        error_code: ``ErrorCode`` ``int16``; v2-7; ignorable.
+        groups: ``Groups`` ``[]OffsetFetchResponseGroup``; v8+.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('throttle_time_ms', 'topics', 'error_code', 'groups', 'unknown_tags',)
@@ -194,10 +236,10 @@ class OffsetFetchResponse(Response):
     FLEXIBLE_VERSION: ClassVar[int | None] = 6
     _SCHEMA_NAME: ClassVar[str] = 'OffsetFetchResponse'
 
-    throttle_time_ms: int  # ThrottleTimeMs int32; v3+; ignorable
-    topics: list[OffsetFetchResponseTopic]  # Topics []OffsetFetchResponseTopic; v1-7
-    error_code: int  # ErrorCode int16; v2-7; ignorable
-    groups: list[OffsetFetchResponseGroup]  # Groups []OffsetFetchResponseGroup; v8+
+    throttle_time_ms: int
+    topics: list[OffsetFetchResponseTopic]
+    error_code: int
+    groups: list[OffsetFetchResponseGroup]
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -219,17 +261,25 @@ class OffsetFetchResponse(Response):
 class OffsetFetchResponseGroup(Struct):
     """Struct ``OffsetFetchResponseGroup`` of ``OffsetFetchResponse``.
 
-    Schema: ``tools/kafka-protocol/message/OffsetFetchResponse.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/OffsetFetchResponse.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        group_id: ``GroupId`` ``string``; v8+.
+        topics: ``Topics`` ``[]OffsetFetchResponseTopics``; v8+.
+        error_code: ``ErrorCode`` ``int16``; v8+.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('group_id', 'topics', 'error_code', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'OffsetFetchResponseGroup'
 
-    group_id: str  # GroupId string; v8+
-    topics: list[OffsetFetchResponseTopics]  # Topics []OffsetFetchResponseTopics; v8+
-    error_code: int  # ErrorCode int16; v8+
+    group_id: str
+    topics: list[OffsetFetchResponseTopics]
+    error_code: int
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -249,17 +299,25 @@ class OffsetFetchResponseGroup(Struct):
 class OffsetFetchResponseTopics(Struct):
     """Struct ``OffsetFetchResponseTopics`` of ``OffsetFetchResponse``.
 
-    Schema: ``tools/kafka-protocol/message/OffsetFetchResponse.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/OffsetFetchResponse.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        name: ``Name`` ``string``; v8-9; ignorable.
+        topic_id: ``TopicId`` ``uuid``; v10+; ignorable.
+        partitions: ``Partitions`` ``[]OffsetFetchResponsePartitions``; v8+.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('name', 'topic_id', 'partitions', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'OffsetFetchResponseTopics'
 
-    name: str  # Name string; v8-9; ignorable
-    topic_id: uuid.UUID  # TopicId uuid; v10+; ignorable
-    partitions: list[OffsetFetchResponsePartitions]  # Partitions []OffsetFetchResponsePartitions; v8+
+    name: str
+    topic_id: uuid.UUID
+    partitions: list[OffsetFetchResponsePartitions]
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -279,19 +337,29 @@ class OffsetFetchResponseTopics(Struct):
 class OffsetFetchResponsePartitions(Struct):
     """Struct ``OffsetFetchResponsePartitions`` of ``OffsetFetchResponse``.
 
-    Schema: ``tools/kafka-protocol/message/OffsetFetchResponse.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/OffsetFetchResponse.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        partition_index: ``PartitionIndex`` ``int32``; v8+.
+        committed_offset: ``CommittedOffset`` ``int64``; v8+.
+        committed_leader_epoch: ``CommittedLeaderEpoch`` ``int32``; v8+; default -1; ignorable.
+        metadata: ``Metadata`` ``string``; v8+; nullable.
+        error_code: ``ErrorCode`` ``int16``; v8+.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('partition_index', 'committed_offset', 'committed_leader_epoch', 'metadata', 'error_code', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'OffsetFetchResponsePartitions'
 
-    partition_index: int  # PartitionIndex int32; v8+
-    committed_offset: int  # CommittedOffset int64; v8+
-    committed_leader_epoch: int  # CommittedLeaderEpoch int32; v8+; default -1; ignorable
-    metadata: str | None  # Metadata string; v8+; nullable
-    error_code: int  # ErrorCode int16; v8+
+    partition_index: int
+    committed_offset: int
+    committed_leader_epoch: int
+    metadata: str | None
+    error_code: int
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -315,16 +383,23 @@ class OffsetFetchResponsePartitions(Struct):
 class OffsetFetchResponseTopic(Struct):
     """Struct ``OffsetFetchResponseTopic`` of ``OffsetFetchResponse``.
 
-    Schema: ``tools/kafka-protocol/message/OffsetFetchResponse.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/OffsetFetchResponse.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        name: ``Name`` ``string``; v1-7.
+        partitions: ``Partitions`` ``[]OffsetFetchResponsePartition``; v1-7.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('name', 'partitions', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'OffsetFetchResponseTopic'
 
-    name: str  # Name string; v1-7
-    partitions: list[OffsetFetchResponsePartition]  # Partitions []OffsetFetchResponsePartition; v1-7
+    name: str
+    partitions: list[OffsetFetchResponsePartition]
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -342,19 +417,29 @@ class OffsetFetchResponseTopic(Struct):
 class OffsetFetchResponsePartition(Struct):
     """Struct ``OffsetFetchResponsePartition`` of ``OffsetFetchResponse``.
 
-    Schema: ``tools/kafka-protocol/message/OffsetFetchResponse.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/OffsetFetchResponse.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        partition_index: ``PartitionIndex`` ``int32``; v1-7.
+        committed_offset: ``CommittedOffset`` ``int64``; v1-7.
+        committed_leader_epoch: ``CommittedLeaderEpoch`` ``int32``; v5-7; default -1; ignorable.
+        metadata: ``Metadata`` ``string``; v1-7; nullable.
+        error_code: ``ErrorCode`` ``int16``; v1-7.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('partition_index', 'committed_offset', 'committed_leader_epoch', 'metadata', 'error_code', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'OffsetFetchResponsePartition'
 
-    partition_index: int  # PartitionIndex int32; v1-7
-    committed_offset: int  # CommittedOffset int64; v1-7
-    committed_leader_epoch: int  # CommittedLeaderEpoch int32; v5-7; default -1; ignorable
-    metadata: str | None  # Metadata string; v1-7; nullable
-    error_code: int  # ErrorCode int16; v1-7
+    partition_index: int
+    committed_offset: int
+    committed_leader_epoch: int
+    metadata: str | None
+    error_code: int
     unknown_tags: dict[int, bytes] | None
 
     def __init__(

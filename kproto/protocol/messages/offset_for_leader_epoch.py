@@ -40,10 +40,17 @@ _INT32_INT32_INT32 = struct.Struct('>iii')
 
 
 class OffsetForLeaderEpochRequest(Request['OffsetForLeaderEpochResponse']):
-    """Kafka request ``OffsetForLeaderEpochRequest`` (API key 23), versions 2-4, flexible from v4.
+    """Kafka request ``OffsetForLeaderEpochRequest`` (API key 23): valid versions v2-4, flexible versions v4+.
 
-    Schema: ``tools/kafka-protocol/message/OffsetForLeaderEpochRequest.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/OffsetForLeaderEpochRequest.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        replica_id: ``ReplicaId`` ``int32``; v3+; default -2; ignorable.
+        topics: ``Topics`` ``[]OffsetForLeaderTopic``; every version.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('replica_id', 'topics', 'unknown_tags',)
@@ -54,8 +61,8 @@ class OffsetForLeaderEpochRequest(Request['OffsetForLeaderEpochResponse']):
     FLEXIBLE_VERSION: ClassVar[int | None] = 4
     _SCHEMA_NAME: ClassVar[str] = 'OffsetForLeaderEpochRequest'
 
-    replica_id: int  # ReplicaId int32; v3+; default -2; ignorable
-    topics: list[OffsetForLeaderTopic]  # Topics []OffsetForLeaderTopic
+    replica_id: int
+    topics: list[OffsetForLeaderTopic]
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -73,16 +80,23 @@ class OffsetForLeaderEpochRequest(Request['OffsetForLeaderEpochResponse']):
 class OffsetForLeaderTopic(Struct):
     """Struct ``OffsetForLeaderTopic`` of ``OffsetForLeaderEpochRequest``.
 
-    Schema: ``tools/kafka-protocol/message/OffsetForLeaderEpochRequest.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/OffsetForLeaderEpochRequest.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        topic: ``Topic`` ``string``; every version.
+        partitions: ``Partitions`` ``[]OffsetForLeaderPartition``; every version.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('topic', 'partitions', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'OffsetForLeaderTopic'
 
-    topic: str  # Topic string
-    partitions: list[OffsetForLeaderPartition]  # Partitions []OffsetForLeaderPartition
+    topic: str
+    partitions: list[OffsetForLeaderPartition]
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -100,17 +114,25 @@ class OffsetForLeaderTopic(Struct):
 class OffsetForLeaderPartition(Struct):
     """Struct ``OffsetForLeaderPartition`` of ``OffsetForLeaderEpochRequest``.
 
-    Schema: ``tools/kafka-protocol/message/OffsetForLeaderEpochRequest.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/OffsetForLeaderEpochRequest.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        partition: ``Partition`` ``int32``; every version.
+        current_leader_epoch: ``CurrentLeaderEpoch`` ``int32``; every version; default -1; ignorable.
+        leader_epoch: ``LeaderEpoch`` ``int32``; every version.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('partition', 'current_leader_epoch', 'leader_epoch', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'OffsetForLeaderPartition'
 
-    partition: int  # Partition int32
-    current_leader_epoch: int  # CurrentLeaderEpoch int32; default -1; ignorable
-    leader_epoch: int  # LeaderEpoch int32
+    partition: int
+    current_leader_epoch: int
+    leader_epoch: int
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -128,10 +150,17 @@ class OffsetForLeaderPartition(Struct):
 
 
 class OffsetForLeaderEpochResponse(Response):
-    """Kafka response ``OffsetForLeaderEpochResponse`` (API key 23), versions 2-4, flexible from v4.
+    """Kafka response ``OffsetForLeaderEpochResponse`` (API key 23): valid versions v2-4, flexible versions v4+.
 
-    Schema: ``tools/kafka-protocol/message/OffsetForLeaderEpochResponse.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/OffsetForLeaderEpochResponse.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        throttle_time_ms: ``ThrottleTimeMs`` ``int32``; every version; ignorable.
+        topics: ``Topics`` ``[]OffsetForLeaderTopicResult``; every version.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('throttle_time_ms', 'topics', 'unknown_tags',)
@@ -142,8 +171,8 @@ class OffsetForLeaderEpochResponse(Response):
     FLEXIBLE_VERSION: ClassVar[int | None] = 4
     _SCHEMA_NAME: ClassVar[str] = 'OffsetForLeaderEpochResponse'
 
-    throttle_time_ms: int  # ThrottleTimeMs int32; ignorable
-    topics: list[OffsetForLeaderTopicResult]  # Topics []OffsetForLeaderTopicResult
+    throttle_time_ms: int
+    topics: list[OffsetForLeaderTopicResult]
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -161,16 +190,23 @@ class OffsetForLeaderEpochResponse(Response):
 class OffsetForLeaderTopicResult(Struct):
     """Struct ``OffsetForLeaderTopicResult`` of ``OffsetForLeaderEpochResponse``.
 
-    Schema: ``tools/kafka-protocol/message/OffsetForLeaderEpochResponse.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/OffsetForLeaderEpochResponse.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        topic: ``Topic`` ``string``; every version.
+        partitions: ``Partitions`` ``[]EpochEndOffset``; every version.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('topic', 'partitions', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'OffsetForLeaderTopicResult'
 
-    topic: str  # Topic string
-    partitions: list[EpochEndOffset]  # Partitions []EpochEndOffset
+    topic: str
+    partitions: list[EpochEndOffset]
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -188,18 +224,27 @@ class OffsetForLeaderTopicResult(Struct):
 class EpochEndOffset(Struct):
     """Struct ``EpochEndOffset`` of ``OffsetForLeaderEpochResponse``.
 
-    Schema: ``tools/kafka-protocol/message/OffsetForLeaderEpochResponse.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/OffsetForLeaderEpochResponse.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        error_code: ``ErrorCode`` ``int16``; every version.
+        partition: ``Partition`` ``int32``; every version.
+        leader_epoch: ``LeaderEpoch`` ``int32``; every version; default -1; ignorable.
+        end_offset: ``EndOffset`` ``int64``; every version; default -1.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('error_code', 'partition', 'leader_epoch', 'end_offset', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'EpochEndOffset'
 
-    error_code: int  # ErrorCode int16
-    partition: int  # Partition int32
-    leader_epoch: int  # LeaderEpoch int32; default -1; ignorable
-    end_offset: int  # EndOffset int64; default -1
+    error_code: int
+    partition: int
+    leader_epoch: int
+    end_offset: int
     unknown_tags: dict[int, bytes] | None
 
     def __init__(

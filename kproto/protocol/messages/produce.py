@@ -58,10 +58,19 @@ _INT32_INT32 = struct.Struct('>ii')
 
 
 class ProduceRequest(Request['ProduceResponse']):
-    """Kafka request ``ProduceRequest`` (API key 0), versions 3-13, flexible from v9.
+    """Kafka request ``ProduceRequest`` (API key 0): valid versions v3-13, flexible versions v9+.
 
-    Schema: ``tools/kafka-protocol/message/ProduceRequest.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/ProduceRequest.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        transactional_id: ``TransactionalId`` ``string``; every version; nullable.
+        acks: ``Acks`` ``int16``; every version.
+        timeout_ms: ``TimeoutMs`` ``int32``; every version.
+        topic_data: ``TopicData`` ``[]TopicProduceData``; every version.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('transactional_id', 'acks', 'timeout_ms', 'topic_data', 'unknown_tags',)
@@ -72,10 +81,10 @@ class ProduceRequest(Request['ProduceResponse']):
     FLEXIBLE_VERSION: ClassVar[int | None] = 9
     _SCHEMA_NAME: ClassVar[str] = 'ProduceRequest'
 
-    transactional_id: str | None  # TransactionalId string; nullable
-    acks: int  # Acks int16
-    timeout_ms: int  # TimeoutMs int32
-    topic_data: list[TopicProduceData]  # TopicData []TopicProduceData
+    transactional_id: str | None
+    acks: int
+    timeout_ms: int
+    topic_data: list[TopicProduceData]
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -97,17 +106,25 @@ class ProduceRequest(Request['ProduceResponse']):
 class TopicProduceData(Struct):
     """Struct ``TopicProduceData`` of ``ProduceRequest``.
 
-    Schema: ``tools/kafka-protocol/message/ProduceRequest.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/ProduceRequest.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        name: ``Name`` ``string``; v3-12; ignorable.
+        topic_id: ``TopicId`` ``uuid``; v13+; ignorable.
+        partition_data: ``PartitionData`` ``[]PartitionProduceData``; every version.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('name', 'topic_id', 'partition_data', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'TopicProduceData'
 
-    name: str  # Name string; v3-12; ignorable
-    topic_id: uuid.UUID  # TopicId uuid; v13+; ignorable
-    partition_data: list[PartitionProduceData]  # PartitionData []PartitionProduceData
+    name: str
+    topic_id: uuid.UUID
+    partition_data: list[PartitionProduceData]
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -127,16 +144,23 @@ class TopicProduceData(Struct):
 class PartitionProduceData(Struct):
     """Struct ``PartitionProduceData`` of ``ProduceRequest``.
 
-    Schema: ``tools/kafka-protocol/message/ProduceRequest.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/ProduceRequest.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        index: ``Index`` ``int32``; every version.
+        records: ``Records`` ``records``; every version; nullable.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('index', 'records', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'PartitionProduceData'
 
-    index: int  # Index int32
-    records: Buffer | None  # Records records; nullable
+    index: int
+    records: Buffer | None
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -152,10 +176,18 @@ class PartitionProduceData(Struct):
 
 
 class ProduceResponse(Response):
-    """Kafka response ``ProduceResponse`` (API key 0), versions 3-13, flexible from v9.
+    """Kafka response ``ProduceResponse`` (API key 0): valid versions v3-13, flexible versions v9+.
 
-    Schema: ``tools/kafka-protocol/message/ProduceResponse.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/ProduceResponse.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        responses: ``Responses`` ``[]TopicProduceResponse``; every version.
+        throttle_time_ms: ``ThrottleTimeMs`` ``int32``; every version; ignorable.
+        node_endpoints: ``NodeEndpoints`` ``[]NodeEndpoint``; v10+; tagged (tag 0) v10+.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('responses', 'throttle_time_ms', 'node_endpoints', 'unknown_tags',)
@@ -166,9 +198,9 @@ class ProduceResponse(Response):
     FLEXIBLE_VERSION: ClassVar[int | None] = 9
     _SCHEMA_NAME: ClassVar[str] = 'ProduceResponse'
 
-    responses: list[TopicProduceResponse]  # Responses []TopicProduceResponse
-    throttle_time_ms: int  # ThrottleTimeMs int32; ignorable
-    node_endpoints: list[NodeEndpoint]  # NodeEndpoints []NodeEndpoint; v10+; tag 0 v10+
+    responses: list[TopicProduceResponse]
+    throttle_time_ms: int
+    node_endpoints: list[NodeEndpoint]
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -188,18 +220,27 @@ class ProduceResponse(Response):
 class NodeEndpoint(Struct):
     """Struct ``NodeEndpoint`` of ``ProduceResponse``.
 
-    Schema: ``tools/kafka-protocol/message/ProduceResponse.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/ProduceResponse.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        node_id: ``NodeId`` ``int32``; v10+.
+        host: ``Host`` ``string``; v10+.
+        port: ``Port`` ``int32``; v10+.
+        rack: ``Rack`` ``string``; v10+; nullable.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('node_id', 'host', 'port', 'rack', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'NodeEndpoint'
 
-    node_id: int  # NodeId int32; v10+
-    host: str  # Host string; v10+
-    port: int  # Port int32; v10+
-    rack: str | None  # Rack string; v10+; nullable
+    node_id: int
+    host: str
+    port: int
+    rack: str | None
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -221,17 +262,25 @@ class NodeEndpoint(Struct):
 class TopicProduceResponse(Struct):
     """Struct ``TopicProduceResponse`` of ``ProduceResponse``.
 
-    Schema: ``tools/kafka-protocol/message/ProduceResponse.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/ProduceResponse.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        name: ``Name`` ``string``; v3-12; ignorable.
+        topic_id: ``TopicId`` ``uuid``; v13+; ignorable.
+        partition_responses: ``PartitionResponses`` ``[]PartitionProduceResponse``; every version.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('name', 'topic_id', 'partition_responses', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'TopicProduceResponse'
 
-    name: str  # Name string; v3-12; ignorable
-    topic_id: uuid.UUID  # TopicId uuid; v13+; ignorable
-    partition_responses: list[PartitionProduceResponse]  # PartitionResponses []PartitionProduceResponse
+    name: str
+    topic_id: uuid.UUID
+    partition_responses: list[PartitionProduceResponse]
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -251,22 +300,35 @@ class TopicProduceResponse(Struct):
 class PartitionProduceResponse(Struct):
     """Struct ``PartitionProduceResponse`` of ``ProduceResponse``.
 
-    Schema: ``tools/kafka-protocol/message/ProduceResponse.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/ProduceResponse.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        index: ``Index`` ``int32``; every version.
+        error_code: ``ErrorCode`` ``int16``; every version.
+        base_offset: ``BaseOffset`` ``int64``; every version.
+        log_append_time_ms: ``LogAppendTimeMs`` ``int64``; every version; default -1; ignorable.
+        log_start_offset: ``LogStartOffset`` ``int64``; v5+; default -1; ignorable.
+        record_errors: ``RecordErrors`` ``[]BatchIndexAndErrorMessage``; v8+; ignorable.
+        error_message: ``ErrorMessage`` ``string``; v8+; nullable; ignorable.
+        current_leader: ``CurrentLeader`` ``LeaderIdAndEpoch``; v10+; tagged (tag 0) v10+.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('index', 'error_code', 'base_offset', 'log_append_time_ms', 'log_start_offset', 'record_errors', 'error_message', 'current_leader', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'PartitionProduceResponse'
 
-    index: int  # Index int32
-    error_code: int  # ErrorCode int16
-    base_offset: int  # BaseOffset int64
-    log_append_time_ms: int  # LogAppendTimeMs int64; default -1; ignorable
-    log_start_offset: int  # LogStartOffset int64; v5+; default -1; ignorable
-    record_errors: list[BatchIndexAndErrorMessage]  # RecordErrors []BatchIndexAndErrorMessage; v8+; ignorable
-    error_message: str | None  # ErrorMessage string; v8+; nullable; ignorable
-    current_leader: LeaderIdAndEpoch  # CurrentLeader LeaderIdAndEpoch; v10+; tag 0 v10+
+    index: int
+    error_code: int
+    base_offset: int
+    log_append_time_ms: int
+    log_start_offset: int
+    record_errors: list[BatchIndexAndErrorMessage]
+    error_message: str | None
+    current_leader: LeaderIdAndEpoch
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -296,16 +358,23 @@ class PartitionProduceResponse(Struct):
 class LeaderIdAndEpoch(Struct):
     """Struct ``LeaderIdAndEpoch`` of ``ProduceResponse``.
 
-    Schema: ``tools/kafka-protocol/message/ProduceResponse.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/ProduceResponse.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        leader_id: ``LeaderId`` ``int32``; v10+; default -1.
+        leader_epoch: ``LeaderEpoch`` ``int32``; v10+; default -1.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('leader_id', 'leader_epoch', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'LeaderIdAndEpoch'
 
-    leader_id: int  # LeaderId int32; v10+; default -1
-    leader_epoch: int  # LeaderEpoch int32; v10+; default -1
+    leader_id: int
+    leader_epoch: int
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -323,16 +392,23 @@ class LeaderIdAndEpoch(Struct):
 class BatchIndexAndErrorMessage(Struct):
     """Struct ``BatchIndexAndErrorMessage`` of ``ProduceResponse``.
 
-    Schema: ``tools/kafka-protocol/message/ProduceResponse.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/ProduceResponse.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        batch_index: ``BatchIndex`` ``int32``; v8+.
+        batch_index_error_message: ``BatchIndexErrorMessage`` ``string``; v8+; nullable.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('batch_index', 'batch_index_error_message', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'BatchIndexAndErrorMessage'
 
-    batch_index: int  # BatchIndex int32; v8+
-    batch_index_error_message: str | None  # BatchIndexErrorMessage string; v8+; nullable
+    batch_index: int
+    batch_index_error_message: str | None
     unknown_tags: dict[int, bytes] | None
 
     def __init__(

@@ -31,10 +31,20 @@ _INT32_INT16 = struct.Struct('>ih')
 
 
 class PushTelemetryRequest(Request['PushTelemetryResponse']):
-    """Kafka request ``PushTelemetryRequest`` (API key 72), versions 0-0, flexible from v0.
+    """Kafka request ``PushTelemetryRequest`` (API key 72): valid versions v0-0, flexible versions v0+.
 
-    Schema: ``tools/kafka-protocol/message/PushTelemetryRequest.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/PushTelemetryRequest.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        client_instance_id: ``ClientInstanceId`` ``uuid``; every version.
+        subscription_id: ``SubscriptionId`` ``int32``; every version.
+        terminating: ``Terminating`` ``bool``; every version.
+        compression_type: ``CompressionType`` ``int8``; every version.
+        metrics: ``Metrics`` ``bytes``; every version.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('client_instance_id', 'subscription_id', 'terminating', 'compression_type', 'metrics', 'unknown_tags',)
@@ -45,11 +55,11 @@ class PushTelemetryRequest(Request['PushTelemetryResponse']):
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
     _SCHEMA_NAME: ClassVar[str] = 'PushTelemetryRequest'
 
-    client_instance_id: uuid.UUID  # ClientInstanceId uuid
-    subscription_id: int  # SubscriptionId int32
-    terminating: bool  # Terminating bool
-    compression_type: int  # CompressionType int8
-    metrics: bytes  # Metrics bytes
+    client_instance_id: uuid.UUID
+    subscription_id: int
+    terminating: bool
+    compression_type: int
+    metrics: bytes
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -71,10 +81,17 @@ class PushTelemetryRequest(Request['PushTelemetryResponse']):
 
 
 class PushTelemetryResponse(Response):
-    """Kafka response ``PushTelemetryResponse`` (API key 72), versions 0-0, flexible from v0.
+    """Kafka response ``PushTelemetryResponse`` (API key 72): valid versions v0-0, flexible versions v0+.
 
-    Schema: ``tools/kafka-protocol/message/PushTelemetryResponse.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/PushTelemetryResponse.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        throttle_time_ms: ``ThrottleTimeMs`` ``int32``; every version.
+        error_code: ``ErrorCode`` ``int16``; every version.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('throttle_time_ms', 'error_code', 'unknown_tags',)
@@ -85,8 +102,8 @@ class PushTelemetryResponse(Response):
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
     _SCHEMA_NAME: ClassVar[str] = 'PushTelemetryResponse'
 
-    throttle_time_ms: int  # ThrottleTimeMs int32
-    error_code: int  # ErrorCode int16
+    throttle_time_ms: int
+    error_code: int
     unknown_tags: dict[int, bytes] | None
 
     def __init__(

@@ -31,10 +31,18 @@ _INT32_INT16 = struct.Struct('>ih')
 
 
 class RemoveRaftVoterRequest(Request['RemoveRaftVoterResponse']):
-    """Kafka request ``RemoveRaftVoterRequest`` (API key 81), versions 0-0, flexible from v0.
+    """Kafka request ``RemoveRaftVoterRequest`` (API key 81): valid versions v0-0, flexible versions v0+.
 
-    Schema: ``tools/kafka-protocol/message/RemoveRaftVoterRequest.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/RemoveRaftVoterRequest.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        cluster_id: ``ClusterId`` ``string``; every version; nullable.
+        voter_id: ``VoterId`` ``int32``; every version.
+        voter_directory_id: ``VoterDirectoryId`` ``uuid``; every version.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('cluster_id', 'voter_id', 'voter_directory_id', 'unknown_tags',)
@@ -45,9 +53,9 @@ class RemoveRaftVoterRequest(Request['RemoveRaftVoterResponse']):
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
     _SCHEMA_NAME: ClassVar[str] = 'RemoveRaftVoterRequest'
 
-    cluster_id: str | None  # ClusterId string; nullable
-    voter_id: int  # VoterId int32
-    voter_directory_id: uuid.UUID  # VoterDirectoryId uuid
+    cluster_id: str | None
+    voter_id: int
+    voter_directory_id: uuid.UUID
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -65,10 +73,18 @@ class RemoveRaftVoterRequest(Request['RemoveRaftVoterResponse']):
 
 
 class RemoveRaftVoterResponse(Response):
-    """Kafka response ``RemoveRaftVoterResponse`` (API key 81), versions 0-0, flexible from v0.
+    """Kafka response ``RemoveRaftVoterResponse`` (API key 81): valid versions v0-0, flexible versions v0+.
 
-    Schema: ``tools/kafka-protocol/message/RemoveRaftVoterResponse.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/RemoveRaftVoterResponse.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        throttle_time_ms: ``ThrottleTimeMs`` ``int32``; every version.
+        error_code: ``ErrorCode`` ``int16``; every version.
+        error_message: ``ErrorMessage`` ``string``; every version; nullable; ignorable.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('throttle_time_ms', 'error_code', 'error_message', 'unknown_tags',)
@@ -79,9 +95,9 @@ class RemoveRaftVoterResponse(Response):
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
     _SCHEMA_NAME: ClassVar[str] = 'RemoveRaftVoterResponse'
 
-    throttle_time_ms: int  # ThrottleTimeMs int32
-    error_code: int  # ErrorCode int16
-    error_message: str | None  # ErrorMessage string; nullable; ignorable
+    throttle_time_ms: int
+    error_code: int
+    error_message: str | None
     unknown_tags: dict[int, bytes] | None
 
     def __init__(

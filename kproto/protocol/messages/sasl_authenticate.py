@@ -36,10 +36,16 @@ _INT64 = struct.Struct('>q')
 
 
 class SaslAuthenticateRequest(Request['SaslAuthenticateResponse']):
-    """Kafka request ``SaslAuthenticateRequest`` (API key 36), versions 0-2, flexible from v2.
+    """Kafka request ``SaslAuthenticateRequest`` (API key 36): valid versions v0-2, flexible versions v2+.
 
-    Schema: ``tools/kafka-protocol/message/SaslAuthenticateRequest.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/SaslAuthenticateRequest.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        auth_bytes: ``AuthBytes`` ``bytes``; every version.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('auth_bytes', 'unknown_tags',)
@@ -50,7 +56,7 @@ class SaslAuthenticateRequest(Request['SaslAuthenticateResponse']):
     FLEXIBLE_VERSION: ClassVar[int | None] = 2
     _SCHEMA_NAME: ClassVar[str] = 'SaslAuthenticateRequest'
 
-    auth_bytes: bytes  # AuthBytes bytes
+    auth_bytes: bytes
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -64,10 +70,19 @@ class SaslAuthenticateRequest(Request['SaslAuthenticateResponse']):
 
 
 class SaslAuthenticateResponse(Response):
-    """Kafka response ``SaslAuthenticateResponse`` (API key 36), versions 0-2, flexible from v2.
+    """Kafka response ``SaslAuthenticateResponse`` (API key 36): valid versions v0-2, flexible versions v2+.
 
-    Schema: ``tools/kafka-protocol/message/SaslAuthenticateResponse.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/SaslAuthenticateResponse.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        error_code: ``ErrorCode`` ``int16``; every version.
+        error_message: ``ErrorMessage`` ``string``; every version; nullable.
+        auth_bytes: ``AuthBytes`` ``bytes``; every version.
+        session_lifetime_ms: ``SessionLifetimeMs`` ``int64``; v1+; ignorable.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('error_code', 'error_message', 'auth_bytes', 'session_lifetime_ms', 'unknown_tags',)
@@ -78,10 +93,10 @@ class SaslAuthenticateResponse(Response):
     FLEXIBLE_VERSION: ClassVar[int | None] = 2
     _SCHEMA_NAME: ClassVar[str] = 'SaslAuthenticateResponse'
 
-    error_code: int  # ErrorCode int16
-    error_message: str | None  # ErrorMessage string; nullable
-    auth_bytes: bytes  # AuthBytes bytes
-    session_lifetime_ms: int  # SessionLifetimeMs int64; v1+; ignorable
+    error_code: int
+    error_message: str | None
+    auth_bytes: bytes
+    session_lifetime_ms: int
     unknown_tags: dict[int, bytes] | None
 
     def __init__(

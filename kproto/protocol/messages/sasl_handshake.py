@@ -29,10 +29,16 @@ _INT32 = struct.Struct('>i')
 
 
 class SaslHandshakeRequest(Request['SaslHandshakeResponse']):
-    """Kafka request ``SaslHandshakeRequest`` (API key 17), versions 0-1.
+    """Kafka request ``SaslHandshakeRequest`` (API key 17): valid versions v0-1, no flexible versions.
 
-    Schema: ``tools/kafka-protocol/message/SaslHandshakeRequest.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/SaslHandshakeRequest.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        mechanism: ``Mechanism`` ``string``; every version.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('mechanism', 'unknown_tags',)
@@ -43,7 +49,7 @@ class SaslHandshakeRequest(Request['SaslHandshakeResponse']):
     FLEXIBLE_VERSION: ClassVar[int | None] = None
     _SCHEMA_NAME: ClassVar[str] = 'SaslHandshakeRequest'
 
-    mechanism: str  # Mechanism string
+    mechanism: str
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -57,10 +63,17 @@ class SaslHandshakeRequest(Request['SaslHandshakeResponse']):
 
 
 class SaslHandshakeResponse(Response):
-    """Kafka response ``SaslHandshakeResponse`` (API key 17), versions 0-1.
+    """Kafka response ``SaslHandshakeResponse`` (API key 17): valid versions v0-1, no flexible versions.
 
-    Schema: ``tools/kafka-protocol/message/SaslHandshakeResponse.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/SaslHandshakeResponse.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        error_code: ``ErrorCode`` ``int16``; every version.
+        mechanisms: ``Mechanisms`` ``[]string``; every version.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('error_code', 'mechanisms', 'unknown_tags',)
@@ -71,8 +84,8 @@ class SaslHandshakeResponse(Response):
     FLEXIBLE_VERSION: ClassVar[int | None] = None
     _SCHEMA_NAME: ClassVar[str] = 'SaslHandshakeResponse'
 
-    error_code: int  # ErrorCode int16
-    mechanisms: list[str]  # Mechanisms []string
+    error_code: int
+    mechanisms: list[str]
     unknown_tags: dict[int, bytes] | None
 
     def __init__(

@@ -44,10 +44,19 @@ _INT64_INT64 = struct.Struct('>qq')
 
 
 class ShareAcknowledgeRequest(Request['ShareAcknowledgeResponse']):
-    """Kafka request ``ShareAcknowledgeRequest`` (API key 79), versions 1-1, flexible from v1.
+    """Kafka request ``ShareAcknowledgeRequest`` (API key 79): valid versions v1-1, flexible versions v1+.
 
-    Schema: ``tools/kafka-protocol/message/ShareAcknowledgeRequest.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/ShareAcknowledgeRequest.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        group_id: ``GroupId`` ``string``; every version; nullable.
+        member_id: ``MemberId`` ``string``; every version; nullable.
+        share_session_epoch: ``ShareSessionEpoch`` ``int32``; every version.
+        topics: ``Topics`` ``[]AcknowledgeTopic``; every version.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('group_id', 'member_id', 'share_session_epoch', 'topics', 'unknown_tags',)
@@ -58,10 +67,10 @@ class ShareAcknowledgeRequest(Request['ShareAcknowledgeResponse']):
     FLEXIBLE_VERSION: ClassVar[int | None] = 1
     _SCHEMA_NAME: ClassVar[str] = 'ShareAcknowledgeRequest'
 
-    group_id: str | None  # GroupId string; nullable
-    member_id: str | None  # MemberId string; nullable
-    share_session_epoch: int  # ShareSessionEpoch int32
-    topics: list[AcknowledgeTopic]  # Topics []AcknowledgeTopic
+    group_id: str | None
+    member_id: str | None
+    share_session_epoch: int
+    topics: list[AcknowledgeTopic]
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -83,16 +92,23 @@ class ShareAcknowledgeRequest(Request['ShareAcknowledgeResponse']):
 class AcknowledgeTopic(Struct):
     """Struct ``AcknowledgeTopic`` of ``ShareAcknowledgeRequest``.
 
-    Schema: ``tools/kafka-protocol/message/ShareAcknowledgeRequest.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/ShareAcknowledgeRequest.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        topic_id: ``TopicId`` ``uuid``; every version.
+        partitions: ``Partitions`` ``[]AcknowledgePartition``; every version.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('topic_id', 'partitions', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'AcknowledgeTopic'
 
-    topic_id: uuid.UUID  # TopicId uuid
-    partitions: list[AcknowledgePartition]  # Partitions []AcknowledgePartition
+    topic_id: uuid.UUID
+    partitions: list[AcknowledgePartition]
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -110,16 +126,23 @@ class AcknowledgeTopic(Struct):
 class AcknowledgePartition(Struct):
     """Struct ``AcknowledgePartition`` of ``ShareAcknowledgeRequest``.
 
-    Schema: ``tools/kafka-protocol/message/ShareAcknowledgeRequest.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/ShareAcknowledgeRequest.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        partition_index: ``PartitionIndex`` ``int32``; every version.
+        acknowledgement_batches: ``AcknowledgementBatches`` ``[]AcknowledgementBatch``; every version.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('partition_index', 'acknowledgement_batches', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'AcknowledgePartition'
 
-    partition_index: int  # PartitionIndex int32
-    acknowledgement_batches: list[AcknowledgementBatch]  # AcknowledgementBatches []AcknowledgementBatch
+    partition_index: int
+    acknowledgement_batches: list[AcknowledgementBatch]
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -137,17 +160,25 @@ class AcknowledgePartition(Struct):
 class AcknowledgementBatch(Struct):
     """Struct ``AcknowledgementBatch`` of ``ShareAcknowledgeRequest``.
 
-    Schema: ``tools/kafka-protocol/message/ShareAcknowledgeRequest.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/ShareAcknowledgeRequest.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        first_offset: ``FirstOffset`` ``int64``; every version.
+        last_offset: ``LastOffset`` ``int64``; every version.
+        acknowledge_types: ``AcknowledgeTypes`` ``[]int8``; every version.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('first_offset', 'last_offset', 'acknowledge_types', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'AcknowledgementBatch'
 
-    first_offset: int  # FirstOffset int64
-    last_offset: int  # LastOffset int64
-    acknowledge_types: list[int]  # AcknowledgeTypes []int8
+    first_offset: int
+    last_offset: int
+    acknowledge_types: list[int]
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -165,10 +196,20 @@ class AcknowledgementBatch(Struct):
 
 
 class ShareAcknowledgeResponse(Response):
-    """Kafka response ``ShareAcknowledgeResponse`` (API key 79), versions 1-1, flexible from v1.
+    """Kafka response ``ShareAcknowledgeResponse`` (API key 79): valid versions v1-1, flexible versions v1+.
 
-    Schema: ``tools/kafka-protocol/message/ShareAcknowledgeResponse.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/ShareAcknowledgeResponse.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        throttle_time_ms: ``ThrottleTimeMs`` ``int32``; every version.
+        error_code: ``ErrorCode`` ``int16``; every version.
+        error_message: ``ErrorMessage`` ``string``; every version; nullable.
+        responses: ``Responses`` ``[]ShareAcknowledgeTopicResponse``; every version.
+        node_endpoints: ``NodeEndpoints`` ``[]NodeEndpoint``; every version.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('throttle_time_ms', 'error_code', 'error_message', 'responses', 'node_endpoints', 'unknown_tags',)
@@ -179,11 +220,11 @@ class ShareAcknowledgeResponse(Response):
     FLEXIBLE_VERSION: ClassVar[int | None] = 1
     _SCHEMA_NAME: ClassVar[str] = 'ShareAcknowledgeResponse'
 
-    throttle_time_ms: int  # ThrottleTimeMs int32
-    error_code: int  # ErrorCode int16
-    error_message: str | None  # ErrorMessage string; nullable
-    responses: list[ShareAcknowledgeTopicResponse]  # Responses []ShareAcknowledgeTopicResponse
-    node_endpoints: list[NodeEndpoint]  # NodeEndpoints []NodeEndpoint
+    throttle_time_ms: int
+    error_code: int
+    error_message: str | None
+    responses: list[ShareAcknowledgeTopicResponse]
+    node_endpoints: list[NodeEndpoint]
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -207,18 +248,27 @@ class ShareAcknowledgeResponse(Response):
 class NodeEndpoint(Struct):
     """Struct ``NodeEndpoint`` of ``ShareAcknowledgeResponse``.
 
-    Schema: ``tools/kafka-protocol/message/ShareAcknowledgeResponse.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/ShareAcknowledgeResponse.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        node_id: ``NodeId`` ``int32``; every version.
+        host: ``Host`` ``string``; every version.
+        port: ``Port`` ``int32``; every version.
+        rack: ``Rack`` ``string``; every version; nullable.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('node_id', 'host', 'port', 'rack', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'NodeEndpoint'
 
-    node_id: int  # NodeId int32
-    host: str  # Host string
-    port: int  # Port int32
-    rack: str | None  # Rack string; nullable
+    node_id: int
+    host: str
+    port: int
+    rack: str | None
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -240,16 +290,23 @@ class NodeEndpoint(Struct):
 class ShareAcknowledgeTopicResponse(Struct):
     """Struct ``ShareAcknowledgeTopicResponse`` of ``ShareAcknowledgeResponse``.
 
-    Schema: ``tools/kafka-protocol/message/ShareAcknowledgeResponse.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/ShareAcknowledgeResponse.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        topic_id: ``TopicId`` ``uuid``; every version.
+        partitions: ``Partitions`` ``[]PartitionData``; every version.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('topic_id', 'partitions', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'ShareAcknowledgeTopicResponse'
 
-    topic_id: uuid.UUID  # TopicId uuid
-    partitions: list[PartitionData]  # Partitions []PartitionData
+    topic_id: uuid.UUID
+    partitions: list[PartitionData]
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -267,18 +324,27 @@ class ShareAcknowledgeTopicResponse(Struct):
 class PartitionData(Struct):
     """Struct ``PartitionData`` of ``ShareAcknowledgeResponse``.
 
-    Schema: ``tools/kafka-protocol/message/ShareAcknowledgeResponse.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/ShareAcknowledgeResponse.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        partition_index: ``PartitionIndex`` ``int32``; every version.
+        error_code: ``ErrorCode`` ``int16``; every version.
+        error_message: ``ErrorMessage`` ``string``; every version; nullable.
+        current_leader: ``CurrentLeader`` ``LeaderIdAndEpoch``; every version.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('partition_index', 'error_code', 'error_message', 'current_leader', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'PartitionData'
 
-    partition_index: int  # PartitionIndex int32
-    error_code: int  # ErrorCode int16
-    error_message: str | None  # ErrorMessage string; nullable
-    current_leader: LeaderIdAndEpoch  # CurrentLeader LeaderIdAndEpoch
+    partition_index: int
+    error_code: int
+    error_message: str | None
+    current_leader: LeaderIdAndEpoch
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -300,16 +366,23 @@ class PartitionData(Struct):
 class LeaderIdAndEpoch(Struct):
     """Struct ``LeaderIdAndEpoch`` of ``ShareAcknowledgeResponse``.
 
-    Schema: ``tools/kafka-protocol/message/ShareAcknowledgeResponse.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/ShareAcknowledgeResponse.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        leader_id: ``LeaderId`` ``int32``; every version.
+        leader_epoch: ``LeaderEpoch`` ``int32``; every version.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('leader_id', 'leader_epoch', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'LeaderIdAndEpoch'
 
-    leader_id: int  # LeaderId int32
-    leader_epoch: int  # LeaderEpoch int32
+    leader_id: int
+    leader_epoch: int
     unknown_tags: dict[int, bytes] | None
 
     def __init__(

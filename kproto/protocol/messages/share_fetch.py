@@ -52,10 +52,25 @@ _INT64_INT64_INT16 = struct.Struct('>qqh')
 
 
 class ShareFetchRequest(Request['ShareFetchResponse']):
-    """Kafka request ``ShareFetchRequest`` (API key 78), versions 1-1, flexible from v1.
+    """Kafka request ``ShareFetchRequest`` (API key 78): valid versions v1-1, flexible versions v1+.
 
-    Schema: ``tools/kafka-protocol/message/ShareFetchRequest.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/ShareFetchRequest.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        group_id: ``GroupId`` ``string``; every version; nullable.
+        member_id: ``MemberId`` ``string``; every version; nullable.
+        share_session_epoch: ``ShareSessionEpoch`` ``int32``; every version.
+        max_wait_ms: ``MaxWaitMs`` ``int32``; every version.
+        min_bytes: ``MinBytes`` ``int32``; every version.
+        max_bytes: ``MaxBytes`` ``int32``; every version; default 0x7fffffff.
+        max_records: ``MaxRecords`` ``int32``; every version.
+        batch_size: ``BatchSize`` ``int32``; every version.
+        topics: ``Topics`` ``[]FetchTopic``; every version.
+        forgotten_topics_data: ``ForgottenTopicsData`` ``[]ForgottenTopic``; every version.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('group_id', 'member_id', 'share_session_epoch', 'max_wait_ms', 'min_bytes', 'max_bytes', 'max_records', 'batch_size', 'topics', 'forgotten_topics_data', 'unknown_tags',)
@@ -66,16 +81,16 @@ class ShareFetchRequest(Request['ShareFetchResponse']):
     FLEXIBLE_VERSION: ClassVar[int | None] = 1
     _SCHEMA_NAME: ClassVar[str] = 'ShareFetchRequest'
 
-    group_id: str | None  # GroupId string; nullable
-    member_id: str | None  # MemberId string; nullable
-    share_session_epoch: int  # ShareSessionEpoch int32
-    max_wait_ms: int  # MaxWaitMs int32
-    min_bytes: int  # MinBytes int32
-    max_bytes: int  # MaxBytes int32; default 0x7fffffff
-    max_records: int  # MaxRecords int32
-    batch_size: int  # BatchSize int32
-    topics: list[FetchTopic]  # Topics []FetchTopic
-    forgotten_topics_data: list[ForgottenTopic]  # ForgottenTopicsData []ForgottenTopic
+    group_id: str | None
+    member_id: str | None
+    share_session_epoch: int
+    max_wait_ms: int
+    min_bytes: int
+    max_bytes: int
+    max_records: int
+    batch_size: int
+    topics: list[FetchTopic]
+    forgotten_topics_data: list[ForgottenTopic]
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -109,16 +124,23 @@ class ShareFetchRequest(Request['ShareFetchResponse']):
 class ForgottenTopic(Struct):
     """Struct ``ForgottenTopic`` of ``ShareFetchRequest``.
 
-    Schema: ``tools/kafka-protocol/message/ShareFetchRequest.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/ShareFetchRequest.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        topic_id: ``TopicId`` ``uuid``; every version.
+        partitions: ``Partitions`` ``[]int32``; every version.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('topic_id', 'partitions', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'ForgottenTopic'
 
-    topic_id: uuid.UUID  # TopicId uuid
-    partitions: list[int]  # Partitions []int32
+    topic_id: uuid.UUID
+    partitions: list[int]
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -136,16 +158,23 @@ class ForgottenTopic(Struct):
 class FetchTopic(Struct):
     """Struct ``FetchTopic`` of ``ShareFetchRequest``.
 
-    Schema: ``tools/kafka-protocol/message/ShareFetchRequest.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/ShareFetchRequest.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        topic_id: ``TopicId`` ``uuid``; every version.
+        partitions: ``Partitions`` ``[]FetchPartition``; every version.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('topic_id', 'partitions', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'FetchTopic'
 
-    topic_id: uuid.UUID  # TopicId uuid
-    partitions: list[FetchPartition]  # Partitions []FetchPartition
+    topic_id: uuid.UUID
+    partitions: list[FetchPartition]
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -163,17 +192,25 @@ class FetchTopic(Struct):
 class FetchPartition(Struct):
     """Struct ``FetchPartition`` of ``ShareFetchRequest``.
 
-    Schema: ``tools/kafka-protocol/message/ShareFetchRequest.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/ShareFetchRequest.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        partition_index: ``PartitionIndex`` ``int32``; every version.
+        partition_max_bytes: ``PartitionMaxBytes`` ``int32``; v1-0.
+        acknowledgement_batches: ``AcknowledgementBatches`` ``[]AcknowledgementBatch``; every version.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('partition_index', 'partition_max_bytes', 'acknowledgement_batches', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'FetchPartition'
 
-    partition_index: int  # PartitionIndex int32
-    partition_max_bytes: int  # PartitionMaxBytes int32; v1-0
-    acknowledgement_batches: list[AcknowledgementBatch]  # AcknowledgementBatches []AcknowledgementBatch
+    partition_index: int
+    partition_max_bytes: int
+    acknowledgement_batches: list[AcknowledgementBatch]
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -193,17 +230,25 @@ class FetchPartition(Struct):
 class AcknowledgementBatch(Struct):
     """Struct ``AcknowledgementBatch`` of ``ShareFetchRequest``.
 
-    Schema: ``tools/kafka-protocol/message/ShareFetchRequest.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/ShareFetchRequest.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        first_offset: ``FirstOffset`` ``int64``; every version.
+        last_offset: ``LastOffset`` ``int64``; every version.
+        acknowledge_types: ``AcknowledgeTypes`` ``[]int8``; every version.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('first_offset', 'last_offset', 'acknowledge_types', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'AcknowledgementBatch'
 
-    first_offset: int  # FirstOffset int64
-    last_offset: int  # LastOffset int64
-    acknowledge_types: list[int]  # AcknowledgeTypes []int8
+    first_offset: int
+    last_offset: int
+    acknowledge_types: list[int]
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -221,10 +266,21 @@ class AcknowledgementBatch(Struct):
 
 
 class ShareFetchResponse(Response):
-    """Kafka response ``ShareFetchResponse`` (API key 78), versions 1-1, flexible from v1.
+    """Kafka response ``ShareFetchResponse`` (API key 78): valid versions v1-1, flexible versions v1+.
 
-    Schema: ``tools/kafka-protocol/message/ShareFetchResponse.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/ShareFetchResponse.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        throttle_time_ms: ``ThrottleTimeMs`` ``int32``; every version.
+        error_code: ``ErrorCode`` ``int16``; every version.
+        error_message: ``ErrorMessage`` ``string``; every version; nullable.
+        acquisition_lock_timeout_ms: ``AcquisitionLockTimeoutMs`` ``int32``; every version.
+        responses: ``Responses`` ``[]ShareFetchableTopicResponse``; every version.
+        node_endpoints: ``NodeEndpoints`` ``[]NodeEndpoint``; every version.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('throttle_time_ms', 'error_code', 'error_message', 'acquisition_lock_timeout_ms', 'responses', 'node_endpoints', 'unknown_tags',)
@@ -235,12 +291,12 @@ class ShareFetchResponse(Response):
     FLEXIBLE_VERSION: ClassVar[int | None] = 1
     _SCHEMA_NAME: ClassVar[str] = 'ShareFetchResponse'
 
-    throttle_time_ms: int  # ThrottleTimeMs int32
-    error_code: int  # ErrorCode int16
-    error_message: str | None  # ErrorMessage string; nullable
-    acquisition_lock_timeout_ms: int  # AcquisitionLockTimeoutMs int32
-    responses: list[ShareFetchableTopicResponse]  # Responses []ShareFetchableTopicResponse
-    node_endpoints: list[NodeEndpoint]  # NodeEndpoints []NodeEndpoint
+    throttle_time_ms: int
+    error_code: int
+    error_message: str | None
+    acquisition_lock_timeout_ms: int
+    responses: list[ShareFetchableTopicResponse]
+    node_endpoints: list[NodeEndpoint]
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -266,18 +322,27 @@ class ShareFetchResponse(Response):
 class NodeEndpoint(Struct):
     """Struct ``NodeEndpoint`` of ``ShareFetchResponse``.
 
-    Schema: ``tools/kafka-protocol/message/ShareFetchResponse.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/ShareFetchResponse.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        node_id: ``NodeId`` ``int32``; every version.
+        host: ``Host`` ``string``; every version.
+        port: ``Port`` ``int32``; every version.
+        rack: ``Rack`` ``string``; every version; nullable.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('node_id', 'host', 'port', 'rack', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'NodeEndpoint'
 
-    node_id: int  # NodeId int32
-    host: str  # Host string
-    port: int  # Port int32
-    rack: str | None  # Rack string; nullable
+    node_id: int
+    host: str
+    port: int
+    rack: str | None
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -299,16 +364,23 @@ class NodeEndpoint(Struct):
 class ShareFetchableTopicResponse(Struct):
     """Struct ``ShareFetchableTopicResponse`` of ``ShareFetchResponse``.
 
-    Schema: ``tools/kafka-protocol/message/ShareFetchResponse.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/ShareFetchResponse.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        topic_id: ``TopicId`` ``uuid``; every version.
+        partitions: ``Partitions`` ``[]PartitionData``; every version.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('topic_id', 'partitions', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'ShareFetchableTopicResponse'
 
-    topic_id: uuid.UUID  # TopicId uuid
-    partitions: list[PartitionData]  # Partitions []PartitionData
+    topic_id: uuid.UUID
+    partitions: list[PartitionData]
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -326,22 +398,35 @@ class ShareFetchableTopicResponse(Struct):
 class PartitionData(Struct):
     """Struct ``PartitionData`` of ``ShareFetchResponse``.
 
-    Schema: ``tools/kafka-protocol/message/ShareFetchResponse.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/ShareFetchResponse.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        partition_index: ``PartitionIndex`` ``int32``; every version.
+        error_code: ``ErrorCode`` ``int16``; every version.
+        error_message: ``ErrorMessage`` ``string``; every version; nullable.
+        acknowledge_error_code: ``AcknowledgeErrorCode`` ``int16``; every version.
+        acknowledge_error_message: ``AcknowledgeErrorMessage`` ``string``; every version; nullable.
+        current_leader: ``CurrentLeader`` ``LeaderIdAndEpoch``; every version.
+        records: ``Records`` ``records``; every version; nullable v1-0.
+        acquired_records: ``AcquiredRecords`` ``[]AcquiredRecords``; every version.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('partition_index', 'error_code', 'error_message', 'acknowledge_error_code', 'acknowledge_error_message', 'current_leader', 'records', 'acquired_records', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'PartitionData'
 
-    partition_index: int  # PartitionIndex int32
-    error_code: int  # ErrorCode int16
-    error_message: str | None  # ErrorMessage string; nullable
-    acknowledge_error_code: int  # AcknowledgeErrorCode int16
-    acknowledge_error_message: str | None  # AcknowledgeErrorMessage string; nullable
-    current_leader: LeaderIdAndEpoch  # CurrentLeader LeaderIdAndEpoch
-    records: Buffer | None  # Records records; nullable v1-0
-    acquired_records: list[AcquiredRecords]  # AcquiredRecords []AcquiredRecords
+    partition_index: int
+    error_code: int
+    error_message: str | None
+    acknowledge_error_code: int
+    acknowledge_error_message: str | None
+    current_leader: LeaderIdAndEpoch
+    records: Buffer | None
+    acquired_records: list[AcquiredRecords]
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -371,17 +456,25 @@ class PartitionData(Struct):
 class AcquiredRecords(Struct):
     """Struct ``AcquiredRecords`` of ``ShareFetchResponse``.
 
-    Schema: ``tools/kafka-protocol/message/ShareFetchResponse.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/ShareFetchResponse.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        first_offset: ``FirstOffset`` ``int64``; every version.
+        last_offset: ``LastOffset`` ``int64``; every version.
+        delivery_count: ``DeliveryCount`` ``int16``; every version.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('first_offset', 'last_offset', 'delivery_count', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'AcquiredRecords'
 
-    first_offset: int  # FirstOffset int64
-    last_offset: int  # LastOffset int64
-    delivery_count: int  # DeliveryCount int16
+    first_offset: int
+    last_offset: int
+    delivery_count: int
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -401,16 +494,23 @@ class AcquiredRecords(Struct):
 class LeaderIdAndEpoch(Struct):
     """Struct ``LeaderIdAndEpoch`` of ``ShareFetchResponse``.
 
-    Schema: ``tools/kafka-protocol/message/ShareFetchResponse.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/ShareFetchResponse.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        leader_id: ``LeaderId`` ``int32``; every version.
+        leader_epoch: ``LeaderEpoch`` ``int32``; every version.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('leader_id', 'leader_epoch', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'LeaderIdAndEpoch'
 
-    leader_id: int  # LeaderId int32
-    leader_epoch: int  # LeaderEpoch int32
+    leader_id: int
+    leader_epoch: int
     unknown_tags: dict[int, bytes] | None
 
     def __init__(

@@ -41,10 +41,17 @@ _INT32_INT32 = struct.Struct('>ii')
 
 
 class ShareGroupDescribeRequest(Request['ShareGroupDescribeResponse']):
-    """Kafka request ``ShareGroupDescribeRequest`` (API key 77), versions 1-1, flexible from v1.
+    """Kafka request ``ShareGroupDescribeRequest`` (API key 77): valid versions v1-1, flexible versions v1+.
 
-    Schema: ``tools/kafka-protocol/message/ShareGroupDescribeRequest.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/ShareGroupDescribeRequest.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        group_ids: ``GroupIds`` ``[]string``; every version.
+        include_authorized_operations: ``IncludeAuthorizedOperations`` ``bool``; every version.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('group_ids', 'include_authorized_operations', 'unknown_tags',)
@@ -55,8 +62,8 @@ class ShareGroupDescribeRequest(Request['ShareGroupDescribeResponse']):
     FLEXIBLE_VERSION: ClassVar[int | None] = 1
     _SCHEMA_NAME: ClassVar[str] = 'ShareGroupDescribeRequest'
 
-    group_ids: list[str]  # GroupIds []string
-    include_authorized_operations: bool  # IncludeAuthorizedOperations bool
+    group_ids: list[str]
+    include_authorized_operations: bool
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -72,10 +79,17 @@ class ShareGroupDescribeRequest(Request['ShareGroupDescribeResponse']):
 
 
 class ShareGroupDescribeResponse(Response):
-    """Kafka response ``ShareGroupDescribeResponse`` (API key 77), versions 1-1, flexible from v1.
+    """Kafka response ``ShareGroupDescribeResponse`` (API key 77): valid versions v1-1, flexible versions v1+.
 
-    Schema: ``tools/kafka-protocol/message/ShareGroupDescribeResponse.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/ShareGroupDescribeResponse.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        throttle_time_ms: ``ThrottleTimeMs`` ``int32``; every version.
+        groups: ``Groups`` ``[]DescribedGroup``; every version.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('throttle_time_ms', 'groups', 'unknown_tags',)
@@ -86,8 +100,8 @@ class ShareGroupDescribeResponse(Response):
     FLEXIBLE_VERSION: ClassVar[int | None] = 1
     _SCHEMA_NAME: ClassVar[str] = 'ShareGroupDescribeResponse'
 
-    throttle_time_ms: int  # ThrottleTimeMs int32
-    groups: list[DescribedGroup]  # Groups []DescribedGroup
+    throttle_time_ms: int
+    groups: list[DescribedGroup]
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -105,23 +119,37 @@ class ShareGroupDescribeResponse(Response):
 class DescribedGroup(Struct):
     """Struct ``DescribedGroup`` of ``ShareGroupDescribeResponse``.
 
-    Schema: ``tools/kafka-protocol/message/ShareGroupDescribeResponse.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/ShareGroupDescribeResponse.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        error_code: ``ErrorCode`` ``int16``; every version.
+        error_message: ``ErrorMessage`` ``string``; every version; nullable.
+        group_id: ``GroupId`` ``string``; every version.
+        group_state: ``GroupState`` ``string``; every version.
+        group_epoch: ``GroupEpoch`` ``int32``; every version.
+        assignment_epoch: ``AssignmentEpoch`` ``int32``; every version.
+        assignor_name: ``AssignorName`` ``string``; every version.
+        members: ``Members`` ``[]Member``; every version.
+        authorized_operations: ``AuthorizedOperations`` ``int32``; every version; default -2147483648.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('error_code', 'error_message', 'group_id', 'group_state', 'group_epoch', 'assignment_epoch', 'assignor_name', 'members', 'authorized_operations', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'DescribedGroup'
 
-    error_code: int  # ErrorCode int16
-    error_message: str | None  # ErrorMessage string; nullable
-    group_id: str  # GroupId string
-    group_state: str  # GroupState string
-    group_epoch: int  # GroupEpoch int32
-    assignment_epoch: int  # AssignmentEpoch int32
-    assignor_name: str  # AssignorName string
-    members: list[Member]  # Members []Member
-    authorized_operations: int  # AuthorizedOperations int32; default -2147483648
+    error_code: int
+    error_message: str | None
+    group_id: str
+    group_state: str
+    group_epoch: int
+    assignment_epoch: int
+    assignor_name: str
+    members: list[Member]
+    authorized_operations: int
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -153,21 +181,33 @@ class DescribedGroup(Struct):
 class Member(Struct):
     """Struct ``Member`` of ``ShareGroupDescribeResponse``.
 
-    Schema: ``tools/kafka-protocol/message/ShareGroupDescribeResponse.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/ShareGroupDescribeResponse.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        member_id: ``MemberId`` ``string``; every version.
+        rack_id: ``RackId`` ``string``; every version; nullable.
+        member_epoch: ``MemberEpoch`` ``int32``; every version.
+        client_id: ``ClientId`` ``string``; every version.
+        client_host: ``ClientHost`` ``string``; every version.
+        subscribed_topic_names: ``SubscribedTopicNames`` ``[]string``; every version.
+        assignment: ``Assignment`` ``Assignment``; every version.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('member_id', 'rack_id', 'member_epoch', 'client_id', 'client_host', 'subscribed_topic_names', 'assignment', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'Member'
 
-    member_id: str  # MemberId string
-    rack_id: str | None  # RackId string; nullable
-    member_epoch: int  # MemberEpoch int32
-    client_id: str  # ClientId string
-    client_host: str  # ClientHost string
-    subscribed_topic_names: list[str]  # SubscribedTopicNames []string
-    assignment: Assignment  # Assignment Assignment
+    member_id: str
+    rack_id: str | None
+    member_epoch: int
+    client_id: str
+    client_host: str
+    subscribed_topic_names: list[str]
+    assignment: Assignment
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -195,15 +235,21 @@ class Member(Struct):
 class Assignment(Struct):
     """Struct ``Assignment`` of ``ShareGroupDescribeResponse``.
 
-    Schema: ``tools/kafka-protocol/message/ShareGroupDescribeResponse.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/ShareGroupDescribeResponse.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        topic_partitions: ``TopicPartitions`` ``[]TopicPartitions``; every version.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('topic_partitions', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'Assignment'
 
-    topic_partitions: list[TopicPartitions]  # TopicPartitions []TopicPartitions
+    topic_partitions: list[TopicPartitions]
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -219,17 +265,25 @@ class Assignment(Struct):
 class TopicPartitions(Struct):
     """Struct ``TopicPartitions`` of ``ShareGroupDescribeResponse``.
 
-    Schema: ``tools/kafka-protocol/message/ShareGroupDescribeResponse.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/ShareGroupDescribeResponse.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        topic_id: ``TopicId`` ``uuid``; every version.
+        topic_name: ``TopicName`` ``string``; every version.
+        partitions: ``Partitions`` ``[]int32``; every version.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('topic_id', 'topic_name', 'partitions', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'TopicPartitions'
 
-    topic_id: uuid.UUID  # TopicId uuid
-    topic_name: str  # TopicName string
-    partitions: list[int]  # Partitions []int32
+    topic_id: uuid.UUID
+    topic_name: str
+    partitions: list[int]
     unknown_tags: dict[int, bytes] | None
 
     def __init__(

@@ -39,10 +39,20 @@ _INT32_INT32 = struct.Struct('>ii')
 
 
 class ShareGroupHeartbeatRequest(Request['ShareGroupHeartbeatResponse']):
-    """Kafka request ``ShareGroupHeartbeatRequest`` (API key 76), versions 1-1, flexible from v1.
+    """Kafka request ``ShareGroupHeartbeatRequest`` (API key 76): valid versions v1-1, flexible versions v1+.
 
-    Schema: ``tools/kafka-protocol/message/ShareGroupHeartbeatRequest.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/ShareGroupHeartbeatRequest.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        group_id: ``GroupId`` ``string``; every version.
+        member_id: ``MemberId`` ``string``; every version.
+        member_epoch: ``MemberEpoch`` ``int32``; every version.
+        rack_id: ``RackId`` ``string``; every version; nullable.
+        subscribed_topic_names: ``SubscribedTopicNames`` ``[]string``; every version; nullable.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('group_id', 'member_id', 'member_epoch', 'rack_id', 'subscribed_topic_names', 'unknown_tags',)
@@ -53,11 +63,11 @@ class ShareGroupHeartbeatRequest(Request['ShareGroupHeartbeatResponse']):
     FLEXIBLE_VERSION: ClassVar[int | None] = 1
     _SCHEMA_NAME: ClassVar[str] = 'ShareGroupHeartbeatRequest'
 
-    group_id: str  # GroupId string
-    member_id: str  # MemberId string
-    member_epoch: int  # MemberEpoch int32
-    rack_id: str | None  # RackId string; nullable
-    subscribed_topic_names: list[str] | None  # SubscribedTopicNames []string; nullable
+    group_id: str
+    member_id: str
+    member_epoch: int
+    rack_id: str | None
+    subscribed_topic_names: list[str] | None
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -79,10 +89,22 @@ class ShareGroupHeartbeatRequest(Request['ShareGroupHeartbeatResponse']):
 
 
 class ShareGroupHeartbeatResponse(Response):
-    """Kafka response ``ShareGroupHeartbeatResponse`` (API key 76), versions 1-1, flexible from v1.
+    """Kafka response ``ShareGroupHeartbeatResponse`` (API key 76): valid versions v1-1, flexible versions v1+.
 
-    Schema: ``tools/kafka-protocol/message/ShareGroupHeartbeatResponse.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/ShareGroupHeartbeatResponse.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        throttle_time_ms: ``ThrottleTimeMs`` ``int32``; every version.
+        error_code: ``ErrorCode`` ``int16``; every version.
+        error_message: ``ErrorMessage`` ``string``; every version; nullable.
+        member_id: ``MemberId`` ``string``; every version; nullable.
+        member_epoch: ``MemberEpoch`` ``int32``; every version.
+        heartbeat_interval_ms: ``HeartbeatIntervalMs`` ``int32``; every version.
+        assignment: ``Assignment`` ``Assignment``; every version; nullable.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('throttle_time_ms', 'error_code', 'error_message', 'member_id', 'member_epoch', 'heartbeat_interval_ms', 'assignment', 'unknown_tags',)
@@ -93,13 +115,13 @@ class ShareGroupHeartbeatResponse(Response):
     FLEXIBLE_VERSION: ClassVar[int | None] = 1
     _SCHEMA_NAME: ClassVar[str] = 'ShareGroupHeartbeatResponse'
 
-    throttle_time_ms: int  # ThrottleTimeMs int32
-    error_code: int  # ErrorCode int16
-    error_message: str | None  # ErrorMessage string; nullable
-    member_id: str | None  # MemberId string; nullable
-    member_epoch: int  # MemberEpoch int32
-    heartbeat_interval_ms: int  # HeartbeatIntervalMs int32
-    assignment: Assignment | None  # Assignment Assignment; nullable
+    throttle_time_ms: int
+    error_code: int
+    error_message: str | None
+    member_id: str | None
+    member_epoch: int
+    heartbeat_interval_ms: int
+    assignment: Assignment | None
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -127,15 +149,21 @@ class ShareGroupHeartbeatResponse(Response):
 class Assignment(Struct):
     """Struct ``Assignment`` of ``ShareGroupHeartbeatResponse``.
 
-    Schema: ``tools/kafka-protocol/message/ShareGroupHeartbeatResponse.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/ShareGroupHeartbeatResponse.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        topic_partitions: ``TopicPartitions`` ``[]TopicPartitions``; every version.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('topic_partitions', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'Assignment'
 
-    topic_partitions: list[TopicPartitions]  # TopicPartitions []TopicPartitions
+    topic_partitions: list[TopicPartitions]
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -151,16 +179,23 @@ class Assignment(Struct):
 class TopicPartitions(Struct):
     """Struct ``TopicPartitions`` of ``ShareGroupHeartbeatResponse``.
 
-    Schema: ``tools/kafka-protocol/message/ShareGroupHeartbeatResponse.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/ShareGroupHeartbeatResponse.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        topic_id: ``TopicId`` ``uuid``; every version.
+        partitions: ``Partitions`` ``[]int32``; every version.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('topic_id', 'partitions', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'TopicPartitions'
 
-    topic_id: uuid.UUID  # TopicId uuid
-    partitions: list[int]  # Partitions []int32
+    topic_id: uuid.UUID
+    partitions: list[int]
     unknown_tags: dict[int, bytes] | None
 
     def __init__(

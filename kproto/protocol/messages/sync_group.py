@@ -46,10 +46,22 @@ _INT32_INT16 = struct.Struct('>ih')
 
 
 class SyncGroupRequest(Request['SyncGroupResponse']):
-    """Kafka request ``SyncGroupRequest`` (API key 14), versions 0-5, flexible from v4.
+    """Kafka request ``SyncGroupRequest`` (API key 14): valid versions v0-5, flexible versions v4+.
 
-    Schema: ``tools/kafka-protocol/message/SyncGroupRequest.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/SyncGroupRequest.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        group_id: ``GroupId`` ``string``; every version.
+        generation_id: ``GenerationId`` ``int32``; every version.
+        member_id: ``MemberId`` ``string``; every version.
+        group_instance_id: ``GroupInstanceId`` ``string``; v3+; nullable.
+        protocol_type: ``ProtocolType`` ``string``; v5+; nullable; ignorable.
+        protocol_name: ``ProtocolName`` ``string``; v5+; nullable; ignorable.
+        assignments: ``Assignments`` ``[]SyncGroupRequestAssignment``; every version.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('group_id', 'generation_id', 'member_id', 'group_instance_id', 'protocol_type', 'protocol_name', 'assignments', 'unknown_tags',)
@@ -60,13 +72,13 @@ class SyncGroupRequest(Request['SyncGroupResponse']):
     FLEXIBLE_VERSION: ClassVar[int | None] = 4
     _SCHEMA_NAME: ClassVar[str] = 'SyncGroupRequest'
 
-    group_id: str  # GroupId string
-    generation_id: int  # GenerationId int32
-    member_id: str  # MemberId string
-    group_instance_id: str | None  # GroupInstanceId string; v3+; nullable
-    protocol_type: str | None  # ProtocolType string; v5+; nullable; ignorable
-    protocol_name: str | None  # ProtocolName string; v5+; nullable; ignorable
-    assignments: list[SyncGroupRequestAssignment]  # Assignments []SyncGroupRequestAssignment
+    group_id: str
+    generation_id: int
+    member_id: str
+    group_instance_id: str | None
+    protocol_type: str | None
+    protocol_name: str | None
+    assignments: list[SyncGroupRequestAssignment]
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -94,16 +106,23 @@ class SyncGroupRequest(Request['SyncGroupResponse']):
 class SyncGroupRequestAssignment(Struct):
     """Struct ``SyncGroupRequestAssignment`` of ``SyncGroupRequest``.
 
-    Schema: ``tools/kafka-protocol/message/SyncGroupRequest.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/SyncGroupRequest.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        member_id: ``MemberId`` ``string``; every version.
+        assignment: ``Assignment`` ``bytes``; every version.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('member_id', 'assignment', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'SyncGroupRequestAssignment'
 
-    member_id: str  # MemberId string
-    assignment: bytes  # Assignment bytes
+    member_id: str
+    assignment: bytes
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -119,10 +138,20 @@ class SyncGroupRequestAssignment(Struct):
 
 
 class SyncGroupResponse(Response):
-    """Kafka response ``SyncGroupResponse`` (API key 14), versions 0-5, flexible from v4.
+    """Kafka response ``SyncGroupResponse`` (API key 14): valid versions v0-5, flexible versions v4+.
 
-    Schema: ``tools/kafka-protocol/message/SyncGroupResponse.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/SyncGroupResponse.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        throttle_time_ms: ``ThrottleTimeMs`` ``int32``; v1+; ignorable.
+        error_code: ``ErrorCode`` ``int16``; every version.
+        protocol_type: ``ProtocolType`` ``string``; v5+; nullable; ignorable.
+        protocol_name: ``ProtocolName`` ``string``; v5+; nullable; ignorable.
+        assignment: ``Assignment`` ``bytes``; every version.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('throttle_time_ms', 'error_code', 'protocol_type', 'protocol_name', 'assignment', 'unknown_tags',)
@@ -133,11 +162,11 @@ class SyncGroupResponse(Response):
     FLEXIBLE_VERSION: ClassVar[int | None] = 4
     _SCHEMA_NAME: ClassVar[str] = 'SyncGroupResponse'
 
-    throttle_time_ms: int  # ThrottleTimeMs int32; v1+; ignorable
-    error_code: int  # ErrorCode int16
-    protocol_type: str | None  # ProtocolType string; v5+; nullable; ignorable
-    protocol_name: str | None  # ProtocolName string; v5+; nullable; ignorable
-    assignment: bytes  # Assignment bytes
+    throttle_time_ms: int
+    error_code: int
+    protocol_type: str | None
+    protocol_name: str | None
+    assignment: bytes
     unknown_tags: dict[int, bytes] | None
 
     def __init__(

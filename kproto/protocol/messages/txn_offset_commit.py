@@ -48,10 +48,23 @@ _INT64_INT16_INT32 = struct.Struct('>qhi')
 
 
 class TxnOffsetCommitRequest(Request['TxnOffsetCommitResponse']):
-    """Kafka request ``TxnOffsetCommitRequest`` (API key 28), versions 0-5, flexible from v3.
+    """Kafka request ``TxnOffsetCommitRequest`` (API key 28): valid versions v0-5, flexible versions v3+.
 
-    Schema: ``tools/kafka-protocol/message/TxnOffsetCommitRequest.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/TxnOffsetCommitRequest.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        transactional_id: ``TransactionalId`` ``string``; every version.
+        group_id: ``GroupId`` ``string``; every version.
+        producer_id: ``ProducerId`` ``int64``; every version.
+        producer_epoch: ``ProducerEpoch`` ``int16``; every version.
+        generation_id: ``GenerationId`` ``int32``; v3+; default -1.
+        member_id: ``MemberId`` ``string``; v3+.
+        group_instance_id: ``GroupInstanceId`` ``string``; v3+; nullable.
+        topics: ``Topics`` ``[]TxnOffsetCommitRequestTopic``; every version.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('transactional_id', 'group_id', 'producer_id', 'producer_epoch', 'generation_id', 'member_id', 'group_instance_id', 'topics', 'unknown_tags',)
@@ -62,14 +75,14 @@ class TxnOffsetCommitRequest(Request['TxnOffsetCommitResponse']):
     FLEXIBLE_VERSION: ClassVar[int | None] = 3
     _SCHEMA_NAME: ClassVar[str] = 'TxnOffsetCommitRequest'
 
-    transactional_id: str  # TransactionalId string
-    group_id: str  # GroupId string
-    producer_id: int  # ProducerId int64
-    producer_epoch: int  # ProducerEpoch int16
-    generation_id: int  # GenerationId int32; v3+; default -1
-    member_id: str  # MemberId string; v3+
-    group_instance_id: str | None  # GroupInstanceId string; v3+; nullable
-    topics: list[TxnOffsetCommitRequestTopic]  # Topics []TxnOffsetCommitRequestTopic
+    transactional_id: str
+    group_id: str
+    producer_id: int
+    producer_epoch: int
+    generation_id: int
+    member_id: str
+    group_instance_id: str | None
+    topics: list[TxnOffsetCommitRequestTopic]
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -99,16 +112,23 @@ class TxnOffsetCommitRequest(Request['TxnOffsetCommitResponse']):
 class TxnOffsetCommitRequestTopic(Struct):
     """Struct ``TxnOffsetCommitRequestTopic`` of ``TxnOffsetCommitRequest``.
 
-    Schema: ``tools/kafka-protocol/message/TxnOffsetCommitRequest.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/TxnOffsetCommitRequest.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        name: ``Name`` ``string``; every version.
+        partitions: ``Partitions`` ``[]TxnOffsetCommitRequestPartition``; every version.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('name', 'partitions', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'TxnOffsetCommitRequestTopic'
 
-    name: str  # Name string
-    partitions: list[TxnOffsetCommitRequestPartition]  # Partitions []TxnOffsetCommitRequestPartition
+    name: str
+    partitions: list[TxnOffsetCommitRequestPartition]
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -126,18 +146,27 @@ class TxnOffsetCommitRequestTopic(Struct):
 class TxnOffsetCommitRequestPartition(Struct):
     """Struct ``TxnOffsetCommitRequestPartition`` of ``TxnOffsetCommitRequest``.
 
-    Schema: ``tools/kafka-protocol/message/TxnOffsetCommitRequest.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/TxnOffsetCommitRequest.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        partition_index: ``PartitionIndex`` ``int32``; every version.
+        committed_offset: ``CommittedOffset`` ``int64``; every version.
+        committed_leader_epoch: ``CommittedLeaderEpoch`` ``int32``; v2+; default -1; ignorable.
+        committed_metadata: ``CommittedMetadata`` ``string``; every version; nullable.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('partition_index', 'committed_offset', 'committed_leader_epoch', 'committed_metadata', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'TxnOffsetCommitRequestPartition'
 
-    partition_index: int  # PartitionIndex int32
-    committed_offset: int  # CommittedOffset int64
-    committed_leader_epoch: int  # CommittedLeaderEpoch int32; v2+; default -1; ignorable
-    committed_metadata: str | None  # CommittedMetadata string; nullable
+    partition_index: int
+    committed_offset: int
+    committed_leader_epoch: int
+    committed_metadata: str | None
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -157,10 +186,17 @@ class TxnOffsetCommitRequestPartition(Struct):
 
 
 class TxnOffsetCommitResponse(Response):
-    """Kafka response ``TxnOffsetCommitResponse`` (API key 28), versions 0-5, flexible from v3.
+    """Kafka response ``TxnOffsetCommitResponse`` (API key 28): valid versions v0-5, flexible versions v3+.
 
-    Schema: ``tools/kafka-protocol/message/TxnOffsetCommitResponse.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/TxnOffsetCommitResponse.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        throttle_time_ms: ``ThrottleTimeMs`` ``int32``; every version.
+        topics: ``Topics`` ``[]TxnOffsetCommitResponseTopic``; every version.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('throttle_time_ms', 'topics', 'unknown_tags',)
@@ -171,8 +207,8 @@ class TxnOffsetCommitResponse(Response):
     FLEXIBLE_VERSION: ClassVar[int | None] = 3
     _SCHEMA_NAME: ClassVar[str] = 'TxnOffsetCommitResponse'
 
-    throttle_time_ms: int  # ThrottleTimeMs int32
-    topics: list[TxnOffsetCommitResponseTopic]  # Topics []TxnOffsetCommitResponseTopic
+    throttle_time_ms: int
+    topics: list[TxnOffsetCommitResponseTopic]
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -190,16 +226,23 @@ class TxnOffsetCommitResponse(Response):
 class TxnOffsetCommitResponseTopic(Struct):
     """Struct ``TxnOffsetCommitResponseTopic`` of ``TxnOffsetCommitResponse``.
 
-    Schema: ``tools/kafka-protocol/message/TxnOffsetCommitResponse.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/TxnOffsetCommitResponse.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        name: ``Name`` ``string``; every version.
+        partitions: ``Partitions`` ``[]TxnOffsetCommitResponsePartition``; every version.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('name', 'partitions', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'TxnOffsetCommitResponseTopic'
 
-    name: str  # Name string
-    partitions: list[TxnOffsetCommitResponsePartition]  # Partitions []TxnOffsetCommitResponsePartition
+    name: str
+    partitions: list[TxnOffsetCommitResponsePartition]
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -217,16 +260,23 @@ class TxnOffsetCommitResponseTopic(Struct):
 class TxnOffsetCommitResponsePartition(Struct):
     """Struct ``TxnOffsetCommitResponsePartition`` of ``TxnOffsetCommitResponse``.
 
-    Schema: ``tools/kafka-protocol/message/TxnOffsetCommitResponse.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/TxnOffsetCommitResponse.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        partition_index: ``PartitionIndex`` ``int32``; every version.
+        error_code: ``ErrorCode`` ``int16``; every version.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('partition_index', 'error_code', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'TxnOffsetCommitResponsePartition'
 
-    partition_index: int  # PartitionIndex int32
-    error_code: int  # ErrorCode int16
+    partition_index: int
+    error_code: int
     unknown_tags: dict[int, bytes] | None
 
     def __init__(

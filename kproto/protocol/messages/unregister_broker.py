@@ -30,10 +30,16 @@ _INT32_INT16 = struct.Struct('>ih')
 
 
 class UnregisterBrokerRequest(Request['UnregisterBrokerResponse']):
-    """Kafka request ``UnregisterBrokerRequest`` (API key 64), versions 0-0, flexible from v0.
+    """Kafka request ``UnregisterBrokerRequest`` (API key 64): valid versions v0-0, flexible versions v0+.
 
-    Schema: ``tools/kafka-protocol/message/UnregisterBrokerRequest.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/UnregisterBrokerRequest.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        broker_id: ``BrokerId`` ``int32``; every version.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('broker_id', 'unknown_tags',)
@@ -44,7 +50,7 @@ class UnregisterBrokerRequest(Request['UnregisterBrokerResponse']):
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
     _SCHEMA_NAME: ClassVar[str] = 'UnregisterBrokerRequest'
 
-    broker_id: int  # BrokerId int32
+    broker_id: int
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -58,10 +64,18 @@ class UnregisterBrokerRequest(Request['UnregisterBrokerResponse']):
 
 
 class UnregisterBrokerResponse(Response):
-    """Kafka response ``UnregisterBrokerResponse`` (API key 64), versions 0-0, flexible from v0.
+    """Kafka response ``UnregisterBrokerResponse`` (API key 64): valid versions v0-0, flexible versions v0+.
 
-    Schema: ``tools/kafka-protocol/message/UnregisterBrokerResponse.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/UnregisterBrokerResponse.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        throttle_time_ms: ``ThrottleTimeMs`` ``int32``; every version.
+        error_code: ``ErrorCode`` ``int16``; every version.
+        error_message: ``ErrorMessage`` ``string``; every version; nullable.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('throttle_time_ms', 'error_code', 'error_message', 'unknown_tags',)
@@ -72,9 +86,9 @@ class UnregisterBrokerResponse(Response):
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
     _SCHEMA_NAME: ClassVar[str] = 'UnregisterBrokerResponse'
 
-    throttle_time_ms: int  # ThrottleTimeMs int32
-    error_code: int  # ErrorCode int16
-    error_message: str | None  # ErrorMessage string; nullable
+    throttle_time_ms: int
+    error_code: int
+    error_message: str | None
     unknown_tags: dict[int, bytes] | None
 
     def __init__(

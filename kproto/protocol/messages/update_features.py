@@ -41,10 +41,18 @@ _INT32_INT16 = struct.Struct('>ih')
 
 
 class UpdateFeaturesRequest(Request['UpdateFeaturesResponse']):
-    """Kafka request ``UpdateFeaturesRequest`` (API key 57), versions 0-2, flexible from v0.
+    """Kafka request ``UpdateFeaturesRequest`` (API key 57): valid versions v0-2, flexible versions v0+.
 
-    Schema: ``tools/kafka-protocol/message/UpdateFeaturesRequest.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/UpdateFeaturesRequest.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        timeout_ms: ``timeoutMs`` ``int32``; every version; default 60000.
+        feature_updates: ``FeatureUpdates`` ``[]FeatureUpdateKey``; every version.
+        validate_only: ``ValidateOnly`` ``bool``; v1+.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('timeout_ms', 'feature_updates', 'validate_only', 'unknown_tags',)
@@ -55,9 +63,9 @@ class UpdateFeaturesRequest(Request['UpdateFeaturesResponse']):
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
     _SCHEMA_NAME: ClassVar[str] = 'UpdateFeaturesRequest'
 
-    timeout_ms: int  # timeoutMs int32; default 60000
-    feature_updates: list[FeatureUpdateKey]  # FeatureUpdates []FeatureUpdateKey
-    validate_only: bool  # ValidateOnly bool; v1+
+    timeout_ms: int
+    feature_updates: list[FeatureUpdateKey]
+    validate_only: bool
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -77,18 +85,27 @@ class UpdateFeaturesRequest(Request['UpdateFeaturesResponse']):
 class FeatureUpdateKey(Struct):
     """Struct ``FeatureUpdateKey`` of ``UpdateFeaturesRequest``.
 
-    Schema: ``tools/kafka-protocol/message/UpdateFeaturesRequest.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/UpdateFeaturesRequest.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        feature: ``Feature`` ``string``; every version.
+        max_version_level: ``MaxVersionLevel`` ``int16``; every version.
+        allow_downgrade: ``AllowDowngrade`` ``bool``; v0.
+        upgrade_type: ``UpgradeType`` ``int8``; v1+; default 1.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('feature', 'max_version_level', 'allow_downgrade', 'upgrade_type', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'FeatureUpdateKey'
 
-    feature: str  # Feature string
-    max_version_level: int  # MaxVersionLevel int16
-    allow_downgrade: bool  # AllowDowngrade bool; v0
-    upgrade_type: int  # UpgradeType int8; v1+; default 1
+    feature: str
+    max_version_level: int
+    allow_downgrade: bool
+    upgrade_type: int
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -108,10 +125,19 @@ class FeatureUpdateKey(Struct):
 
 
 class UpdateFeaturesResponse(Response):
-    """Kafka response ``UpdateFeaturesResponse`` (API key 57), versions 0-2, flexible from v0.
+    """Kafka response ``UpdateFeaturesResponse`` (API key 57): valid versions v0-2, flexible versions v0+.
 
-    Schema: ``tools/kafka-protocol/message/UpdateFeaturesResponse.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/UpdateFeaturesResponse.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        throttle_time_ms: ``ThrottleTimeMs`` ``int32``; every version.
+        error_code: ``ErrorCode`` ``int16``; every version.
+        error_message: ``ErrorMessage`` ``string``; every version; nullable.
+        results: ``Results`` ``[]UpdatableFeatureResult``; v0-1; ignorable.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('throttle_time_ms', 'error_code', 'error_message', 'results', 'unknown_tags',)
@@ -122,10 +148,10 @@ class UpdateFeaturesResponse(Response):
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
     _SCHEMA_NAME: ClassVar[str] = 'UpdateFeaturesResponse'
 
-    throttle_time_ms: int  # ThrottleTimeMs int32
-    error_code: int  # ErrorCode int16
-    error_message: str | None  # ErrorMessage string; nullable
-    results: list[UpdatableFeatureResult]  # Results []UpdatableFeatureResult; v0-1; ignorable
+    throttle_time_ms: int
+    error_code: int
+    error_message: str | None
+    results: list[UpdatableFeatureResult]
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -147,17 +173,25 @@ class UpdateFeaturesResponse(Response):
 class UpdatableFeatureResult(Struct):
     """Struct ``UpdatableFeatureResult`` of ``UpdateFeaturesResponse``.
 
-    Schema: ``tools/kafka-protocol/message/UpdateFeaturesResponse.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/UpdateFeaturesResponse.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        feature: ``Feature`` ``string``; every version.
+        error_code: ``ErrorCode`` ``int16``; every version.
+        error_message: ``ErrorMessage`` ``string``; every version; nullable.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('feature', 'error_code', 'error_message', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'UpdatableFeatureResult'
 
-    feature: str  # Feature string
-    error_code: int  # ErrorCode int16
-    error_message: str | None  # ErrorMessage string; nullable
+    feature: str
+    error_code: int
+    error_message: str | None
     unknown_tags: dict[int, bytes] | None
 
     def __init__(

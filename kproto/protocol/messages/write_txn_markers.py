@@ -39,10 +39,16 @@ _INT64_INT16_BOOL = struct.Struct('>qh?')
 
 
 class WriteTxnMarkersRequest(Request['WriteTxnMarkersResponse']):
-    """Kafka request ``WriteTxnMarkersRequest`` (API key 27), versions 1-1, flexible from v1.
+    """Kafka request ``WriteTxnMarkersRequest`` (API key 27): valid versions v1-1, flexible versions v1+.
 
-    Schema: ``tools/kafka-protocol/message/WriteTxnMarkersRequest.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/WriteTxnMarkersRequest.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        markers: ``Markers`` ``[]WritableTxnMarker``; every version.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('markers', 'unknown_tags',)
@@ -53,7 +59,7 @@ class WriteTxnMarkersRequest(Request['WriteTxnMarkersResponse']):
     FLEXIBLE_VERSION: ClassVar[int | None] = 1
     _SCHEMA_NAME: ClassVar[str] = 'WriteTxnMarkersRequest'
 
-    markers: list[WritableTxnMarker]  # Markers []WritableTxnMarker
+    markers: list[WritableTxnMarker]
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -69,19 +75,29 @@ class WriteTxnMarkersRequest(Request['WriteTxnMarkersResponse']):
 class WritableTxnMarker(Struct):
     """Struct ``WritableTxnMarker`` of ``WriteTxnMarkersRequest``.
 
-    Schema: ``tools/kafka-protocol/message/WriteTxnMarkersRequest.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/WriteTxnMarkersRequest.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        producer_id: ``ProducerId`` ``int64``; every version.
+        producer_epoch: ``ProducerEpoch`` ``int16``; every version.
+        transaction_result: ``TransactionResult`` ``bool``; every version.
+        topics: ``Topics`` ``[]WritableTxnMarkerTopic``; every version.
+        coordinator_epoch: ``CoordinatorEpoch`` ``int32``; every version.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('producer_id', 'producer_epoch', 'transaction_result', 'topics', 'coordinator_epoch', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'WritableTxnMarker'
 
-    producer_id: int  # ProducerId int64
-    producer_epoch: int  # ProducerEpoch int16
-    transaction_result: bool  # TransactionResult bool
-    topics: list[WritableTxnMarkerTopic]  # Topics []WritableTxnMarkerTopic
-    coordinator_epoch: int  # CoordinatorEpoch int32
+    producer_id: int
+    producer_epoch: int
+    transaction_result: bool
+    topics: list[WritableTxnMarkerTopic]
+    coordinator_epoch: int
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -105,16 +121,23 @@ class WritableTxnMarker(Struct):
 class WritableTxnMarkerTopic(Struct):
     """Struct ``WritableTxnMarkerTopic`` of ``WriteTxnMarkersRequest``.
 
-    Schema: ``tools/kafka-protocol/message/WriteTxnMarkersRequest.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/WriteTxnMarkersRequest.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        name: ``Name`` ``string``; every version.
+        partition_indexes: ``PartitionIndexes`` ``[]int32``; every version.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('name', 'partition_indexes', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'WritableTxnMarkerTopic'
 
-    name: str  # Name string
-    partition_indexes: list[int]  # PartitionIndexes []int32
+    name: str
+    partition_indexes: list[int]
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -130,10 +153,16 @@ class WritableTxnMarkerTopic(Struct):
 
 
 class WriteTxnMarkersResponse(Response):
-    """Kafka response ``WriteTxnMarkersResponse`` (API key 27), versions 1-1, flexible from v1.
+    """Kafka response ``WriteTxnMarkersResponse`` (API key 27): valid versions v1-1, flexible versions v1+.
 
-    Schema: ``tools/kafka-protocol/message/WriteTxnMarkersResponse.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/WriteTxnMarkersResponse.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        markers: ``Markers`` ``[]WritableTxnMarkerResult``; every version.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('markers', 'unknown_tags',)
@@ -144,7 +173,7 @@ class WriteTxnMarkersResponse(Response):
     FLEXIBLE_VERSION: ClassVar[int | None] = 1
     _SCHEMA_NAME: ClassVar[str] = 'WriteTxnMarkersResponse'
 
-    markers: list[WritableTxnMarkerResult]  # Markers []WritableTxnMarkerResult
+    markers: list[WritableTxnMarkerResult]
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -160,16 +189,23 @@ class WriteTxnMarkersResponse(Response):
 class WritableTxnMarkerResult(Struct):
     """Struct ``WritableTxnMarkerResult`` of ``WriteTxnMarkersResponse``.
 
-    Schema: ``tools/kafka-protocol/message/WriteTxnMarkersResponse.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/WriteTxnMarkersResponse.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        producer_id: ``ProducerId`` ``int64``; every version.
+        topics: ``Topics`` ``[]WritableTxnMarkerTopicResult``; every version.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('producer_id', 'topics', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'WritableTxnMarkerResult'
 
-    producer_id: int  # ProducerId int64
-    topics: list[WritableTxnMarkerTopicResult]  # Topics []WritableTxnMarkerTopicResult
+    producer_id: int
+    topics: list[WritableTxnMarkerTopicResult]
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -187,16 +223,23 @@ class WritableTxnMarkerResult(Struct):
 class WritableTxnMarkerTopicResult(Struct):
     """Struct ``WritableTxnMarkerTopicResult`` of ``WriteTxnMarkersResponse``.
 
-    Schema: ``tools/kafka-protocol/message/WriteTxnMarkersResponse.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/WriteTxnMarkersResponse.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        name: ``Name`` ``string``; every version.
+        partitions: ``Partitions`` ``[]WritableTxnMarkerPartitionResult``; every version.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('name', 'partitions', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'WritableTxnMarkerTopicResult'
 
-    name: str  # Name string
-    partitions: list[WritableTxnMarkerPartitionResult]  # Partitions []WritableTxnMarkerPartitionResult
+    name: str
+    partitions: list[WritableTxnMarkerPartitionResult]
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -214,16 +257,23 @@ class WritableTxnMarkerTopicResult(Struct):
 class WritableTxnMarkerPartitionResult(Struct):
     """Struct ``WritableTxnMarkerPartitionResult`` of ``WriteTxnMarkersResponse``.
 
-    Schema: ``tools/kafka-protocol/message/WriteTxnMarkersResponse.json``. Each attribute's
-    comment gives its schema name, wire type and the versions that carry it.
+    Generated from ``tools/kafka-protocol/message/WriteTxnMarkersResponse.json``; what each
+    field means is said there (its ``about``). Here, per attribute: the schema
+    name, the wire type and the versions that carry it.
+
+    Attributes:
+        partition_index: ``PartitionIndex`` ``int32``; every version.
+        error_code: ``ErrorCode`` ``int16``; every version.
+        unknown_tags: tagged fields of a flexible version this code does not know,
+            by tag (kept as read, written back on encode).
     """
 
     __slots__ = ('partition_index', 'error_code', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'WritableTxnMarkerPartitionResult'
 
-    partition_index: int  # PartitionIndex int32
-    error_code: int  # ErrorCode int16
+    partition_index: int
+    error_code: int
     unknown_tags: dict[int, bytes] | None
 
     def __init__(

@@ -1,0 +1,74 @@
+"""Issue 14's structure figures over kproto/ and transports/ (tools/arch_check.py):
+no class over 800 lines, no import cycle between modules."""
+
+from __future__ import annotations
+
+import ast
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _arch_check() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("arch_check", ROOT / "tools" / "arch_check.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["arch_check"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+arch_check = _arch_check()
+
+#: Known violations brought in by the 2026-12-03 merges of main (dropin,
+#: rackproxy), left for their owners: kproto/config.py imports kproto.client
+#: inside functions and under TYPE_CHECKING (parse_bootstrap, ClientConfig)
+#: while kproto.client imports kproto.config; Client grew to 840 lines. The
+#: tests fail on any other, and when one of these is fixed (then drop it here).
+KNOWN_CYCLES = {("kproto.client", "kproto.config")}
+KNOWN_LONG_CLASSES = {"kproto.client.Client"}
+
+
+def test_no_class_over_800_lines() -> None:
+    report = arch_check.check(ROOT)
+    assert report.modules > 50  # both packages were read
+    assert any(c.module == "kproto.client" and c.name == "Client" for c in report.classes)
+    too_long = {f"{c.module}.{c.name}" for c in report.classes if c.lines > 800}
+    assert too_long == KNOWN_LONG_CLASSES
+
+
+def test_no_import_cycle() -> None:
+    cycles = {tuple(sorted(set(cycle))) for cycle in arch_check.check(ROOT).cycles}
+    assert cycles == KNOWN_CYCLES
+
+
+def test_the_checker_sees_cycles_and_long_classes(tmp_path: Path) -> None:
+    pkg = tmp_path / "kproto"
+    (pkg / "sub").mkdir(parents=True)
+    (tmp_path / "transports").mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "sub" / "__init__.py").write_text("from kproto.sub import b\n")
+    (pkg / "sub" / "a.py").write_text(
+        "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from .b import B\n"
+    )
+    (pkg / "sub" / "b.py").write_text("def f():\n    import kproto.sub.a\n\nclass B:\n" + "    x = 1\n" * 900)
+    (tmp_path / "transports" / "t.py").write_text("from kproto.protocol.messages import X\n")
+    report = arch_check.check(tmp_path)
+    assert report.modules == 5
+    assert report.cycles == [["kproto.sub.a", "kproto.sub.b", "kproto.sub.a"]]
+    assert [(c.module, c.name, c.lines) for c in report.classes if c.lines > 800] == [
+        ("kproto.sub.b", "B", 901)
+    ]
+
+
+def test_imports_resolve_modules_and_packages() -> None:
+    known = {"kproto", "kproto.admin", "kproto.admin.types", "kproto.protocol"}
+    tree = ast.parse(
+        "from kproto.admin import types as t\nfrom kproto.admin import AdminCore\n"
+        "import kproto.protocol.messages.produce\nfrom . import x\n"
+    )
+    found = arch_check.imports_of("kproto.admin.core", tree, known, is_package=False)
+    assert found == {"kproto.admin.types", "kproto.admin"}
