@@ -107,6 +107,28 @@ def _listish(name: str, value: object) -> tuple[Any, ...]:
     return tuple(value)
 
 
+def _reporter(entry: Any) -> Callable[[dict[str, dict[str, float]]], object]:
+    """One ``metric_reporters`` entry as the callable the observer hands the metrics dict to.
+
+    A class is instantiated once with no arguments, as kafka-python does with its
+    reporter classes; the callable is then the instance itself or its ``report``
+    method. kafka-python's ``AbstractMetricsReporter`` contract (``init`` and
+    ``metric_change`` over ``KafkaMetric`` objects) is not emulated: such a class
+    is refused here, by name, rather than silently never called.
+    """
+    if isinstance(entry, type):
+        entry = entry()
+        report = getattr(entry, "report", None)
+        if callable(report):
+            return report  # type: ignore[no-any-return]
+    if callable(entry):
+        return entry  # type: ignore[no-any-return]
+    raise TypeError(
+        "metric_reporters entries must be callables given the metrics dict, or classes whose"
+        f" instances are callable or have report(metrics); got {entry!r}"
+    )
+
+
 def split_observe(configs: Mapping[str, Any]) -> tuple[ObserveOptions, dict[str, Any]]:
     """Take the observability options out of a facade's keyword arguments.
 
@@ -126,10 +148,7 @@ def split_observe(configs: Mapping[str, Any]) -> tuple[ObserveOptions, dict[str,
     enabled = configs.get("metrics_enabled", True)
     if not isinstance(enabled, bool):
         raise TypeError(f"metrics_enabled must be a bool, got {type(enabled).__name__}")
-    reporters = _listish("metric_reporters", configs.get("metric_reporters"))
-    for r in reporters:
-        if not callable(r):
-            raise TypeError(f"metric_reporters entries must be callable (given the metrics dict), got {r!r}")
+    reporters = tuple(_reporter(r) for r in _listish("metric_reporters", configs.get("metric_reporters")))
     opts = ObserveOptions(
         interceptors=_listish("interceptors", configs.get("interceptors")),
         hooks=_listish("hooks", configs.get("hooks")),

@@ -38,6 +38,9 @@ class _Reporter:
     def __init__(self) -> None:
         self.seen: list[Any] = []
 
+    def report(self, metrics: Any) -> None:
+        self.seen.append(metrics)
+
 
 _SASL_PLAIN = {"security_protocol": "SASL_PLAINTEXT", "sasl_mechanism": "PLAIN"}
 

@@ -70,10 +70,33 @@ def test_split_observe_takes_its_options_and_checks_them() -> None:
         split_observe({"metrics_sample_window_ms": -5})
     with pytest.raises(TypeError, match="metrics_enabled must be a bool"):
         split_observe({"metrics_enabled": "yes"})
-    with pytest.raises(TypeError, match="metric_reporters entries must be callable"):
+    with pytest.raises(TypeError, match="metric_reporters entries must be callables"):
         split_observe({"metric_reporters": [3]})
     with pytest.raises(TypeError, match="interceptors must be a list"):
         split_observe({"interceptors": "x"})
+
+
+def test_metric_reporters_classes_are_instantiated_as_kafka_python_does() -> None:
+    class Reporter:
+        made = 0
+
+        def __init__(self) -> None:
+            Reporter.made += 1
+            self.seen: list[object] = []
+
+        def report(self, metrics: object) -> None:
+            self.seen.append(metrics)
+
+    class KafkaPythonStyle:  # init/metric_change over KafkaMetric objects: not emulated
+        def init(self, metrics: object) -> None: ...
+
+    opts, _ = split_observe({"metric_reporters": [Reporter]})
+    assert Reporter.made == 1
+    (report,) = opts.metric_reporters
+    report({"g": {"m": 1.0}})
+    assert report.__self__.seen == [{"g": {"m": 1.0}}]  # type: ignore[attr-defined]
+    with pytest.raises(TypeError, match="KafkaPythonStyle"):
+        split_observe({"metric_reporters": [KafkaPythonStyle]})
 
 
 def _lines(caplog: pytest.LogCaptureFixture) -> list[tuple[str, str, str]]:
