@@ -65,16 +65,11 @@ from __future__ import annotations
 import functools
 import random
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
-from typing import Any
-
-import attrs
+from collections.abc import Iterable
 
 from kproto.cluster import ClusterMetadata
-from kproto.config import METADATA_RECOVERY_STRATEGIES, ClusterOptions
+from kproto.config import DEFAULT_PORT, METADATA_RECOVERY_STRATEGIES, ClientConfig, parse_bootstrap
 from kproto.connection import (
-    DEFAULT_MAX_RESPONSE_SIZE,
-    Authenticator,
     BrokerConnection,
     Completion,
     ConnectionConfig,
@@ -89,7 +84,6 @@ from kproto.errors import (
     Cancelled,
     IllegalArgumentError,
     IllegalStateError,
-    KafkaConfigurationError,
     KafkaConnectionError,
     KafkaError,
     NoBrokersAvailable,
@@ -115,9 +109,11 @@ from kproto.protocol.messages import (
     MetadataResponse,
 )
 from kproto.protocol.messages.metadata import MetadataRequestTopic
-from kproto.reconnect import ReconnectPolicy
+from kproto.protocol.release_versions import release_caps
+from kproto.reconnect import ReconnectPolicy, rebootstrap_reason
+from kproto.sasl import config_authenticator
 from kproto.settled_versions import BrokerKey, SettledVersions, broker_keys
-from kproto.socks5 import ProxyAddress, Socks5Handshake, parse_proxy_url
+from kproto.socks5 import Socks5Handshake
 
 __all__ = [
     "COORDINATOR_GROUP",
@@ -129,9 +125,6 @@ __all__ = [
     "ClientConfig",
     "parse_bootstrap",
 ]
-
-#: Kafka's default listener port.
-DEFAULT_PORT = 9092
 
 #: Coordinator connections use node id ``COORDINATOR_NODE_BASE - broker_id``
 #: (Java: ``Integer.MAX_VALUE - id``), so they never clash with broker ids.
@@ -145,131 +138,6 @@ _INF = float("inf")
 #: A connection being set up.
 _OPENING = frozenset({ConnectionState.CONNECTING, ConnectionState.TUNNEL, ConnectionState.API_VERSIONS,
                       ConnectionState.AUTHENTICATING})
-
-
-def parse_bootstrap(servers: str | Sequence[str]) -> list[tuple[str, int]]:
-    """Split ``bootstrap_servers`` into ``(host, port)`` pairs.
-
-    Accepts ``"host"``, ``"host:port"``, ``"[v6::addr]:port"``, ``"[v6::addr]"``,
-    a bare IPv6 literal without port, a comma-separated string, or a list of
-    any of these. The default port is 9092.
-
-    Raises:
-        KafkaConfigurationError: an entry is empty or its port is not a number in 1..65535.
-    """
-    entries = servers.split(",") if isinstance(servers, str) else [e for s in servers for e in s.split(",")]
-    out: list[tuple[str, int]] = []
-    for raw in entries:
-        entry = raw.strip()
-        if not entry:
-            continue
-        port_text: str | None
-        if entry.startswith("["):
-            close = entry.find("]")
-            if close < 0:
-                raise KafkaConfigurationError(f"bootstrap_servers entry {raw!r}: unclosed '['")
-            host, rest = entry[1:close], entry[close + 1 :]
-            if rest and not rest.startswith(":"):
-                raise KafkaConfigurationError(f"bootstrap_servers entry {raw!r}: junk after ']'")
-            port_text = rest[1:] if rest else None
-        elif entry.count(":") > 1:
-            host, port_text = entry, None  # a bare IPv6 literal has no room for a port
-        elif ":" in entry:
-            host, port_text = entry.split(":", 1)
-        else:
-            host, port_text = entry, None
-        if not host:
-            raise KafkaConfigurationError(f"bootstrap_servers entry {raw!r}: empty host")
-        port = DEFAULT_PORT
-        if port_text is not None:
-            if not port_text.isdigit() or not 0 < int(port_text) < 65536:
-                raise KafkaConfigurationError(
-                    f"bootstrap_servers entry {raw!r}: port {port_text!r} is not allowed: "
-                    "a port must be an int in 1..65535"
-                )
-            port = int(port_text)
-        out.append((host, port))
-    if not out:
-        raise KafkaConfigurationError("bootstrap_servers is empty")
-    return out
-
-
-
-def _positive(_inst: object, attribute: attrs.Attribute[int], value: int) -> None:
-    if value <= 0:
-        raise KafkaConfigurationError(f"{attribute.name} must be > 0, got {value}")
-
-
-def _optional_non_negative(_inst: object, attribute: attrs.Attribute[int | None], value: int | None) -> None:
-    if value is not None and value < 0:
-        raise KafkaConfigurationError(f"{attribute.name} must be >= 0, got {value}")
-
-
-@attrs.frozen(kw_only=True)
-class ClientConfig(ClusterOptions):
-    """Settings of the cluster client: :class:`~kproto.config.ClusterOptions`
-    (names, defaults and checks shared with the facades' configs) plus what
-    only an embedder sets."""
-
-    #: Former name of ``socket_connection_setup_timeout_ms``, kept for embedders;
-    #: when set it wins.
-    connection_setup_timeout_ms: int | None = attrs.field(default=None, validator=_optional_non_negative)
-    #: Bound on a response frame's declared size (see ``kproto.connection``);
-    #: the facades set it from ``receive_message_max_bytes``.
-    max_response_size: int = attrs.field(default=DEFAULT_MAX_RESPONSE_SIZE, validator=_positive)
-    #: ``factory(node_id, host, port)`` for the authentication step (SASL), or None.
-    #: When None and ``security_protocol`` is SASL_*, the client builds a
-    #: :class:`kproto.sasl.SaslAuthenticator` from the ``sasl_*`` options.
-    authenticator: Callable[[int, str, int], Authenticator] | None = None
-    #: SCRAM client nonce factory; None draws from the client's ``rng``.
-    sasl_nonce_factory: Callable[[], str] | None = attrs.field(default=None, repr=False)
-    #: GSSAPI (Kerberos): the broker's service name; the target principal is
-    #: ``service@host`` (host: ``sasl_kerberos_domain_name`` or the broker's own).
-    sasl_kerberos_service_name: str = "kafka"
-    #: GSSAPI: the broker's service principal as a whole, instead of the two above.
-    sasl_kerberos_name: str | None = None
-    #: GSSAPI: the host part of the service principal, for every broker.
-    sasl_kerberos_domain_name: str | None = None
-    #: GSSAPI: ``factory(target) -> kproto.sasl.GssapiContext``; None uses the
-    #: ``gssapi`` package (:mod:`kproto._gssapi`, the ``kproto[gssapi]`` extra).
-    sasl_gssapi_context_factory: Callable[[str], Any] | None = attrs.field(default=None, repr=False)
-    #: ``socks5://[user:password@]host[:port]`` (or ``socks5h://``): every connection goes
-    #: through this SOCKS5 proxy (:mod:`kproto.socks5`); None connects directly.
-    #: PLAINTEXT and SASL_PLAINTEXT only (TLS would have to start after the tunnel).
-    proxy_url: str | None = attrs.field(default=None, repr=False)
-    #: kafka-python's former name of ``proxy_url``, used when ``proxy_url`` is None.
-    socks5_proxy: str | None = attrs.field(default=None, repr=False)
-
-    @property
-    def proxy(self) -> ProxyAddress | None:
-        """The parsed ``proxy_url`` (or ``socks5_proxy``), or None."""
-        url = self.proxy_url if self.proxy_url is not None else self.socks5_proxy
-        return None if url is None else parse_proxy_url(url)
-
-    def __attrs_post_init__(self) -> None:
-        self.check_cluster()
-        if self.proxy is not None and self.security_protocol.upper() in ("SSL", "SASL_SSL"):
-            # The transport runs TLS before the core sees the connection open, so the
-            # SOCKS5 handshake (which must come first) cannot run inside the core then.
-            raise KafkaConfigurationError(
-                f"proxy_url is not allowed with security_protocol={self.security_protocol!r}: "
-                "SOCKS5 works with PLAINTEXT and SASL_PLAINTEXT"
-            )
-        if self.security_protocol.upper().startswith("SASL_") and self.authenticator is None:
-            from kproto.sasl import make_mechanism
-
-            try:
-                make_mechanism(
-                    self.sasl_mechanism or "",
-                    username=self.sasl_plain_username,
-                    password=self.sasl_plain_password,
-                    token_provider=self.sasl_oauth_token_provider,
-                    nonce=lambda: "x",
-                    # GSSAPI with the caller's own contexts: nothing to check before a connection.
-                    check_only=self.sasl_gssapi_context_factory is None,
-                )
-            except ValueError as exc:
-                raise KafkaConfigurationError(str(exc)) from None
 
 
 class _Node:
@@ -351,7 +219,7 @@ class Client:
             max_in_flight_requests_per_connection=config.max_in_flight_requests_per_connection,
             max_response_size=config.max_response_size,
             connection_setup_timeout_ms=setup_ms,
-            version_caps=self._release_caps(config.api_version),
+            version_caps=None if config.api_version is None else dict(release_caps(config.api_version)),
         )
         self._idle_s = config.connections_max_idle_ms / 1000 if config.connections_max_idle_ms >= 0 else _INF
         self._nodes: dict[int, _Node] = {}
@@ -711,7 +579,11 @@ class Client:
     def _maybe_fetch_metadata(self, now: float) -> None:
         if self._metadata_due() > now:
             return
-        reason = self._rebootstrap_reason(now)
+        cfg = self.config
+        reason = rebootstrap_reason(
+            cfg.metadata_recovery_strategy, cfg.metadata_recovery_rebootstrap_trigger_ms, self._rebootstrap_required,
+            self._cluster.brokers, lambda b: self._node_available(b, now), self._metadata.attempt_start, now,
+        )  # fmt: skip
         if reason is not None:
             self._rebootstrap(reason)
         topics = sorted(self._topics)
@@ -773,31 +645,6 @@ class Client:
     def rebootstrap_count(self) -> int:
         """How many times the client went back to ``bootstrap_servers`` (KIP-899)."""
         return self._rebootstraps
-
-    def _rebootstrap_reason(self, now: float) -> str | None:
-        """Why the metadata fetch due now should start from ``bootstrap_servers``, or None.
-
-        Only with ``metadata_recovery_strategy='rebootstrap'`` and only while the
-        metadata names brokers (on the bootstrap list already, there is nothing to
-        go back to; this also keeps an unreachable bootstrap list from looping).
-        """
-        cfg = self.config
-        if cfg.metadata_recovery_strategy.lower() != "rebootstrap":
-            return None
-        brokers = self._cluster.brokers
-        if not brokers:
-            return None
-        if self._rebootstrap_required:
-            return "a broker answered Metadata with REBOOTSTRAP_REQUIRED (KIP-1102)"
-        # KIP-899: a broker is unavailable when it has no connection (ready or
-        # being set up) and may not open one yet (reconnect backoff).
-        if not any(self._node_available(broker_id, now) for broker_id in brokers):
-            return "no broker from the metadata can be reached"
-        start = self._metadata.attempt_start
-        trigger = cfg.metadata_recovery_rebootstrap_trigger_ms / 1000
-        if start is not None and now - start >= trigger:
-            return f"no metadata for {cfg.metadata_recovery_rebootstrap_trigger_ms} ms"
-        return None
 
     def _node_available(self, node_id: int, now: float) -> bool:
         node = self._node(node_id)
@@ -993,7 +840,7 @@ class Client:
                 api_versions_version=self._settled_versions.start(self._broker_keys(node)),
                 authenticator=auth(node.node_id, node.host, node.port)
                 if auth is not None
-                else self._sasl_authenticator(node.host),
+                else config_authenticator(self.config, node.host, self._rng),
                 tunnel=None if proxy is None else Socks5Handshake(proxy, node.host, node.port),
             )
             conn.observe = self.observe_requests
@@ -1008,34 +855,6 @@ class Client:
             info = self._cluster.broker(broker_id)
             return broker_keys(broker_id, node.host, node.port, None if info is None else (info.host, info.port))
         return broker_keys(None, node.host, node.port, None)
-
-    @staticmethod
-    def _release_caps(release: tuple[int, ...] | None) -> dict[int, int] | None:
-        """``api_key -> highest version`` of the broker release ``api_version`` names (None: no caps)."""
-        if release is None:
-            return None
-        from kproto.protocol.release_versions import release_caps
-
-        return dict(release_caps(release))
-
-    def _sasl_authenticator(self, host: str) -> Authenticator | None:
-        """A fresh SASL authenticator for a connection to ``host`` when ``security_protocol`` is SASL_*."""
-        cfg = self.config
-        from kproto.sasl import authenticator_for, gssapi_target, nonce_from_rng
-
-        gssapi_context: Callable[[], Any] | None = None
-        if (cfg.sasl_mechanism or "").upper() == "GSSAPI":
-            target = gssapi_target(host, service_name=cfg.sasl_kerberos_service_name,
-                                   kerberos_name=cfg.sasl_kerberos_name, domain_name=cfg.sasl_kerberos_domain_name)
-            from kproto._gssapi import context_factory
-
-            gssapi_context = functools.partial(cfg.sasl_gssapi_context_factory or context_factory, target)
-
-        return authenticator_for(
-            cfg.security_protocol, cfg.sasl_mechanism, username=cfg.sasl_plain_username,
-            password=cfg.sasl_plain_password, token_provider=cfg.sasl_oauth_token_provider,
-            nonce=cfg.sasl_nonce_factory or nonce_from_rng(self._rng), gssapi_context=gssapi_context,
-        )  # fmt: skip
 
     def _after_input(self, now: float) -> None:
         """Settle state after an input: closed connections, due work, callbacks."""

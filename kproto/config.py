@@ -24,25 +24,27 @@ from __future__ import annotations
 import difflib
 import warnings
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, ClassVar, Final
+from typing import Any, ClassVar, Final
 
 import attrs
 
+from kproto.connection import DEFAULT_MAX_RESPONSE_SIZE, Authenticator
 from kproto.errors import KafkaConfigurationError
-
-if TYPE_CHECKING:
-    from kproto.client import ClientConfig
+from kproto.socks5 import ProxyAddress, parse_proxy_url
 
 __all__ = [
+    "DEFAULT_PORT",
     "DNS_LOOKUPS",
     "IGNORED_OPTIONS",
     "METADATA_RECOVERY_STRATEGIES",
     "SECURITY_PROTOCOLS",
+    "ClientConfig",
     "ClusterOptions",
     "CommonConfig",
     "bad_option",
     "check_int",
     "parse_api_version",
+    "parse_bootstrap",
 ]
 
 #: Java's ``Integer.MAX_VALUE``.
@@ -120,6 +122,56 @@ def _check_socket_options(value: object) -> None:
         raise bad_option("socket_options", value, "None or a list of (level, option, int-or-bytes value) tuples")
 
 
+#: Kafka's default listener port.
+DEFAULT_PORT = 9092
+
+def parse_bootstrap(servers: str | Sequence[str]) -> list[tuple[str, int]]:
+    """Split ``bootstrap_servers`` into ``(host, port)`` pairs.
+
+    Accepts ``"host"``, ``"host:port"``, ``"[v6::addr]:port"``, ``"[v6::addr]"``,
+    a bare IPv6 literal without port, a comma-separated string, or a list of
+    any of these. The default port is 9092.
+
+    Raises:
+        KafkaConfigurationError: an entry is empty or its port is not a number in 1..65535.
+    """
+    entries = servers.split(",") if isinstance(servers, str) else [e for s in servers for e in s.split(",")]
+    out: list[tuple[str, int]] = []
+    for raw in entries:
+        entry = raw.strip()
+        if not entry:
+            continue
+        port_text: str | None
+        if entry.startswith("["):
+            close = entry.find("]")
+            if close < 0:
+                raise KafkaConfigurationError(f"bootstrap_servers entry {raw!r}: unclosed '['")
+            host, rest = entry[1:close], entry[close + 1 :]
+            if rest and not rest.startswith(":"):
+                raise KafkaConfigurationError(f"bootstrap_servers entry {raw!r}: junk after ']'")
+            port_text = rest[1:] if rest else None
+        elif entry.count(":") > 1:
+            host, port_text = entry, None  # a bare IPv6 literal has no room for a port
+        elif ":" in entry:
+            host, port_text = entry.split(":", 1)
+        else:
+            host, port_text = entry, None
+        if not host:
+            raise KafkaConfigurationError(f"bootstrap_servers entry {raw!r}: empty host")
+        port = DEFAULT_PORT
+        if port_text is not None:
+            if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+                raise KafkaConfigurationError(
+                    f"bootstrap_servers entry {raw!r}: port {port_text!r} is not allowed: "
+                    "a port must be an int in 1..65535"
+                )
+            port = int(port_text)
+        out.append((host, port))
+    if not out:
+        raise KafkaConfigurationError("bootstrap_servers is empty")
+    return out
+
+
 @attrs.frozen(kw_only=True)
 class ClusterOptions:
     """The options the cluster client reads, declared once.
@@ -193,8 +245,6 @@ class ClusterOptions:
             servers = [s for s in servers.split(",") if s.strip()]
         if not servers or not all(isinstance(s, str) and s.strip() for s in servers):
             raise bad_option("bootstrap_servers", self.bootstrap_servers, "a non-empty 'host[:port]' string or list")
-        from kproto.client import parse_bootstrap
-
         parse_bootstrap(self.bootstrap_servers)  # ports in 1..65535, hosts present: named errors
         if not isinstance(self.client_id, str):
             raise bad_option("client_id", self.client_id, "a str (or None for 'kproto')")
@@ -225,6 +275,83 @@ class ClusterOptions:
         _optional_int("bootstrap_timeout_ms", self.bootstrap_timeout_ms)
         if not isinstance(self.security_protocol, str) or self.security_protocol.upper() not in _PROTOCOLS:
             raise bad_option("security_protocol", self.security_protocol, "'" + "', '".join(_PROTOCOLS) + "'")
+
+
+def _positive(_inst: object, attribute: attrs.Attribute[int], value: int) -> None:
+    if value <= 0:
+        raise KafkaConfigurationError(f"{attribute.name} must be > 0, got {value}")
+
+
+def _optional_non_negative(_inst: object, attribute: attrs.Attribute[int | None], value: int | None) -> None:
+    if value is not None and value < 0:
+        raise KafkaConfigurationError(f"{attribute.name} must be >= 0, got {value}")
+
+
+@attrs.frozen(kw_only=True)
+class ClientConfig(ClusterOptions):
+    """Settings of the cluster client: :class:`~kproto.config.ClusterOptions`
+    (names, defaults and checks shared with the facades' configs) plus what
+    only an embedder sets."""
+
+    #: Former name of ``socket_connection_setup_timeout_ms``, kept for embedders;
+    #: when set it wins.
+    connection_setup_timeout_ms: int | None = attrs.field(default=None, validator=_optional_non_negative)
+    #: Bound on a response frame's declared size (see ``kproto.connection``);
+    #: the facades set it from ``receive_message_max_bytes``.
+    max_response_size: int = attrs.field(default=DEFAULT_MAX_RESPONSE_SIZE, validator=_positive)
+    #: ``factory(node_id, host, port)`` for the authentication step (SASL), or None.
+    #: When None and ``security_protocol`` is SASL_*, the client builds a
+    #: :class:`kproto.sasl.SaslAuthenticator` from the ``sasl_*`` options.
+    authenticator: Callable[[int, str, int], Authenticator] | None = None
+    #: SCRAM client nonce factory; None draws from the client's ``rng``.
+    sasl_nonce_factory: Callable[[], str] | None = attrs.field(default=None, repr=False)
+    #: GSSAPI (Kerberos): the broker's service name; the target principal is
+    #: ``service@host`` (host: ``sasl_kerberos_domain_name`` or the broker's own).
+    sasl_kerberos_service_name: str = "kafka"
+    #: GSSAPI: the broker's service principal as a whole, instead of the two above.
+    sasl_kerberos_name: str | None = None
+    #: GSSAPI: the host part of the service principal, for every broker.
+    sasl_kerberos_domain_name: str | None = None
+    #: GSSAPI: ``factory(target) -> kproto.sasl.GssapiContext``; None uses the
+    #: ``gssapi`` package (:mod:`kproto._gssapi`, the ``kproto[gssapi]`` extra).
+    sasl_gssapi_context_factory: Callable[[str], Any] | None = attrs.field(default=None, repr=False)
+    #: ``socks5://[user:password@]host[:port]`` (or ``socks5h://``): every connection goes
+    #: through this SOCKS5 proxy (:mod:`kproto.socks5`); None connects directly.
+    #: PLAINTEXT and SASL_PLAINTEXT only (TLS would have to start after the tunnel).
+    proxy_url: str | None = attrs.field(default=None, repr=False)
+    #: kafka-python's former name of ``proxy_url``, used when ``proxy_url`` is None.
+    socks5_proxy: str | None = attrs.field(default=None, repr=False)
+
+    @property
+    def proxy(self) -> ProxyAddress | None:
+        """The parsed ``proxy_url`` (or ``socks5_proxy``), or None."""
+        url = self.proxy_url if self.proxy_url is not None else self.socks5_proxy
+        return None if url is None else parse_proxy_url(url)
+
+    def __attrs_post_init__(self) -> None:
+        self.check_cluster()
+        if self.proxy is not None and self.security_protocol.upper() in ("SSL", "SASL_SSL"):
+            # The transport runs TLS before the core sees the connection open, so the
+            # SOCKS5 handshake (which must come first) cannot run inside the core then.
+            raise KafkaConfigurationError(
+                f"proxy_url is not allowed with security_protocol={self.security_protocol!r}: "
+                "SOCKS5 works with PLAINTEXT and SASL_PLAINTEXT"
+            )
+        if self.security_protocol.upper().startswith("SASL_") and self.authenticator is None:
+            from kproto.sasl import make_mechanism
+
+            try:
+                make_mechanism(
+                    self.sasl_mechanism or "",
+                    username=self.sasl_plain_username,
+                    password=self.sasl_plain_password,
+                    token_provider=self.sasl_oauth_token_provider,
+                    nonce=lambda: "x",
+                    # GSSAPI with the caller's own contexts: nothing to check before a connection.
+                    check_only=self.sasl_gssapi_context_factory is None,
+                )
+            except ValueError as exc:
+                raise KafkaConfigurationError(str(exc)) from None
 
 
 @attrs.frozen(kw_only=True)
@@ -364,8 +491,6 @@ class CommonConfig(ClusterOptions):
 
     def client_config(self, **extra: Any) -> ClientConfig:
         """The cluster client's config: every shared option ``ClientConfig`` has, plus ``extra``."""
-        from kproto.client import ClientConfig
-
         kwargs = {a.name: getattr(self, a.name) for a in attrs.fields(ClientConfig) if hasattr(self, a.name)}
         kwargs["max_response_size"] = self.max_response_size()
         kwargs.update(extra)

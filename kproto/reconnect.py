@@ -13,10 +13,11 @@ keeps ``get_timer()`` predictable.
 from __future__ import annotations
 
 import random
+from collections.abc import Callable, Collection
 
 import attrs
 
-__all__ = ["ReconnectPolicy"]
+__all__ = ["ReconnectPolicy", "rebootstrap_reason"]
 
 
 @attrs.frozen(kw_only=True)
@@ -50,3 +51,31 @@ class ReconnectPolicy:
         base = self.setup_timeout_ms
         cap = max(base, self.setup_timeout_max_ms)
         return min(base << min(failures, 32), cap)
+
+
+def rebootstrap_reason(
+    strategy: str,
+    trigger_ms: int,
+    required: bool,
+    brokers: Collection[int],
+    available: Callable[[int], bool],
+    attempt_start: float | None,
+    now: float,
+) -> str | None:
+    """Why the metadata fetch due now should start from ``bootstrap_servers``, or None.
+
+    Only with ``metadata_recovery_strategy='rebootstrap'`` and only while the
+    metadata names ``brokers`` (on the bootstrap list already, there is nothing to
+    go back to; this also keeps an unreachable bootstrap list from looping).
+    """
+    if strategy.lower() != "rebootstrap" or not brokers:
+        return None
+    if required:
+        return "a broker answered Metadata with REBOOTSTRAP_REQUIRED (KIP-1102)"
+    # KIP-899: a broker is unavailable when it has no connection (ready or
+    # being set up) and may not open one yet (reconnect backoff).
+    if not any(available(broker_id) for broker_id in brokers):
+        return "no broker from the metadata can be reached"
+    if attempt_start is not None and now - attempt_start >= trigger_ms / 1000:
+        return f"no metadata for {trigger_ms} ms"
+    return None

@@ -51,6 +51,7 @@ reconnects).
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 import random
@@ -75,6 +76,8 @@ from kproto.protocol.messages import (
 )
 
 __all__ = [
+    "SaslOptions",
+    "config_authenticator",
     "MECHANISMS",
     "Gssapi",
     "GssapiContext",
@@ -686,3 +689,47 @@ def authenticator_for(
             gssapi_context=gssapi_context,
         )
     )
+
+
+class SaslOptions(Protocol):
+    """The client options :func:`config_authenticator` reads (``kproto.config.ClientConfig`` has them)."""
+
+    @property
+    def security_protocol(self) -> str: ...
+    @property
+    def sasl_mechanism(self) -> str | None: ...
+    @property
+    def sasl_plain_username(self) -> str | None: ...
+    @property
+    def sasl_plain_password(self) -> str | None: ...
+    @property
+    def sasl_oauth_token_provider(self) -> TokenProvider: ...
+    @property
+    def sasl_nonce_factory(self) -> Callable[[], str] | None: ...
+    @property
+    def sasl_kerberos_service_name(self) -> str: ...
+    @property
+    def sasl_kerberos_name(self) -> str | None: ...
+    @property
+    def sasl_kerberos_domain_name(self) -> str | None: ...
+    @property
+    def sasl_gssapi_context_factory(self) -> Callable[[str], Any] | None: ...
+
+
+def config_authenticator(cfg: SaslOptions, host: str, rng: random.Random) -> SaslAuthenticator | None:
+    """A fresh authenticator for a connection to ``host`` from the client's options (None: no SASL)."""
+    gssapi_context: Callable[[], GssapiContext] | None = None
+    if (cfg.sasl_mechanism or "").upper() == "GSSAPI":
+        target = gssapi_target(host, service_name=cfg.sasl_kerberos_service_name,
+                               kerberos_name=cfg.sasl_kerberos_name, domain_name=cfg.sasl_kerberos_domain_name)
+        if cfg.sasl_gssapi_context_factory is not None:
+            gssapi_context = functools.partial(cfg.sasl_gssapi_context_factory, target)
+        else:
+            from kproto._gssapi import context_factory  # the optional ``gssapi`` package, only when asked for
+
+            gssapi_context = functools.partial(context_factory, target)
+    return authenticator_for(
+        cfg.security_protocol, cfg.sasl_mechanism, username=cfg.sasl_plain_username,
+        password=cfg.sasl_plain_password, token_provider=cfg.sasl_oauth_token_provider,
+        nonce=cfg.sasl_nonce_factory or nonce_from_rng(rng), gssapi_context=gssapi_context,
+    )  # fmt: skip

@@ -9,7 +9,7 @@ import pytest
 
 from kproto.errors import AuthenticationFailedError, KafkaConfigurationError
 from kproto.producer.config import ProducerConfig
-from kproto.sasl import OAuthBearer, Scram
+from kproto.sasl import OAuthBearer, Scram, config_authenticator
 from transports._common import make_core, split_configs
 from transports._tls import AsyncTokenCache, security_from_configs
 
@@ -32,7 +32,7 @@ def test_sasl_options_reach_the_core_client_and_stay_hidden(caplog: pytest.LogCa
     core = make_core(config, 0.0, **options.core_kwargs())
     client = core._client
     assert client.config.security_protocol == "SASL_PLAINTEXT"
-    auth = client._sasl_authenticator("b1")
+    auth = config_authenticator(client.config, "b1", client._rng)
     assert isinstance(auth._mechanism, Scram) and auth._mechanism.name == "SCRAM-SHA-512"
     # two nonces differ (SystemRandom at the facade), and are valid
     n1, n2 = client.config.sasl_nonce_factory(), client.config.sasl_nonce_factory()
