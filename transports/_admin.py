@@ -302,6 +302,14 @@ class AdminFacadeBase:
         if crashed is not None:
             raise crashed_error("the admin client's driver", crashed)
 
+    def _fail_open(self) -> None:
+        """Mark the client closed, fail what is still open and send the closes (not after a driver crash)."""
+        self._closed = True
+        driver = getattr(self, "_driver", None)
+        if driver is not None and driver.crashed is None:
+            self._core.close(self._clock())
+            driver.pump()
+
     def _wait_budget(self, call: AdminCall) -> float:
         """Seconds the driver may run for ``call``: its deadline plus slack."""
         return max(0.0, call.op.deadline - self._clock()) + _SLACK

@@ -43,12 +43,8 @@ class AsyncAdminBase(_admin.AdminFacadeBase):
         """Fail what is still open, close every connection and stop the driver (idempotent)."""
         if self._closed:
             return
-        self._closed = True
-        driver = self._driver
         try:
-            if driver is not None and driver.crashed is None:
-                self._core.close(self._clock())
-                driver.pump()
+            self._fail_open()
         finally:
             await self._stop_driver()
 

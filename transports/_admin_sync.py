@@ -15,10 +15,10 @@ from typing import Any
 
 from kproto.admin.types import *  # noqa: F403  # re-exported: no __all__ here, so a star import takes every public name (mypy too)
 from transports import _admin
-from transports._selector import SelectorDriver
+from transports._selector import SelectorClient, SelectorDriver
 
 
-class KafkaAdminClient(_admin.AdminFacadeBase):
+class KafkaAdminClient(_admin.AdminFacadeBase, SelectorClient):
     """Administer a Kafka cluster (blocking; kafka-python 3's ``KafkaAdminClient``).
 
     ``KafkaAdminClient(**configs)``: the client options (``bootstrap_servers``,
@@ -47,27 +47,8 @@ class KafkaAdminClient(_admin.AdminFacadeBase):
         """Fail what is still open and close every connection (idempotent)."""
         if self._closed:
             return
-        self._closed = True
-        driver = self._driver
         try:
-            if driver is not None and driver.crashed is None:
-                self._core.close(self._clock())
-                driver.flush(self._clock())
+            self._fail_open()
         finally:
-            if driver is not None:
-                driver.close()
-
-    def __enter__(self) -> KafkaAdminClient:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def __del__(self) -> None:
-        driver = getattr(self, "_driver", None)
-        if driver is not None and not getattr(self, "_closed", True):
-            try:
-                driver.close()
-            except Exception:
-                pass
-
+            if self._driver is not None:
+                self._driver.close()

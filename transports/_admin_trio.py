@@ -16,7 +16,7 @@ import trio  # type: ignore[import-untyped,unused-ignore]  # trio 0.22 has no py
 from kproto.admin.types import *  # noqa: F403  # re-exported: no __all__ here, so a star import takes every public name (mypy too)
 from kproto.errors import IllegalStateError
 from transports import _admin, _admin_asyncio
-from transports._trio_driver import TrioDriver
+from transports._trio_driver import TrioDriver, leave_nursery
 
 
 class KafkaAdminClient(_admin_asyncio.AsyncAdminBase):
@@ -51,12 +51,4 @@ class KafkaAdminClient(_admin_asyncio.AsyncAdminBase):
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> bool | None:
-        try:
-            with trio.CancelScope(shield=True):
-                await self.close()
-        finally:
-            cm, self._nursery_cm = self._nursery_cm, None
-            if self._driver is not None:
-                self._driver.nursery.cancel_scope.cancel()
-            result: bool | None = await cm.__aexit__(exc_type, exc, tb)
-        return result
+        return await leave_nursery(self, exc_type, exc, tb)

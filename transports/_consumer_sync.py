@@ -34,7 +34,7 @@ from kproto.consumer.core import ConsumerCore, Pending
 from kproto.errors import IllegalStateError, KafkaTimeoutError
 from transports._common import auth_failure, crashed_error, timeout_error
 from transports._observe import Observer, merge_metrics, split_observe
-from transports._selector import SelectorDriver
+from transports._selector import SelectorClient, SelectorDriver
 from transports._tls import Security, client_security_kwargs, security_from_configs
 
 __all__ = ["CONSUMER_DRIVER", "ConsumerFacadeBase", "KafkaConsumer", "SelectorDriver", "crash_consumer"]
@@ -342,7 +342,7 @@ class ConsumerFacadeBase:
         return {_tp(tp): om for tp, om in offsets.items()}
 
 
-class KafkaConsumer(ConsumerFacadeBase):
+class KafkaConsumer(ConsumerFacadeBase, SelectorClient):
     """Consume records from a Kafka cluster (blocking; the kafka-python API).
 
     ``KafkaConsumer(*topics, **configs)``: options as :class:`ConsumerConfig`.
@@ -605,21 +605,6 @@ class KafkaConsumer(ConsumerFacadeBase):
             self._closed = True
             driver.close()
             self._observer.close()
-
-    def __enter__(self) -> KafkaConsumer:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def __del__(self) -> None:
-        # Sockets only; no commit from a finalizer.
-        driver = getattr(self, "_driver", None)
-        if driver is not None and not getattr(self, "_closed", True):
-            try:
-                driver.close()
-            except Exception:
-                pass
 
 
 def _taking_turns(fn: Callable[..., T]) -> Callable[..., T]:

@@ -17,7 +17,7 @@ import trio  # type: ignore[import-untyped,unused-ignore]  # trio 0.22 has no py
 
 from kproto.errors import IllegalStateError
 from transports._consumer_asyncio import AsyncConsumerBase
-from transports._trio_driver import TrioDriver
+from transports._trio_driver import TrioDriver, leave_nursery
 
 __all__ = ["KafkaConsumer"]
 
@@ -75,12 +75,4 @@ class KafkaConsumer(AsyncConsumerBase):
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> bool | None:
-        try:
-            with trio.CancelScope(shield=True):
-                await self.close()
-        finally:
-            cm, self._nursery_cm = self._nursery_cm, None
-            if self._driver is not None:
-                self._driver.nursery.cancel_scope.cancel()
-            result: bool | None = await cm.__aexit__(exc_type, exc, tb)
-        return result
+        return await leave_nursery(self, exc_type, exc, tb)

@@ -17,7 +17,7 @@ import ssl
 import time
 from collections.abc import Callable
 from concurrent.futures import Future
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 from kproto.driving import Connect
 from transports._common import crashed_error
@@ -116,6 +116,8 @@ class SelectorDriver:
     def flush(self, now: float | None = None) -> None:
         """Carry out the core's commands, write its bytes, hand its events to the sink."""
         pump(self.core, self, self.sink)
+
+    pump = flush  # the event-loop drivers' name, for code shared with them
 
     def step(self, timeout: float) -> None:
         """Flush, wait for I/O up to ``timeout`` or the core's timer, feed what came, run the timer."""
@@ -393,3 +395,28 @@ class SelectorDriver:
         with contextlib.suppress(KeyError, ValueError):
             self._sel.unregister(conn.sock)
         conn.sock.close()
+
+
+_Client = TypeVar("_Client", bound="SelectorClient")
+
+
+class SelectorClient:
+    """``with`` support and a finalizer for a blocking facade whose :class:`SelectorDriver` is ``_driver``."""
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self: _Client) -> _Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        # Sockets only: no commit or request from a finalizer.
+        driver = getattr(self, "_driver", None)
+        if driver is not None and not getattr(self, "_closed", True):
+            try:
+                driver.close()
+            except Exception:
+                pass

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from types import TracebackType
 from typing import Any, Final
 
 import trio  # type: ignore[import-untyped,unused-ignore]  # trio 0.22 has no py.typed
@@ -171,3 +172,23 @@ class TrioDriver(EventLoopDriver[_Conn]):
                 except _IO_ERRORS as exc:
                     self.lost(conn, exc)
                     return
+
+
+async def leave_nursery(
+    client: Any, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+) -> bool | None:
+    """A trio facade's ``__aexit__``: ``close()`` shielded from cancellation, then cancel and leave its nursery.
+
+    ``client`` has ``close()``, ``_driver`` (a :class:`TrioDriver` or None) and
+    ``_nursery_cm`` (the nursery entered by ``__aenter__``).
+    """
+    try:
+        with trio.CancelScope(shield=True):
+            await client.close()
+    finally:
+        cm, client._nursery_cm = client._nursery_cm, None
+        driver: TrioDriver | None = client._driver
+        if driver is not None:
+            driver.nursery.cancel_scope.cancel()
+        result: bool | None = await cm.__aexit__(exc_type, exc, tb)
+    return result
