@@ -16,37 +16,14 @@ from kproto.consumer.assignors import (
 )
 from kproto.consumer.config import ConsumerConfig
 from kproto.consumer.group import ConsumerRebalanceListener
-from kproto.consumer.types import (
-    AnyConsumerEvent,
-    CommitCompleted,
-    ConsumerEvent,
-    ConsumerGroupMetadata,
-    ConsumerRecord,
-    GroupRequestFailed,
-    OffsetAndMetadata,
-    OffsetAndTimestamp,
-    PartitionsAssigned,
-    PartitionsRevoked,
-    RecordDeserializationError,
-    TopicPartition,
-)
+from kproto.consumer.types import *  # noqa: F403  # its __all__: records, offsets, events
+from kproto.consumer.types import __all__ as _types_all
 
 __all__ = [
-    "AnyConsumerEvent",
-    "CommitCompleted",
-    "ConsumerEvent",
-    "GroupRequestFailed",
-    "PartitionsAssigned",
-    "PartitionsRevoked",
+    *_types_all,
     "ConsumerConfig",
-    "ConsumerGroupMetadata",
     "ConsumerRebalanceListener",
-    "ConsumerRecord",
     "CooperativeStickyAssignor",
-    "OffsetAndMetadata",
-    "OffsetAndTimestamp",
     "RangePartitionAssignor",
-    "RecordDeserializationError",
     "RoundRobinPartitionAssignor",
-    "TopicPartition",
 ]
