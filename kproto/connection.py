@@ -181,14 +181,10 @@ _TRANSITIONS: dict[tuple[ConnectionState, _Input], ConnectionState] = {
     (_S.CONNECTING, _I.CONNECTION_MADE): _S.API_VERSIONS,
     (_S.CONNECTING, _I.TUNNEL_START): _S.TUNNEL,
     (_S.TUNNEL, _I.TUNNEL_OPEN): _S.API_VERSIONS,
-    (_S.TUNNEL, _I.CLOSE): _S.CLOSED,
     (_S.API_VERSIONS, _I.VERSIONS_OK): _S.AUTHENTICATING,
     (_S.AUTHENTICATING, _I.AUTH_DONE): _S.READY,
-    (_S.WAITING, _I.CLOSE): _S.CLOSED,
-    (_S.CONNECTING, _I.CLOSE): _S.CLOSED,
-    (_S.API_VERSIONS, _I.CLOSE): _S.CLOSED,
-    (_S.AUTHENTICATING, _I.CLOSE): _S.CLOSED,
-    (_S.READY, _I.CLOSE): _S.CLOSED,
+    # Every state but CLOSED may close.
+    **{(s, _I.CLOSE): _S.CLOSED for s in _S if s is not _S.CLOSED},
 }
 
 #: States in which the transport is open (bytes may flow).
