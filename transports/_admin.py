@@ -490,9 +490,11 @@ class AdminFacadeBase:
         resources = _typed(config_resources, "config_resources", ConfigResource)
         for r in resources:
             _mapping(r.configs, f"configs of {r.name!r}")
-        start = self._core.alter_configs if incremental is False else self._core.incremental_alter_configs
         return self._start(
-            lambda now: start(resources, now=now, validate_only=bool(validate_only)), _by_config_type
+            lambda now: self._core.alter_configs(
+                resources, now=now, validate_only=bool(validate_only), incremental=incremental is not False
+            ),
+            _by_config_type,
         )
 
     def incremental_alter_configs(self, config_resources: Any, validate_only: bool = False) -> Any:

@@ -83,9 +83,13 @@ def alter_configs(
     *,
     now: float,
     validate_only: bool = False,
+    incremental: bool = False,
     timeout_ms: int | None = None,
 ) -> AdminOp:
-    """AlterConfigs (replaces every dynamic config of each resource); value None per success."""
+    """AlterConfigs (replaces every dynamic config of each resource), or with
+    ``incremental`` IncrementalAlterConfigs (KIP-339: each resource's
+    ``configs`` maps a key to ``(AlterConfigOp, value)`` or to a value (SET)).
+    Value None per success."""
     resources = {r.key: r for r in config_resources}
     items = {k: _config_items(r) for k, r in resources.items()}  # bad input fails here, not mid-send
 
@@ -105,23 +109,7 @@ def alter_configs(
             validate_only=validate_only,
         )
 
-    return _config_call(engine, "alter_configs", resources, build, _parse_alter_configs, now, timeout_ms)
-
-
-def incremental_alter_configs(
-    engine: AdminEngine,
-    config_resources: Iterable[ConfigResource],
-    *,
-    now: float,
-    validate_only: bool = False,
-    timeout_ms: int | None = None,
-) -> AdminOp:
-    """IncrementalAlterConfigs (KIP-339); each resource's ``configs`` maps a key
-    to ``(AlterConfigOp, value)`` or to a value (SET). Value None per success."""
-    resources = {r.key: r for r in config_resources}
-    items = {k: _config_items(r) for k, r in resources.items()}
-
-    def build(keys: list[Any], _t: int) -> Any:
+    def build_incremental(keys: list[Any], _t: int) -> Any:
         out = []
         for t, n in keys:
             configs = []
@@ -135,9 +123,8 @@ def incremental_alter_configs(
             out.append(_iac.AlterConfigsResource(resource_type=int(t), resource_name=n, configs=configs))
         return _iac.IncrementalAlterConfigsRequest(resources=out, validate_only=validate_only)
 
-    return _config_call(
-        engine, "incremental_alter_configs", resources, build, _parse_alter_configs, now, timeout_ms
-    )
+    name, make = ("incremental_alter_configs", build_incremental) if incremental else ("alter_configs", build)
+    return _config_call(engine, name, resources, make, _parse_alter_configs, now, timeout_ms)
 
 
 def _config_call(

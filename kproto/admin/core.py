@@ -145,7 +145,6 @@ class AdminCore:
     # configs (configs.py)
     describe_configs = _area(_configs.describe_configs)
     alter_configs = _area(_configs.alter_configs)
-    incremental_alter_configs = _area(_configs.incremental_alter_configs)
 
     # consumer groups and their offsets (groups.py)
     list_consumer_groups = _area(_groups.list_consumer_groups)

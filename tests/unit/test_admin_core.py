@@ -398,7 +398,7 @@ def test_alter_and_incremental_alter_configs() -> None:
     assert op.results == {(ConfigResourceType.TOPIC, "t"): None}
     assert p.state.configs[(2, "t")] == {"retention.ms": "5"}
     op = p.run(
-        p.core.incremental_alter_configs(
+        p.core.alter_configs(
             [
                 ConfigResource(
                     "TOPIC", "t", {"retention.ms": (AlterConfigOp.DELETE, None), "cleanup.policy": "compact"}
@@ -406,6 +406,7 @@ def test_alter_and_incremental_alter_configs() -> None:
                 ConfigResource("BROKER", "3", {"log.cleaner.threads": "2"}),
             ],
             now=p.now,
+            incremental=True,
         )
     )
     assert not op.errors
