@@ -192,6 +192,24 @@ def _tps(tps: Iterable[TopicPartition]) -> str:
     return "[" + ", ".join(f"{t}-{p}" for t, p in sorted(tps)) + "]"
 
 
+#: Events logged at DEBUG only, by exact class: the logger, and ``(ev, now)`` ->
+#: the message and its arguments (built only when the level is on).
+_DEBUG_LINES: dict[type, tuple[logging.Logger, Callable[[Any, float], tuple[Any, ...]]]] = {
+    NodeReady: (log_client, lambda ev, now: (
+        "connected to %s at %s:%s; API versions: %s", _node(ev.node_id), ev.host, ev.port, _versions(ev.api_versions))),
+    NodeDisconnected: (log_client, lambda ev, now: (
+        "disconnected from %s at %s:%s (%s); reconnect in %.3f s", _node(ev.node_id), ev.host, ev.port,
+        _err(ev.error), max(0.0, ev.reconnect_at - now))),
+    CoordinatorFound: (log_client, lambda ev, now: (
+        "%s coordinator for %r is broker %d", "transaction" if ev.key_type else "group", ev.key, ev.broker_id)),
+    BatchRetried: (log_producer, lambda ev, now: (
+        "retrying %d record(s) to %s-%d (attempt %d): %s", ev.records, ev.topic, ev.partition, ev.attempt,
+        _err(ev.error))),
+    DeliveryFailed: (log_producer, lambda ev, now: (
+        "%d record(s) to %s-%d failed: %s", len(ev.tokens), ev.topic, ev.partition, _err(ev.error))),
+}
+
+
 def log_event(ev: Event, now: float) -> None:
     """Write ``ev`` to its logger at its level (see the module docstring); cheap when the level is off."""
     if isinstance(ev, RequestCompleted):  # the common one first: one per response
@@ -200,14 +218,10 @@ def log_event(ev: Event, now: float) -> None:
                              _node(ev.node_id), ev.throttle_ms, ev.api_key)
     elif isinstance(ev, RequestWritten):
         pass  # hooks and metrics only: a line per request would drown the rest
-    elif isinstance(ev, NodeReady):
-        if log_client.isEnabledFor(_DEBUG):
-            log_client.debug("connected to %s at %s:%s; API versions: %s", _node(ev.node_id), ev.host, ev.port,
-                             _versions(ev.api_versions))
-    elif isinstance(ev, NodeDisconnected):
-        if log_client.isEnabledFor(_DEBUG):
-            log_client.debug("disconnected from %s at %s:%s (%s); reconnect in %.3f s", _node(ev.node_id), ev.host,
-                             ev.port, _err(ev.error), max(0.0, ev.reconnect_at - now))
+    elif type(ev) in _DEBUG_LINES:
+        logger, line = _DEBUG_LINES[type(ev)]
+        if logger.isEnabledFor(_DEBUG):
+            logger.debug(*line(ev, now))
     elif isinstance(ev, MetadataUpdated):
         if log_client.isEnabledFor(_DEBUG):
             log_client.debug("metadata version %d: %d topic(s) described", ev.version, len(ev.topics))
@@ -215,10 +229,6 @@ def log_event(ev: Event, now: float) -> None:
                 log_client.debug("leader of %s-%d moved from node %d to node %d", topic, part, old, new)
             for topic, (old_n, new_n) in sorted(ev.partitions_added.items()):
                 log_client.debug("topic %s grew from %d to %d partitions", topic, old_n, new_n)
-    elif isinstance(ev, CoordinatorFound):
-        if log_client.isEnabledFor(_DEBUG):
-            log_client.debug("%s coordinator for %r is broker %d", "transaction" if ev.key_type else "group",
-                             ev.key, ev.broker_id)
     elif isinstance(ev, CoordinatorLookupFailed):
         log_client.warning("no coordinator for %r: %s", ev.key, _err(ev.error))
     elif isinstance(ev, BootstrapFailed):
@@ -228,14 +238,6 @@ def log_event(ev: Event, now: float) -> None:
     elif isinstance(ev, RebootstrapRejected):
         log_client.warning("bootstrap servers now lead to cluster %r, not %r: metadata refused",
                            ev.cluster_id, ev.expected_cluster_id)
-    elif isinstance(ev, BatchRetried):
-        if log_producer.isEnabledFor(_DEBUG):
-            log_producer.debug("retrying %d record(s) to %s-%d (attempt %d): %s", ev.records, ev.topic,
-                               ev.partition, ev.attempt, _err(ev.error))
-    elif isinstance(ev, DeliveryFailed):
-        if log_producer.isEnabledFor(_DEBUG):
-            log_producer.debug("%d record(s) to %s-%d failed: %s", len(ev.tokens), ev.topic, ev.partition,
-                               _err(ev.error))
     elif isinstance(ev, CommitCompleted):
         if log_consumer.isEnabledFor(_DEBUG):
             offsets = ", ".join(f"{tp.topic}-{tp.partition}@{om.offset}" for tp, om in sorted(ev.offsets.items()))
