@@ -319,9 +319,9 @@ class ConsumerCore:
             return
         pat = self._pattern
         tps: set[TopicPartition] = set()
-        for t in resp.topics:
-            if t.error_code == 0 and t.name and pat.fullmatch(t.name) and not t.is_internal:
-                tps.update(TopicPartition(t.name, p.partition_index) for p in t.partitions)
+        for name, parts in self.topics_from(resp).items():  # honours exclude_internal_topics
+            if pat.fullmatch(name):
+                tps.update(TopicPartition(name, p) for p in parts)
         if self._group is not None:
             self._group.set_topics({tp.topic for tp in tps}, now)
         elif tps != set(self._positions.states):

@@ -35,8 +35,8 @@ from kproto.errors import (
     CoordinatorNotAvailableError,
     IllegalGenerationError,
     KafkaConfigurationError,
-    KafkaError,
     KafkaProtocolError,
+    KafkaTimeoutError,
     NoOffsetForPartitionError,
     NotCoordinatorError,
     RebalanceInProgressError,
@@ -168,7 +168,8 @@ class Offsets:
                 result.set_result(answers)
                 return
             if now > deadline:
-                result.set_error(KafkaError(
+                # kafka-python (and Java's offsetsForTimes) raise a timeout error here.
+                result.set_error(KafkaTimeoutError(
                     f"timed out listing offsets for {sorted(remaining)} (no leader or retriable errors)"))
                 return
             cluster = self._ctx.client.cluster
