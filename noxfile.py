@@ -35,7 +35,7 @@ def _install(session: nox.Session, extras: str) -> None:
 def tests(session: nox.Session) -> None:
     """The test suite (unit, simulation, real-broker integration, interop), then a fuzz smoke run."""
     _install(session, "test,fuzz,gssapi,otel")
-    session.run("python", "-m", "pytest", "-q", *session.posargs)
+    session.run("python", "-m", "pytest", "-q", "--durations=30", *session.posargs)
     seconds = os.environ.get("KPROTO_FUZZ_SECONDS", "30")
     session.run("python", "fuzz/run.py", "--seconds", seconds)
 
