@@ -18,7 +18,6 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-import attrs
 import pytest
 import trio
 
@@ -27,23 +26,19 @@ import transports.sync as ts
 import transports.trio as tt
 from kproto.driving import Command, Connect
 from kproto.errors import IllegalStateError, KafkaConnectionError, KafkaError, KafkaTimeoutError
+from kproto.producer.events import DeliveryFailed, RecordsDelivered
 
 
-@attrs.frozen
-class Delivered:
-    topic: str
-    partition: int
-    base_offset: int
-    log_append_time_ms: int
-    tokens: list[Any]
+def Delivered(topic: str, partition: int, base_offset: int, log_append_time_ms: int, tokens: list[Any]) -> RecordsDelivered:
+    """The producer core's delivery report (the facades dispatch on the event's class)."""
+    return RecordsDelivered(
+        topic=topic, partition=partition, base_offset=base_offset, log_append_time_ms=log_append_time_ms, tokens=tokens
+    )
 
 
-@attrs.frozen
-class Failed:
-    topic: str
-    partition: int
-    error: KafkaError
-    tokens: list[Any]
+def Failed(topic: str, partition: int, error: KafkaError, tokens: list[Any]) -> DeliveryFailed:
+    """The producer core's failure report."""
+    return DeliveryFailed(topic=topic, partition=partition, error=error, tokens=tokens)
 
 
 class EchoCore:
