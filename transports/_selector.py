@@ -163,7 +163,6 @@ class SelectorDriver:
         t = core.get_timer()
         if t is not None and t <= now:
             core.handle_timer(now)
-        pump(core, self, self.sink)
 
     def run_once(self, timeout: float) -> None:
         """One :meth:`step`; a bug kills the driver: this and every later call raise ``IllegalStateError``."""
@@ -171,6 +170,7 @@ class SelectorDriver:
             raise crashed_error("the consumer's driver", self.crashed)
         try:
             self.step(timeout)
+            pump(self.core, self, self.sink)
         except Exception as exc:
             self.crashed = exc
             if self._on_crash is not None:
