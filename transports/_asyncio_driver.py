@@ -1,10 +1,5 @@
-"""The asyncio backend of :class:`~transports._driving.EventLoopDriver`.
-
-Connections are ``Protocol`` objects whose callbacks feed the core and kick the driver task,
-which sleeps on a future until kicked or the core's deadline (``call_at``).
-Sockets come from ``asyncio_open_socket`` (transports/_sockopts.py): ``loop.getaddrinfo``,
-the socket options, every address in turn.
-"""
+"""The asyncio backend of :class:`~transports._driving.EventLoopDriver`: connections are
+``Protocol`` objects (sockets from ``asyncio_open_socket``); the task sleeps on a future."""
 
 from __future__ import annotations
 
@@ -15,7 +10,7 @@ from typing import Any
 from kproto.driving import Connect
 from transports._driving import Conn, EventLoopDriver
 from transports._sockopts import asyncio_open_socket
-from transports._tls import Security, tls_failure
+from transports._tls import tls_failure
 
 __all__ = ["AsyncioDriver", "BrokerProtocol"]
 
@@ -23,7 +18,7 @@ __all__ = ["AsyncioDriver", "BrokerProtocol"]
 class AsyncioDriver(EventLoopDriver["BrokerProtocol"]):
     """Drives ``core`` on ``loop`` from one task (:meth:`start`); arguments as :class:`EventLoopDriver`."""
 
-    def __init__(self, core: Any, loop: asyncio.AbstractEventLoop, security: Security | None, **driver: Any) -> None:
+    def __init__(self, core: Any, loop: asyncio.AbstractEventLoop, security: Any, **driver: Any) -> None:
         # BaseEventLoop.time is monotonic() in a Python method: one frame less per send.
         now = time.monotonic if getattr(loop.time, "__func__", None) is asyncio.BaseEventLoop.time else loop.time
         super().__init__(core, security, now=now, **driver)

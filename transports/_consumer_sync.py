@@ -32,9 +32,9 @@ from kproto.consumer import (
 )
 from kproto.consumer.core import ConsumerCore, Pending
 from kproto.errors import IllegalStateError, KafkaTimeoutError
-from transports._common import auth_failure, crashed_error, timeout_error
+from transports._common import SelectorClient, auth_failure, crashed_error, timeout_error
 from transports._observe import Observer, merge_metrics, split_observe
-from transports._selector import SelectorClient, SelectorDriver
+from transports._selector import SelectorDriver
 from transports._tls import Security, client_security_kwargs, security_from_configs
 
 __all__ = ["CONSUMER_DRIVER", "ConsumerFacadeBase", "KafkaConsumer", "SelectorDriver", "crash_consumer"]
@@ -359,7 +359,8 @@ class KafkaConsumer(ConsumerFacadeBase, SelectorClient):
         self._bg_stop = False
         self._setup((), configs, time.monotonic)
         self._driver = SelectorDriver(
-            self._core, self._clock, self._ssl_context, sink=self._observer.events, on_crash=crash_consumer
+            self._core, self._clock, self._ssl_context, sink=self._observer.events, on_crash=crash_consumer,
+            what=CONSUMER_DRIVER["what"],
         )
         if topics:
             self.subscribe(list(topics))

@@ -1,16 +1,10 @@
-"""The trio backend of :class:`~transports._driving.EventLoopDriver`.
-
-Every task lives in the facade's nursery: the driver, and per connection one that opens a
-TCP (and TLS) stream and reads into the core while a writer task sends what ``pump`` queued.
-Sockets come from ``trio_open_socket`` (transports/_sockopts.py): ``trio.socket.getaddrinfo``,
-the socket options, every address in turn.
-"""
+"""The trio backend of :class:`~transports._driving.EventLoopDriver`: in the facade's nursery, the
+driver task and per connection one that opens it (``trio_open_socket``) and reads, and a writer."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from types import TracebackType
 from typing import Any, Final
 
 import trio  # type: ignore[import-untyped,unused-ignore]  # trio 0.22 has no py.typed
@@ -18,7 +12,6 @@ import trio  # type: ignore[import-untyped,unused-ignore]  # trio 0.22 has no py
 from kproto.driving import Connect
 from transports._driving import Conn, EventLoopDriver
 from transports._sockopts import trio_open_socket
-from transports._tls import Security
 
 __all__ = ["TrioDriver"]
 
@@ -50,7 +43,7 @@ class TrioDriver(EventLoopDriver[_Conn]):
         self,
         core: Any,
         nursery: trio.Nursery,
-        security: Security | None,
+        security: Any,
         *,
         clock: tuple[Callable[[], float], float],
         recv_size: int = 256 * 1024,
@@ -173,22 +166,3 @@ class TrioDriver(EventLoopDriver[_Conn]):
                     self.lost(conn, exc)
                     return
 
-
-async def leave_nursery(
-    client: Any, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-) -> bool | None:
-    """A trio facade's ``__aexit__``: ``close()`` shielded from cancellation, then cancel and leave its nursery.
-
-    ``client`` has ``close()``, ``_driver`` (a :class:`TrioDriver` or None) and
-    ``_nursery_cm`` (the nursery entered by ``__aenter__``).
-    """
-    try:
-        with trio.CancelScope(shield=True):
-            await client.close()
-    finally:
-        cm, client._nursery_cm = client._nursery_cm, None
-        driver: TrioDriver | None = client._driver
-        if driver is not None:
-            driver.nursery.cancel_scope.cancel()
-        result: bool | None = await cm.__aexit__(exc_type, exc, tb)
-    return result

@@ -309,7 +309,10 @@ class _IOLoop(SelectorDriver):
     """
 
     def __init__(self, core: Any, name: str, ssl_context: ssl.SSLContext | None = None) -> None:
-        super().__init__(core, _monotonic, ssl_context, sink=self._delivered, recv_size=_RECV_SIZE, reads=1)
+        super().__init__(
+            core, _monotonic, ssl_context, sink=self._delivered, recv_size=_RECV_SIZE, reads=1,
+            what="the producer's I/O thread",
+        )
         self.enable_wakeup()
         #: Takes the core's events other than delivery reports (the facade's observer), or None.
         self.observe: Callable[[Event], object] | None = None
