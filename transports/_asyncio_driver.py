@@ -84,13 +84,9 @@ class AsyncioDriver(EventLoopDriver["BrokerProtocol"]):
 
     async def open(self, conn: BrokerProtocol) -> None:
         ctx = self.ssl_context
-        sock, name = await asyncio_open_socket(
-            self.loop, conn.host, conn.port, self.sockets, bootstrap=conn.node_id < 0
-        )
+        sock, name = await asyncio_open_socket(self.loop, conn.host, conn.port, self.sockets, bootstrap=conn.node_id < 0)
         try:
-            await self.loop.create_connection(
-                lambda: conn, sock=sock, ssl=ctx, server_hostname=name if ctx is not None else None
-            )
+            await self.loop.create_connection(lambda: conn, sock=sock, ssl=ctx, server_hostname=ctx and name)
         except BaseException:
             sock.close()
             raise
@@ -112,10 +108,7 @@ class BrokerProtocol(Conn, asyncio.Protocol):
         if not abort and self.opening is not None:
             self.opening.cancel()
         if self.transport is not None:
-            if abort:
-                self.transport.abort()
-            else:
-                self.transport.close()
+            (self.transport.abort if abort else self.transport.close)()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)

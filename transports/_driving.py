@@ -89,16 +89,8 @@ class Driver(Generic[C]):
     ``on_crash(core, exc, now)`` is told when the core raises; ``what`` names the driver in errors.
     """
 
-    def __init__(
-        self,
-        core: Any,
-        ssl_context: Any,
-        *,
-        now: Callable[[], float],
-        sink: Sink | None,
-        on_crash: Callable[[Any, BaseException, float], None] | None,
-        what: str,
-    ) -> None:
+    def __init__(self, core: Any, ssl_context: Any, *, now: Callable[[], float], sink: Sink | None,
+                 on_crash: Callable[[Any, BaseException, float], None] | None, what: str) -> None:
         self.core = core
         self.ssl_context = ssl_context
         #: socket_options, buffer sizes, DNS policy, selector class (transports/_sockopts.py).

@@ -54,18 +54,10 @@ class SelectorDriver(Driver[_Conn]):
     megabytes); ``on_crash(core, exc, now)`` is told when :meth:`run_once` dies of a bug.
     """
 
-    def __init__(
-        self,
-        core: Driven,
-        clock: Callable[[], float] = time.monotonic,
-        ssl_context: ssl.SSLContext | None = None,
-        *,
-        sink: Sink | None = None,
-        recv_size: int = 1 << 20,
-        reads: int = 8,
-        on_crash: Callable[[Any, BaseException, float], None] | None = None,
-        what: str,
-    ) -> None:
+    def __init__(self, core: Driven, clock: Callable[[], float] = time.monotonic,
+                 ssl_context: ssl.SSLContext | None = None, *, sink: Sink | None = None, recv_size: int = 1 << 20,
+                 reads: int = 8, on_crash: Callable[[Any, BaseException, float], None] | None = None,
+                 what: str) -> None:
         super().__init__(core, ssl_context, now=clock, sink=sink, on_crash=on_crash, what=what)
         self._recv_size = recv_size
         self._reads = reads

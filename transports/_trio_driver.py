@@ -39,16 +39,8 @@ class TrioDriver(EventLoopDriver[_Conn]):
 
     io_errors = _IO_ERRORS
 
-    def __init__(
-        self,
-        core: Any,
-        nursery: trio.Nursery,
-        security: Any,
-        *,
-        clock: tuple[Callable[[], float], float],
-        recv_size: int = 256 * 1024,
-        **driver: Any,
-    ) -> None:
+    def __init__(self, core: Any, nursery: trio.Nursery, security: Any, *,
+                 clock: tuple[Callable[[], float], float], recv_size: int = 256 * 1024, **driver: Any) -> None:
         super().__init__(core, security, now=clock[0], **driver)
         self.offset = clock[1]
         self.nursery = nursery
@@ -140,18 +132,14 @@ class TrioDriver(EventLoopDriver[_Conn]):
 
     async def _reader(self, conn: _Conn) -> None:
         assert conn.stream is not None
-        size = self._recv_size
-        while True:
-            try:
-                data = await conn.stream.receive_some(size)
-            except _IO_ERRORS as exc:
-                self.lost(conn, exc)
-                return
-            if not data:
-                self.lost(conn, None)
-                return
-            if not self.received(conn, data):
-                return
+        try:
+            while data := await conn.stream.receive_some(self._recv_size):
+                if not self.received(conn, data):
+                    return
+        except _IO_ERRORS as exc:
+            self.lost(conn, exc)
+            return
+        self.lost(conn, None)
 
     async def _writer(self, conn: _Conn) -> None:
         assert conn.stream is not None
