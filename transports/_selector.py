@@ -1,6 +1,6 @@
 """The blocking-socket backend: a ``selectors`` loop in the calling thread. Names resolve on every
 connect (KIP-899) on the resolver pool of transports/_sockopts.py, which wakes the loop; TLS is a
-:class:`~transports._tls.TLSSession` over memory buffers, reported made once its handshake is done."""
+non-blocking ``ssl.SSLSocket`` whose handshake runs in the loop before the core hears ``connection_made``."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from kproto.driving import Connect
 from transports._common import crashed_error
 from transports._driving import Conn, Driven, Driver, Sink, pump
 from transports._sockopts import Attempt, bad_address, resolve_failure, resolve_later
-from transports._tls import TLSSession, closed_error, tls_failure
+from transports._tls import handshake_closed, tls_failure
 
 __all__ = ["SelectorDriver"]
 
@@ -27,18 +27,16 @@ _RW: Final = selectors.EVENT_READ | selectors.EVENT_WRITE
 
 
 class _Conn(Conn):
-    __slots__ = ("attempt", "out", "pending", "plain", "sel", "sock", "tls", "up")
+    __slots__ = ("attempt", "out", "pending", "sel", "sock", "up")
 
     def __init__(self, cmd: Connect, sel: selectors.BaseSelector) -> None:
         super().__init__(cmd.node_id, cmd.host, cmd.port)
         self.sel = sel
         self.pending: Future[list[Any]] | None = None  # the name being resolved
         self.attempt: Attempt | None = None  # the addresses left to try until TCP is up (use_all_dns_ips)
-        self.sock: socket.socket | None = None
-        self.tls: TLSSession | None = None
-        self.up = False  # reported to the core
-        self.out = bytearray()  # raw bytes to write (ciphertext with TLS)
-        self.plain = bytearray()  # what the core sent before that
+        self.sock: socket.socket | None = None  # an ssl.SSLSocket once TCP is up, with TLS
+        self.up = False  # reported to the core (TCP, then TLS, done)
+        self.out = bytearray()  # what the core wrote and the socket did not take yet
 
     def close(self, *, abort: bool) -> None:
         if self.sock is not None:
@@ -131,6 +129,8 @@ class SelectorDriver(Driver[_Conn]):
                 continue
             elif conn.attempt is not None:
                 self._connected(conn)
+            elif not conn.up:
+                self._handshake(conn)
             else:
                 if mask & selectors.EVENT_WRITE and conn.out:
                     self._write(conn)
@@ -205,33 +205,21 @@ class SelectorDriver(Driver[_Conn]):
         self._next(conn)
 
     def _next(self, conn: _Conn) -> None:
-        """Connect ``conn`` to its next address; lost when none is left."""
+        """Connect ``conn`` to its next address (``use_all_dns_ips``); lost when none is left."""
         assert conn.attempt is not None
         conn.close(abort=True)
         conn.sock = conn.attempt.start()
         if conn.sock is None:
             self.lost(conn, conn.attempt.error, raw=True)
-            return
-        if self.ssl_context is not None:
-            try:  # a session per address: it verifies that address's name
-                conn.tls = TLSSession(self.ssl_context, conn.attempt.name or conn.host)
-            except (ssl.SSLError, ValueError) as exc:
-                self.lost(conn, tls_failure(exc, conn.host, conn.port), raw=True)
-                return
-        self._sel.register(conn.sock, selectors.EVENT_WRITE, conn)
+        else:
+            self._sel.register(conn.sock, selectors.EVENT_WRITE, conn)
 
     def write(self, out: list[tuple[int, bytes]]) -> None:
         conns = self.conns
         for node_id, data in out:
             conn = conns.get(node_id)
             if conn is not None:
-                tls = conn.tls
-                if not conn.up:
-                    conn.plain += data
-                elif tls is None:
-                    conn.out += data
-                else:
-                    conn.out += tls.encrypt(data)
+                conn.out += data
         for node_id, _ in out:  # one send per node for all its requests
             conn = conns.get(node_id)
             if conn is not None and conn.out and conn.up:
@@ -240,89 +228,84 @@ class SelectorDriver(Driver[_Conn]):
     # --- sockets ---------------------------------------------------------------
 
     def _connected(self, conn: _Conn) -> None:
-        """The socket connected or failed; ``use_all_dns_ips``: try the next address."""
-        assert conn.sock is not None and conn.attempt is not None
-        err = conn.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        """The connect finished: the next address if it failed, else TLS's handshake or the report."""
+        sock, attempt = conn.sock, conn.attempt
+        assert sock is not None and attempt is not None
+        err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
         if err:
-            conn.attempt.fail(OSError(err, errno.errorcode.get(err, "connect failed")))
+            attempt.fail(OSError(err, errno.errorcode.get(err, "connect failed")))
             self._next(conn)
             return
         conn.attempt = None
-        self._sel.modify(conn.sock, _READ, conn)
-        if conn.tls is None:
-            self._up(conn, b"")
+        if self.ssl_context is None:
+            self._sel.modify(sock, _READ, conn)
         else:
-            self._tls(conn, b"")
+            self._sel.unregister(sock)
+            try:  # it verifies the name of the address connected to
+                conn.sock = self.ssl_context.wrap_socket(
+                    sock, server_hostname=attempt.name or conn.host, do_handshake_on_connect=False
+                )
+            except (ssl.SSLError, ValueError) as exc:
+                self.lost(conn, tls_failure(exc, conn.host, conn.port), raw=True)
+                return
+            self._sel.register(conn.sock, _READ, conn)
+        self._handshake(conn)
 
-    def _up(self, conn: _Conn, raw: bytes) -> None:
-        """Report ``conn`` made; write ``raw`` (TLS's last handshake bytes) and what the core sent before."""
+    def _handshake(self, conn: _Conn) -> None:
+        """Advance the TLS handshake (none without TLS); once done, report ``conn`` made."""
+        sock = conn.sock
+        if isinstance(sock, ssl.SSLSocket):
+            try:
+                sock.do_handshake()
+            except ssl.SSLWantReadError:
+                return self._want(conn, _READ)
+            except ssl.SSLWantWriteError:
+                return self._want(conn, _RW)
+            except OSError as exc:  # ssl.SSLError is one
+                closed = not isinstance(exc, ssl.SSLError)
+                self.lost(conn, handshake_closed(conn.host, conn.port, exc) if closed else
+                          tls_failure(exc, conn.host, conn.port), raw=True)
+                return None
         conn.up = True
-        tls = conn.tls
-        conn.out += raw
-        if conn.plain:
-            conn.out += conn.plain if tls is None else tls.encrypt(conn.plain)
-            conn.plain.clear()
-        if self.made(conn) and conn.out:
-            self._write(conn)
-
-    def _tls(self, conn: _Conn, raw: bytes) -> tuple[bytes, bool] | None:
-        """Feed ``raw`` to TLS: the plaintext and whether the peer closed; None if ``conn`` failed."""
-        tls = conn.tls
-        assert tls is not None
-        try:
-            data, closed = tls.receive(raw)
-        except ssl.SSLError as exc:
-            # TLS 1.3: a refused client certificate shows up here, after our handshake.
-            self.lost(conn, exc if tls.received_data else tls_failure(exc, conn.host, conn.port), raw=True)
-            return None
-        raw = tls.outgoing()
-        if not conn.up and tls.handshake_done:
-            self._up(conn, raw)
-        elif raw:
-            conn.out += raw
-            self._write(conn)
-        return None if conn.closed_by_us else (data, closed)
+        if self.made(conn):
+            self._write(conn) if conn.out else self._want(conn, _READ)
+        return None
 
     def _read(self, conn: _Conn) -> None:
         sock = conn.sock
         assert sock is not None
         size = self._recv_size
-        for _ in range(self._reads):
+        tls = isinstance(sock, ssl.SSLSocket)
+        budget = self._reads * size  # an SSLSocket reads one TLS record (16 KiB) at a time
+        while budget > 0:
             try:
                 data = sock.recv(size)
-            except (BlockingIOError, InterruptedError):
+            except (BlockingIOError, InterruptedError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
                 return
             except OSError as exc:
-                self.lost(conn, closed_error(conn.tls, exc, conn.host, conn.port), raw=True)
+                self.lost(conn, exc)  # lost_error: TLS 1.3 refuses our certificate at the first read
                 return
             if not data:
-                self.lost(conn, closed_error(conn.tls, None, conn.host, conn.port), raw=True)
+                self.lost(conn, None)
                 return
-            more = len(data) == size
-            closed = False
-            if conn.tls is not None:
-                got = self._tls(conn, data)
-                if got is None:
-                    return
-                data, closed = got
-            if data and not self.received(conn, data):
-                return  # the core raised on these bytes: that connection went
-            if closed:
-                self.lost(conn, None, raw=True)
-            if closed or not more or conn.closed_by_us:
-                return
+            if not self.received(conn, data) or (not tls and len(data) < size):
+                return  # the core raised on these bytes (that connection went), or nothing more
+            budget -= len(data) if tls else size
 
     def _write(self, conn: _Conn) -> None:
         sock = conn.sock
         assert sock is not None
         try:
             n = sock.send(conn.out)
-        except (BlockingIOError, InterruptedError):
+        except (BlockingIOError, InterruptedError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
             n = 0
         except OSError as exc:
             self.lost(conn, exc, raw=True)
             return
         del conn.out[:n]
-        want = _RW if conn.out else _READ
-        if self._sel.get_key(sock).events != want:
-            self._sel.modify(sock, want, conn)
+        self._want(conn, _RW if conn.out else _READ)
+
+    def _want(self, conn: _Conn, events: int) -> None:
+        assert conn.sock is not None
+        if self._sel.get_key(conn.sock).events != events:
+            self._sel.modify(conn.sock, events, conn)
