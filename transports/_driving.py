@@ -107,9 +107,13 @@ class Driver(Generic[C]):
     def kick(self) -> None:
         """Wake the driver (an event loop's task) to pump."""
 
+    def progressed(self) -> None:
+        """Wake the facades' waiters (an event loop's tasks)."""
+
     def pump(self) -> None:
-        """Commands, bytes and events until the core has nothing more to say."""
+        """Commands, bytes and events until the core has nothing more to say; wakes progress waiters."""
         pump(self.core, self, self.sink)  # type: ignore[arg-type]  # subclasses implement IO
+        self.progressed()
 
     def disconnect(self, node_id: int) -> None:
         conn = self.conns.pop(node_id, None)
@@ -177,16 +181,6 @@ class Driver(Generic[C]):
             return
         self.kick()
 
-    def failed_open(self, conn: C, exc: Exception, bad: BaseException | None) -> None:
-        """Opening ``conn`` raised ``exc`` (``bad``: the address check's error)."""
-        io = isinstance(exc, (OSError, *self.io_errors))  # ssl.SSLError is an OSError
-        self.lost(conn, self.open_failed(exc, conn) if io else exc if exc is bad else
-                  resolve_failure(exc, conn.host, conn.port), raw=True)
-
-    io_errors: tuple[type[BaseException], ...] = ()
-
-    def open_failed(self, exc: BaseException, conn: C) -> BaseException | None:
-        return exc
 
 
 class EventLoopDriver(Driver[C], ABC):
@@ -205,11 +199,13 @@ class EventLoopDriver(Driver[C], ABC):
     @abstractmethod
     async def progress(self, deadline: float | None) -> bool: ...
     @abstractmethod
-    def progressed(self) -> None: ...
-    @abstractmethod
     async def open(self, conn: C) -> None: ...
     @abstractmethod
     def running(self) -> bool: ...
+    @abstractmethod
+    def open_failed(self, exc: BaseException, conn: C) -> BaseException | None: ...
+
+    io_errors: tuple[type[BaseException], ...] = ()
 
     async def run(self) -> None:
         """The loop: the due timer, :meth:`pump`, sleep; shuts down when stopped or crashed."""
@@ -237,11 +233,6 @@ class EventLoopDriver(Driver[C], ABC):
             self.disconnect(node_id)
         self.progressed()
 
-    def pump(self) -> None:
-        """Commands, bytes and events until the core has nothing more to say; wakes progress waiters."""
-        pump(self.core, self, self.sink)  # type: ignore[arg-type]  # subclasses implement IO
-        self.progressed()
-
     async def run_until(self, done: Callable[[], bool], timeout: float | None) -> bool:
         """Let the driver work until ``done()`` or ``timeout`` seconds; returns ``done()``."""
         deadline = None if timeout is None else self.now() + timeout
@@ -264,6 +255,8 @@ class EventLoopDriver(Driver[C], ABC):
                 await self.token_cache.refresh()  # async OAUTHBEARER provider: a fresh token per connection
             await self.open(conn)
         except Exception as exc:  # UnicodeError from the IDNA codec, ValueError, a bad port...
-            self.failed_open(conn, exc, bad)
+            io = isinstance(exc, (OSError, *self.io_errors))  # ssl.SSLError is an OSError
+            self.lost(conn, self.open_failed(exc, conn) if io else exc if exc is bad else
+                      resolve_failure(exc, conn.host, conn.port), raw=True)
             return False
         return True

@@ -187,7 +187,7 @@ class SelectorDriver(Driver[_Conn]):
                 raise bad
             conn.pending = resolve_later(cmd.host, cmd.port, self.sockets, bootstrap=cmd.node_id < 0, notify=self.wakeup)
         except Exception as exc:  # or the resolver pool refused work (interpreter shutting down)
-            self.failed_open(conn, exc, bad)
+            self.lost(conn, exc if exc is bad else resolve_failure(exc, cmd.host, cmd.port), raw=True)
             return
         if conn.pending.done():
             self._open(conn)
