@@ -447,7 +447,7 @@ class CommonConfig(ClusterOptions):
         return tuple(a.name for a in attrs.fields(cls))
 
     @classmethod
-    def accept(cls, kwargs: dict[str, Any]) -> dict[str, Any]:
+    def accept(cls, kwargs: Mapping[str, object]) -> dict[str, object]:
         """Check the names in ``kwargs`` and turn kafka-python's spellings into kproto's.
 
         ``client_id=None`` takes kproto's default, ``api_version='auto'`` is
@@ -465,7 +465,7 @@ class CommonConfig(ClusterOptions):
                 close = difflib.get_close_matches(name, names, n=1, cutoff=0.5)
                 hint = f"; did you mean {close[0]!r}?" if close else ""
                 raise TypeError(f"unknown {cls._WHAT} option {name!r}{hint}")
-        out = dict(kwargs)
+        out: dict[str, Any] = dict(kwargs)  # user values: the constructor checks them
         if "client_id" in out and out["client_id"] is None:
             del out["client_id"]
         if "api_version" in out:
@@ -489,7 +489,7 @@ class CommonConfig(ClusterOptions):
 
         return DEFAULT_MAX_RESPONSE_SIZE if self.receive_message_max_bytes is None else self.receive_message_max_bytes
 
-    def client_config(self, **extra: Any) -> ClientConfig:
+    def client_config(self, **extra: object) -> ClientConfig:
         """The cluster client's config: every shared option ``ClientConfig`` has, plus ``extra``."""
         kwargs = {a.name: getattr(self, a.name) for a in attrs.fields(ClientConfig) if hasattr(self, a.name)}
         kwargs["max_response_size"] = self.max_response_size()

@@ -96,7 +96,7 @@ class ConsumerConfig(CommonConfig):
     metric_group_prefix: str = "consumer"
 
     @classmethod
-    def from_kwargs(cls, **kwargs: Any) -> ConsumerConfig:
+    def from_kwargs(cls, **kwargs: object) -> ConsumerConfig:
         """Validate user keywords and build the config.
 
         ``consumer_timeout_ms=float('inf')`` (kafka-python's default) is None;
@@ -106,12 +106,12 @@ class ConsumerConfig(CommonConfig):
             TypeError: an unknown option (the message names the closest valid one).
             KafkaConfigurationError: a value that is not allowed (a ``ValueError``).
         """
-        kwargs = cls.accept(kwargs)
-        if kwargs.get("consumer_timeout_ms") == float("inf"):
-            kwargs["consumer_timeout_ms"] = None
-        if kwargs.get("client_rack") == "":
-            kwargs["client_rack"] = None  # kafka-python's "no rack"
-        cfg = cls(**kwargs)
+        options: dict[str, Any] = cls.accept(kwargs)  # values checked by the constructor
+        if options.get("consumer_timeout_ms") == float("inf"):
+            options["consumer_timeout_ms"] = None
+        if options.get("client_rack") == "":
+            options["client_rack"] = None  # kafka-python's "no rack"
+        cfg = cls(**options)
         cfg.validate()
         return cfg
 
@@ -196,7 +196,7 @@ class ConsumerConfig(CommonConfig):
         asked = max(self.fetch_max_bytes, self.max_partition_fetch_bytes)
         return max(DEFAULT_MAX_RESPONSE_SIZE, 2 * asked)
 
-    def client_kwargs(self, accepted: Sequence[str]) -> dict[str, Any]:
+    def client_kwargs(self, accepted: Sequence[str]) -> dict[str, object]:
         """The options that ``ClientConfig`` also has (``accepted``: its field names)."""
         kwargs = {n: getattr(self, n) for n in self.option_names() if n in accepted}
         if "max_response_size" in accepted:
