@@ -14,10 +14,7 @@ from kproto.consumer import TopicPartition
 from kproto.errors import KafkaError, NotControllerError, ThrottlingQuotaExceededError, error_from_code
 
 __all__ = [
-    "PartitionAnswer",
     "Retry",
-    "TopicAnswer",
-    "UnitAnswer",
     "by_topic",
     "controller_answer",
     "error_for",

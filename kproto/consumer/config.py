@@ -10,18 +10,23 @@ about connections are handed to :class:`kproto.client.ClientConfig` by
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any, ClassVar, Final
+from typing import TYPE_CHECKING, Any, ClassVar, Final
 
 import attrs
 
 from kproto.config import CommonConfig, bad_option, check_int
 from kproto.connection import DEFAULT_MAX_RESPONSE_SIZE
 
+if TYPE_CHECKING:
+    from kproto.consumer.assignors import PartitionAssignor
+    from kproto.consumer.types import OffsetAndMetadata, TopicPartition
+
 __all__ = ["ConsumerConfig", "Deserializer"]
 
 
-#: ``deserializer(raw: bytes | None) -> object``.
-Deserializer = Callable[[Any], Any]
+#: ``deserializer(raw) -> object``: a record's key or value bytes (None for a null one) ->
+#: what ``ConsumerRecord.key``/``.value`` hold.
+Deserializer = Callable[[bytes | None], object]
 
 _RESETS: Final = ("earliest", "latest", "none")
 _ISOLATION: Final = ("read_uncommitted", "read_committed")
@@ -58,7 +63,7 @@ class ConsumerConfig(CommonConfig):
     #: Heartbeat period (group membership); below ``session_timeout_ms``.
     heartbeat_interval_ms: int = 3000
     #: Assignor classes or names, in preference order (group membership).
-    partition_assignment_strategy: Sequence[Any] = ("range", "roundrobin")
+    partition_assignment_strategy: Sequence[str | type | PartitionAssignor] = ("range", "roundrobin")
     #: Longest time between polls before the member leaves its group.
     max_poll_interval_ms: int = 300000
     #: How long the coordinator waits for members to rejoin in a rebalance (JoinGroup's
@@ -91,7 +96,9 @@ class ConsumerConfig(CommonConfig):
     #: Use incremental fetch sessions (KIP-227) when the broker supports them.
     enable_incremental_fetch_sessions: bool = True
     #: Called as ``callback(offsets, error)`` after an automatic commit.
-    default_offset_commit_callback: Callable[[Any, Any], Any] | None = None
+    default_offset_commit_callback: (
+        Callable[[dict[TopicPartition, OffsetAndMetadata], BaseException | None], object] | None
+    ) = None
     #: Prefix of the consumer's metric group names (kafka-python's).
     metric_group_prefix: str = "consumer"
 
