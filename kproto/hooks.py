@@ -40,13 +40,20 @@ if TYPE_CHECKING:
         record: the facades' ``RecordMetadata`` (kafka-python's fields)."""
 
         @property
-        def topic(self) -> str: ...
+        def topic(self) -> str:
+            """The topic the record was written to."""
+
         @property
-        def partition(self) -> int: ...
+        def partition(self) -> int:
+            """Its partition."""
+
         @property
-        def offset(self) -> int: ...
+        def offset(self) -> int:
+            """Its offset (-1 with ``acks=0``: the broker does not answer)."""
+
         @property
-        def timestamp(self) -> int: ...
+        def timestamp(self) -> int:
+            """Its timestamp, ms since the epoch (the broker's with LogAppendTime)."""
 
 
 class ProducerRecord(NamedTuple):
