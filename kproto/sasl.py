@@ -57,7 +57,7 @@ import hmac
 import random
 import stringprep
 import unicodedata
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 from kproto.connection import BrokerConnection, ConnectionState
@@ -320,13 +320,15 @@ class TokenSource(Protocol):
     """An OAUTHBEARER token provider object (kafka-python's ``AbstractTokenProvider``);
     it may also have ``extensions() -> dict[str, str]`` (KIP-342)."""
 
-    def token(self) -> str | Awaitable[str]:
-        """The token (an awaitable of it: the async facades resolve it)."""
+    def token(self) -> object:
+        """The token, a non-empty str (an awaitable of one with the async facades, which
+        resolve it); anything else fails the authentication (checked when called)."""
         ...
 
 
-#: ``token_provider``: a callable returning the token, or a :class:`TokenSource`.
-TokenProvider = Callable[[], "str | Awaitable[str]"] | TokenSource
+#: ``token_provider``: a callable returning the token, or a :class:`TokenSource`
+#: (what the token may be: :meth:`TokenSource.token`).
+TokenProvider = Callable[[], object] | TokenSource
 
 
 class OAuthBearer:
