@@ -34,7 +34,7 @@ class KafkaAdminClient(_admin.AdminFacadeBase, SelectorClient):
         ssl_context = self._security.ssl_context if self._security is not None else None
         # The sink drains the core's events (they would pile up unread otherwise).
         self._driver = SelectorDriver(self._core, self._clock, ssl_context, **_admin.ADMIN_DRIVER)
-        self._driver.flush(self._clock())
+        self._driver.pump()
 
     def _finish(self, call: _admin.AdminCall) -> Any:
         driver = self._driver

@@ -50,14 +50,10 @@ class AsyncioDriver(EventLoopDriver["BrokerProtocol"]):
     async def progress(self, deadline: float | None) -> bool:
         if self._progress is None or self._progress.done():
             self._progress = self.loop.create_future()
-        fut = self._progress
-        if deadline is None:
-            await asyncio.shield(fut)
-            return True
-        timeout = deadline - self.loop.time()
-        if timeout <= 0:
+        timeout = None if deadline is None else deadline - self.loop.time()
+        if timeout is not None and timeout <= 0:
             return False
-        done, _ = await asyncio.wait({fut}, timeout=timeout)
+        done, _ = await asyncio.wait({self._progress}, timeout=timeout)  # (wait() never cancels it)
         return bool(done)
 
     def progressed(self) -> None:

@@ -364,7 +364,7 @@ class KafkaConsumer(ConsumerFacadeBase, SelectorClient):
         )
         if topics:
             self.subscribe(list(topics))
-        self._driver.flush(self._clock())
+        self._driver.pump()
 
     def subscribe(self, topics: Iterable[str] = (), pattern: str | None = None, listener: Any = None) -> None:
         """Read ``topics`` (or topics matching ``pattern``); see the base class.
@@ -575,7 +575,7 @@ class KafkaConsumer(ConsumerFacadeBase, SelectorClient):
             cb = callback
             p.add_done_callback(lambda r: cb(r.result() if r.exception() is None else offsets, r.exception()))
         assert self._driver is not None
-        self._driver.flush(self._clock())
+        self._driver.pump()
         return p
 
     def committed(
@@ -601,7 +601,7 @@ class KafkaConsumer(ConsumerFacadeBase, SelectorClient):
                 p = self._core.close(self._clock(), autocommit)
                 timeout = 30.0 if timeout_ms is None else timeout_ms / 1000
                 driver.run_until(lambda: p.done, timeout)
-                driver.flush(self._clock())
+                driver.pump()
         finally:
             self._closed = True
             driver.close()

@@ -88,10 +88,6 @@ class SelectorDriver(Driver[_Conn]):
         """Work arrived that ``select`` must not sleep on (checked after ``sleeping`` is set)."""
         return False
 
-    def flush(self, now: float | None = None) -> None:
-        """Carry out the core's commands, write its bytes, hand its events to the sink."""
-        pump(self.core, self, self.sink)
-
     def step(self, timeout: float) -> None:
         """Pump once, wait for I/O up to ``timeout`` or the core's timer, feed what came, run the timer."""
         core = self.core
@@ -164,14 +160,10 @@ class SelectorDriver(Driver[_Conn]):
             self.run_once(left)
         return True
 
-    def close_connections(self) -> None:
-        """Close every broker socket (no ``connection_lost`` reports)."""
+    def close(self) -> None:
+        """Close every socket (no ``connection_lost`` reports), the wake-up pair and the selector."""
         for node_id in list(self.conns):
             self.disconnect(node_id)
-
-    def close(self) -> None:
-        """Close every socket, the wake-up pair and the selector."""
-        self.close_connections()
         for sock in self._wake or ():
             sock.close()
         self._wake = None
@@ -262,9 +254,8 @@ class SelectorDriver(Driver[_Conn]):
             except ssl.SSLWantWriteError:
                 return self._want(conn, _RW)
             except OSError as exc:  # ssl.SSLError is one
-                closed = not isinstance(exc, ssl.SSLError)
-                self.lost(conn, handshake_closed(conn.host, conn.port, exc) if closed else
-                          tls_failure(exc, conn.host, conn.port), raw=True)
+                self.lost(conn, tls_failure(exc, conn.host, conn.port) if isinstance(exc, ssl.SSLError)
+                          else handshake_closed(conn.host, conn.port, exc), raw=True)
                 return None
         conn.up = True
         if self.made(conn):

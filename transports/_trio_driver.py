@@ -143,14 +143,13 @@ class TrioDriver(EventLoopDriver[_Conn]):
 
     async def _writer(self, conn: _Conn) -> None:
         assert conn.stream is not None
-        while True:
-            await conn.has_data.wait()
-            conn.has_data = trio.Event()
-            if conn.out:
-                chunks, conn.out = conn.out, []
-                try:
+        try:
+            while True:
+                await conn.has_data.wait()
+                conn.has_data = trio.Event()
+                if conn.out:
+                    chunks, conn.out = conn.out, []
                     await conn.stream.send_all(chunks[0] if len(chunks) == 1 else b"".join(chunks))
-                except _IO_ERRORS as exc:
-                    self.lost(conn, exc)
-                    return
+        except _IO_ERRORS as exc:
+            self.lost(conn, exc)
 

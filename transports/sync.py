@@ -438,10 +438,10 @@ class _IOLoop(SelectorDriver):
             if inbox and not self.blocked:
                 self._drain_inbox(now)
             if self._polling:
-                self.flush()
+                self.pump()
                 self._poll_ops(now)
             if self._stop_requested:
-                self.flush()
+                self.pump()
                 break
             # Pending ops (flush...) are re-checked at least every 50 ms;
             # otherwise the wake-up bell ends the sleep, _MAX_SLEEP is a safety net.
@@ -820,7 +820,7 @@ class KafkaProducer(SyncTransactions):
                     )
                     core.abort(now, loop.close_error)
                 loop.request_stop()  # first: records still queued are failed, not sent
-                loop.flush()
+                loop.pump()
                 return None
 
             try:
