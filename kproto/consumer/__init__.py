@@ -9,15 +9,46 @@ parts: :mod:`~kproto.consumer.positions`, :mod:`~kproto.consumer.offsets`,
 
 from __future__ import annotations
 
-from kproto.consumer.assignors import (
-    CooperativeStickyAssignor,
-    RangePartitionAssignor,
-    RoundRobinPartitionAssignor,
-)
-from kproto.consumer.config import ConsumerConfig
-from kproto.consumer.group import ConsumerRebalanceListener
+from typing import TYPE_CHECKING
+
 from kproto.consumer.types import *  # noqa: F403  # its __all__: records, offsets, events
 from kproto.consumer.types import __all__ as _types_all
+
+if TYPE_CHECKING:
+    from kproto.consumer.assignors import (
+        CooperativeStickyAssignor,
+        RangePartitionAssignor,
+        RoundRobinPartitionAssignor,
+    )
+    from kproto.consumer.config import ConsumerConfig
+    from kproto.consumer.group import ConsumerRebalanceListener
+
+#: Names loaded on first use (PEP 562), so that importing :mod:`kproto.consumer.types`
+#: (the producer's observer and hooks do) does not load the group machinery, its
+#: request messages and the assignors into a process that only produces.
+_LAZY = {
+    "ConsumerConfig": "kproto.consumer.config",
+    "ConsumerRebalanceListener": "kproto.consumer.group",
+    "CooperativeStickyAssignor": "kproto.consumer.assignors",
+    "RangePartitionAssignor": "kproto.consumer.assignors",
+    "RoundRobinPartitionAssignor": "kproto.consumer.assignors",
+}
+
+
+def __getattr__(name: str) -> object:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})
+
 
 __all__ = [
     *_types_all,
