@@ -66,6 +66,7 @@ import functools
 import random
 from collections import deque
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from kproto.cluster import ClusterMetadata
 from kproto.config import DEFAULT_PORT, METADATA_RECOVERY_STRATEGIES, ClientConfig, parse_bootstrap
@@ -111,9 +112,11 @@ from kproto.protocol.messages import (
 from kproto.protocol.messages.metadata import MetadataRequestTopic
 from kproto.protocol.release_versions import release_caps
 from kproto.reconnect import ReconnectPolicy, rebootstrap_reason
-from kproto.sasl import config_authenticator
 from kproto.settled_versions import BrokerKey, SettledVersions, broker_keys
 from kproto.socks5 import Socks5Handshake
+
+if TYPE_CHECKING:
+    from kproto.sasl import SaslAuthenticator
 
 __all__ = [
     "COORDINATOR_GROUP",
@@ -125,6 +128,17 @@ __all__ = [
     "ClientConfig",
     "parse_bootstrap",
 ]
+
+
+def _config_authenticator(config: ClientConfig, host: str, rng: random.Random) -> SaslAuthenticator | None:
+    """:func:`kproto.sasl.config_authenticator`, loading that module (and hashlib, hmac,
+    stringprep) only for a ``SASL_*`` protocol: a plaintext or TLS client never needs it."""
+    if not config.security_protocol.upper().startswith("SASL_"):
+        return None
+    from kproto.sasl import config_authenticator
+
+    return config_authenticator(config, host, rng)
+
 
 #: Coordinator connections use node id ``COORDINATOR_NODE_BASE - broker_id``
 #: (Java: ``Integer.MAX_VALUE - id``), so they never clash with broker ids.
@@ -840,7 +854,7 @@ class Client:
                 api_versions_version=self._settled_versions.start(self._broker_keys(node)),
                 authenticator=auth(node.node_id, node.host, node.port)
                 if auth is not None
-                else config_authenticator(self.config, node.host, self._rng),
+                else _config_authenticator(self.config, node.host, self._rng),
                 tunnel=None if proxy is None else Socks5Handshake(proxy, node.host, node.port),
             )
             conn.observe = self.observe_requests
