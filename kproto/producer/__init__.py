@@ -7,11 +7,43 @@
 
 from __future__ import annotations
 
-from kproto.producer.config import ProducerConfig
-from kproto.producer.core import ProducerCore, validate_topic
+from typing import TYPE_CHECKING
+
 from kproto.producer.events import BatchOutcome, DeliveryFailed, ProducerEvent, RecordsDelivered
-from kproto.producer.partitioner import DefaultPartitioner, StickyPartitioner, murmur2
-from kproto.producer.transactions import TransactionOp
+
+if TYPE_CHECKING:
+    from kproto.producer.config import ProducerConfig
+    from kproto.producer.core import ProducerCore, validate_topic
+    from kproto.producer.partitioner import DefaultPartitioner, StickyPartitioner, murmur2
+    from kproto.producer.transactions import TransactionOp
+
+#: Names loaded on first use (PEP 562): the facades import the events at
+#: import time and the core only when a producer is built.
+_LAZY = {
+    "DefaultPartitioner": "kproto.producer.partitioner",
+    "ProducerConfig": "kproto.producer.config",
+    "ProducerCore": "kproto.producer.core",
+    "StickyPartitioner": "kproto.producer.partitioner",
+    "TransactionOp": "kproto.producer.transactions",
+    "murmur2": "kproto.producer.partitioner",
+    "validate_topic": "kproto.producer.core",
+}
+
+
+def __getattr__(name: str) -> object:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})
+
 
 __all__ = [
     "BatchOutcome",
