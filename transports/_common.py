@@ -47,6 +47,7 @@ __all__ = [
     "now_ms",
     "prepare_record",
     "prepare_send",
+    "send_record",
     "AsyncProducerBase",
     "wait_for_topic_async",
     "split_configs",
@@ -273,6 +274,18 @@ def prepare_send(
     ):
         return topic, key, value, None, None, _time_ns() // 1_000_000, -1
     return prepare_record(options, topic, value, key, headers, partition, timestamp_ms)
+
+
+def send_record(
+    core: Any, t: str, k: bytes | None, v: bytes | None, h: Any, p: int | None, ts: int, tok: Any, now: float
+) -> bool:
+    """``core.send`` of one prepared record (topic, key, value, headers, partition, timestamp, token).
+
+    The general path of the facades, and their retry once buffer space is free; a core takes the
+    fields by keyword only (``ProducerCore.send``, the tests' stand-in cores).
+    """
+    accepted: bool = core.send(topic=t, key=k, value=v, headers=h, partition=p, timestamp_ms=ts, token=tok, now=now)
+    return accepted
 
 
 def lazy_exports(module: str, names: dict[str, str]) -> Callable[[str], Any]:
@@ -520,16 +533,7 @@ class AsyncProducerBase(Generic[_D]):
             if hdrs is None and part is None and v is not None and send_value is not None:
                 accepted = send_value(topic, k, v, ts, handle, clock())
             else:
-                accepted = core.send(
-                    topic=topic,
-                    key=k,
-                    value=v,
-                    headers=hdrs,
-                    partition=part,
-                    timestamp_ms=ts,
-                    token=handle,
-                    now=clock(),
-                )
+                accepted = send_record(core, topic, k, v, hdrs, part, ts, handle, clock())
         except MessageSizeTooLargeError as exc:
             # As kafka-python: a record too large for any request fails its own handle.
             handle._fail(exc)
@@ -546,16 +550,7 @@ class AsyncProducerBase(Generic[_D]):
                     raise crashed_error("the producer's driver", driver.crashed)
                 if self._closed:
                     raise IllegalStateError("producer closed while send() waited for buffer space")
-                if core.send(
-                    topic=topic,
-                    key=k,
-                    value=v,
-                    headers=hdrs,
-                    partition=part,
-                    timestamp_ms=ts,
-                    token=handle,
-                    now=clock(),
-                ):
+                if send_record(core, topic, k, v, hdrs, part, ts, handle, clock()):
                     break
             self._unyielded = 0
         else:

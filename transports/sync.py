@@ -67,6 +67,7 @@ from transports._common import (
     lazy_exports,
     make_core,
     prepare_send,
+    send_record,
     split_configs,
     timeout_error,
 )
@@ -251,21 +252,11 @@ def _send_each(core: Any) -> Callable[[deque[Any], float, Callable[[Any, Excepti
     """``send_many`` for a core that only has ``send`` (a stand-in core): one call per record."""
 
     def send_many(records: deque[Any], now: float, failed: Callable[[Any, Exception], None]) -> bool:
-        send = core.send
         while records and type(records[0]) is tuple:
             item = records.popleft()
             topic, key, value, headers, partition, ts, token = item
             try:
-                ok = send(
-                    topic=topic,
-                    key=key,
-                    value=value,
-                    headers=headers,
-                    partition=partition,
-                    timestamp_ms=ts,
-                    token=token,
-                    now=now,
-                )
+                ok = send_record(core, topic, key, value, headers, partition, ts, token, now)
             except Exception as exc:
                 failed(token, exc)
                 continue
