@@ -46,7 +46,6 @@ __all__ = [
     "dispatch_events",
     "now_ms",
     "prepare_record",
-    "prepare_send",
     "send_record",
     "AsyncProducerBase",
     "wait_for_topic_async",
@@ -246,34 +245,6 @@ def prepare_record(
 
 _time_ns = time.time_ns
 _new = object.__new__
-
-
-def prepare_send(
-    options: FacadeOptions,
-    plain: bool,
-    topic: Any,
-    value: Any,
-    key: Any,
-    headers: Any,
-    partition: Any,
-    timestamp_ms: Any,
-) -> tuple[str, bytes | None, bytes | None, list[tuple[str, bytes]] | None, int | None, int, int]:
-    """:func:`prepare_record`, with the facades' hot path in front of it.
-
-    ``plain`` says the producer has no serializers. Then bytes in with all
-    defaults needs none of prepare_record's checks.
-    """
-    if (
-        plain
-        and type(value) is bytes
-        and (key is None or type(key) is bytes)
-        and headers is None
-        and partition is None
-        and timestamp_ms is None
-        and type(topic) is str
-    ):
-        return topic, key, value, None, None, _time_ns() // 1_000_000, -1
-    return prepare_record(options, topic, value, key, headers, partition, timestamp_ms)
 
 
 def send_record(
@@ -496,7 +467,7 @@ class AsyncProducerBase(Generic[_D]):
             and type(topic) is str
             and topic in self._known_topics
         ):
-            # The hot path (prepare_send's, inlined): bytes in, every default;
+            # The hot path: bytes in, every default (prepare_record's outcome, inlined);
             # the handle is built without an __init__ call (the stores of the
             # handle classes' __init__, kept in step with them).
             k: bytes | None = key
@@ -519,8 +490,8 @@ class AsyncProducerBase(Generic[_D]):
                 topic, value, key, headers, partition, timestamp_ms = observer.on_send(
                     topic, value, key, headers, partition, timestamp_ms
                 )
-            topic, k, v, hdrs, part, ts, hsize = prepare_send(
-                self._options, self._plain, topic, value, key, headers, partition, timestamp_ms
+            topic, k, v, hdrs, part, ts, hsize = prepare_record(
+                self._options, topic, value, key, headers, partition, timestamp_ms
             )
             if topic not in self._known_topics:
                 await self._wait_for_topic(driver, topic)
