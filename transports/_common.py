@@ -344,16 +344,11 @@ class AsyncProducerBase(Generic[_D]):
     async def _wait_for_topic(self, driver: Any, topic: str) -> set[int]:
         return await wait_for_topic_async(self, driver, topic, driver.now)
 
-    async def send_and_wait(
-        self,
-        topic: str,
-        value: Any = None,
-        key: Any = None,
-        headers: list[tuple[str, bytes]] | None = None,
-        partition: int | None = None,
-        timestamp_ms: int | None = None,
-    ) -> RecordMetadata:
+    async def send_and_wait(self, *args: Any, **kwargs: Any) -> RecordMetadata:
         """``await (await send(...))``: queue one record and wait for its acknowledgement.
+
+        Takes :meth:`send`'s arguments, in the subclass's order (aiokafka's for
+        ``AIOKafkaProducer``).
 
         Returns:
             The record's :class:`RecordMetadata`.
@@ -361,7 +356,7 @@ class AsyncProducerBase(Generic[_D]):
         Raises:
             KafkaError: As :meth:`send`, or the delivery's failure.
         """
-        handle = await self.send(topic, value, key, headers, partition, timestamp_ms)
+        handle = await self.send(*args, **kwargs)
         return await handle  # type: ignore[no-any-return,misc]  # the handle classes are awaitable
 
     async def partitions_for(self, topic: str) -> set[int]:
