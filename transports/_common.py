@@ -253,7 +253,7 @@ def send_record(
     """``core.send`` of one prepared record (topic, key, value, headers, partition, timestamp, token).
 
     The general path of the facades, and their retry once buffer space is free; a core takes the
-    fields by keyword only (``ProducerCore.send``, the tests' stand-in cores).
+    fields by keyword only (the tests' stand-in cores).
     """
     accepted: bool = core.send(topic=t, key=k, value=v, headers=h, partition=p, timestamp_ms=ts, token=tok, now=now)
     return accepted
