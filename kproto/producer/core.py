@@ -209,43 +209,39 @@ class ProducerCore:
 
     # --- the Driven surface -------------------------------------------------
 
-    def connection_made(self, node_id: int, now: float) -> None:
-        """A connection the core asked for is open."""
+    def _input(self, now: float) -> bool:
+        """Note an input at ``now``; False once the client is closed (the input is dropped)."""
         self._acc.now = now
         if self._client_closed:
-            return
+            return False
         self._acc.dirty = True
-        self._client.connection_made(node_id, now)
-        self._after_input(now)
+        return True
+
+    def connection_made(self, node_id: int, now: float) -> None:
+        """A connection the core asked for is open."""
+        if self._input(now):
+            self._client.connection_made(node_id, now)
+            self._after_input(now)
 
     def connection_lost(self, node_id: int, exc: BaseException | None, now: float) -> None:
         """A connection failed or closed."""
-        self._acc.now = now
-        if self._client_closed:
-            return
-        self._acc.dirty = True
-        self._client.connection_lost(node_id, exc, now)
-        self._after_input(now)
+        if self._input(now):
+            self._client.connection_lost(node_id, exc, now)
+            self._after_input(now)
 
     def receive_data(self, node_id: int, data: bytes, now: float) -> None:
         """Bytes arrived from ``node_id``."""
-        self._acc.now = now
-        if self._client_closed:
-            return
-        self._acc.dirty = True
-        self._client.receive_data(node_id, data, now)
-        self._after_input(now)
+        if self._input(now):
+            self._client.receive_data(node_id, data, now)
+            self._after_input(now)
 
     def handle_timer(self, now: float) -> None:
         """Run what is due at ``now``: client timers, expiry, linger, retries."""
-        self._acc.now = now
-        if self._client_closed:
-            return
-        self._acc.dirty = True
-        self._client.handle_timer(now)
-        self._after_input(now)
-        self._sink.expire(now)
-        self._sink.drain(now)
+        if self._input(now):
+            self._client.handle_timer(now)
+            self._after_input(now)
+            self._sink.expire(now)
+            self._sink.drain(now)
 
     def commands(self) -> list[Command]:
         """Connections to open or close (drains)."""
