@@ -24,13 +24,16 @@ from __future__ import annotations
 import difflib
 import warnings
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, ClassVar, Final
+from typing import TYPE_CHECKING, Any, ClassVar, Final
 
 import attrs
 
 from kproto.connection import DEFAULT_MAX_RESPONSE_SIZE, Authenticator
 from kproto.errors import KafkaConfigurationError
 from kproto.socks5 import ProxyAddress, parse_proxy_url
+
+if TYPE_CHECKING:
+    from kproto.sasl import GssapiContextFactory, TokenProvider
 
 __all__ = [
     "DEFAULT_PORT",
@@ -233,7 +236,7 @@ class ClusterOptions:
     sasl_mechanism: str | None = None
     sasl_plain_username: str | None = attrs.field(default=None, repr=False)
     sasl_plain_password: str | None = attrs.field(default=None, repr=False)
-    sasl_oauth_token_provider: Any = attrs.field(default=None, repr=False)
+    sasl_oauth_token_provider: TokenProvider | None = attrs.field(default=None, repr=False)
 
     def __attrs_post_init__(self) -> None:
         self.check_cluster()
@@ -314,7 +317,7 @@ class ClientConfig(ClusterOptions):
     sasl_kerberos_domain_name: str | None = None
     #: GSSAPI: ``factory(target) -> kproto.sasl.GssapiContext``; None uses the
     #: ``gssapi`` package (:mod:`kproto._gssapi`, the ``kproto[gssapi]`` extra).
-    sasl_gssapi_context_factory: Callable[[str], Any] | None = attrs.field(default=None, repr=False)
+    sasl_gssapi_context_factory: GssapiContextFactory | None = attrs.field(default=None, repr=False)
     #: ``socks5://[user:password@]host[:port]`` (or ``socks5h://``): every connection goes
     #: through this SOCKS5 proxy (:mod:`kproto.socks5`); None connects directly.
     #: PLAINTEXT and SASL_PLAINTEXT only (TLS would have to start after the tunnel).
@@ -376,16 +379,18 @@ class CommonConfig(ClusterOptions):
     receive_buffer_bytes: int | None = None
     #: ``[(level, option, value), ...]`` set on every broker socket; None: kproto's (TCP_NODELAY).
     socket_options: Sequence[tuple[int, int, int | bytes]] | None = None
-    #: The sync transport's ``selectors.BaseSelector`` class (None: ``selectors.DefaultSelector``).
-    selector: Callable[[], Any] | None = None
+    #: The sync transport's ``selectors.BaseSelector`` class (None: ``selectors.DefaultSelector``);
+    #: kept for the transport (the core may not import ``selectors``).
+    selector: Callable[[], object] | None = None
     #: SOCKS5 proxy ``socks5://[user:pass@]host:port`` (implemented by the proxy work).
     socks5_proxy: str | None = None
     #: Proxy URL, kafka-python 3's spelling of ``socks5_proxy``.
     proxy_url: str | None = None
 
     # --- security ------------------------------------------------------------
-    #: TLS options, used by the transports (``transports/_tls.py``).
-    ssl_context: Any = None
+    #: TLS options, used by the transports (``transports/_tls.py``); ``ssl_context`` is an
+    #: ``ssl.SSLContext`` the core only keeps for them (it may not import ``ssl``).
+    ssl_context: object = None
     ssl_check_hostname: bool = True
     ssl_cafile: str | None = None
     ssl_certfile: str | None = None
@@ -395,7 +400,7 @@ class CommonConfig(ClusterOptions):
     ssl_ciphers: str | None = None
     #: GSSAPI (Kerberos) names (implemented by the GSSAPI work).
     sasl_kerberos_service_name: str = "kafka"
-    sasl_kerberos_name: Any = None
+    sasl_kerberos_name: str | None = None
     sasl_kerberos_domain_name: str | None = None
 
     # --- metrics (implemented by the metrics work) ---------------------------
@@ -406,11 +411,11 @@ class CommonConfig(ClusterOptions):
     #: Window of one sample.
     metrics_sample_window_ms: int = 30000
     #: Reporter classes, called with the metrics.
-    metric_reporters: Sequence[Any] = ()
+    metric_reporters: Sequence[object] = ()
 
     # --- no meaning for kproto ----------------------------------------------------
     #: kafka-python's network client class; accepted and ignored (see :data:`IGNORED_OPTIONS`).
-    kafka_client: Any = None
+    kafka_client: object = None
 
     def __attrs_post_init__(self) -> None:
         self.check_common()
@@ -447,7 +452,7 @@ class CommonConfig(ClusterOptions):
         return tuple(a.name for a in attrs.fields(cls))
 
     @classmethod
-    def accept(cls, kwargs: dict[str, Any]) -> dict[str, Any]:
+    def accept(cls, kwargs: Mapping[str, object]) -> dict[str, object]:
         """Check the names in ``kwargs`` and turn kafka-python's spellings into kproto's.
 
         ``client_id=None`` takes kproto's default, ``api_version='auto'`` is
@@ -465,7 +470,7 @@ class CommonConfig(ClusterOptions):
                 close = difflib.get_close_matches(name, names, n=1, cutoff=0.5)
                 hint = f"; did you mean {close[0]!r}?" if close else ""
                 raise TypeError(f"unknown {cls._WHAT} option {name!r}{hint}")
-        out = dict(kwargs)
+        out: dict[str, Any] = dict(kwargs)  # user values: the constructor checks them
         if "client_id" in out and out["client_id"] is None:
             del out["client_id"]
         if "api_version" in out:
@@ -489,7 +494,7 @@ class CommonConfig(ClusterOptions):
 
         return DEFAULT_MAX_RESPONSE_SIZE if self.receive_message_max_bytes is None else self.receive_message_max_bytes
 
-    def client_config(self, **extra: Any) -> ClientConfig:
+    def client_config(self, **extra: object) -> ClientConfig:
         """The cluster client's config: every shared option ``ClientConfig`` has, plus ``extra``."""
         kwargs = {a.name: getattr(self, a.name) for a in attrs.fields(ClientConfig) if hasattr(self, a.name)}
         kwargs["max_response_size"] = self.max_response_size()

@@ -88,7 +88,7 @@ from kproto.errors import (
     error_from_code,
     fresh_error,
 )
-from kproto.events import RequestCompleted, RequestWritten
+from kproto.events import ClientEvent, RequestCompleted, RequestWritten
 from kproto.protocol.headers import decode_response_header, read_frame, write_request
 from kproto.protocol.message import Request, Response
 from kproto.protocol.messages import REQUEST_TYPES, RESPONSE_TYPES, ApiVersionsRequest, ApiVersionsResponse
@@ -398,7 +398,7 @@ class BrokerConnection:
             hi = max_version
         return hi if hi >= lo else None
 
-    def hand_over(self, completions: deque[Completion], events: list[Any]) -> None:
+    def hand_over(self, completions: deque[Completion], events: list[ClientEvent]) -> None:
         """Move the finished requests and the per-request events (:attr:`observe`) to the owner's queues."""
         if self.completions:
             completions.extend(self.completions)

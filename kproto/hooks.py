@@ -26,11 +26,34 @@ trio driver task): keep them short and never block in them.
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from kproto.events import Event, NodeDisconnected, NodeReady, RequestCompleted, RequestWritten
 
 __all__ = ["BrokerHooks", "ConsumerInterceptor", "ProducerInterceptor", "ProducerRecord"]
+
+if TYPE_CHECKING:
+    from kproto.consumer.types import ConsumerRecord, OffsetAndMetadata, TopicPartition
+
+    class RecordMetadataLike(Protocol):
+        """What :meth:`ProducerInterceptor.on_acknowledgement` gets for an acknowledged
+        record: the facades' ``RecordMetadata`` (kafka-python's fields)."""
+
+        @property
+        def topic(self) -> str:
+            """The topic the record was written to."""
+
+        @property
+        def partition(self) -> int:
+            """Its partition."""
+
+        @property
+        def offset(self) -> int:
+            """Its offset (-1 with ``acks=0``: the broker does not answer)."""
+
+        @property
+        def timestamp(self) -> int:
+            """Its timestamp, ms since the epoch (the broker's with LogAppendTime)."""
 
 
 class ProducerRecord(NamedTuple):
@@ -51,7 +74,7 @@ class ProducerInterceptor:
         """Called by ``send`` before serialization; return a replacement record or None to keep it."""
         return None
 
-    def on_acknowledgement(self, metadata: Any, exception: BaseException | None) -> None:
+    def on_acknowledgement(self, metadata: RecordMetadataLike | None, exception: BaseException | None) -> None:
         """The record's fate: a ``RecordMetadata`` and None, or None and the error."""
 
     def close(self) -> None:
@@ -61,11 +84,13 @@ class ProducerInterceptor:
 class ConsumerInterceptor:
     """Java's ``ConsumerInterceptor``: see the module docstring."""
 
-    def on_consume(self, records: dict[Any, list[Any]]) -> dict[Any, list[Any]] | None:
+    def on_consume(
+        self, records: dict[TopicPartition, list[ConsumerRecord]]
+    ) -> dict[TopicPartition, list[ConsumerRecord]] | None:
         """Called before ``poll`` returns ``records``; return replacements or None to keep them."""
         return None
 
-    def on_commit(self, offsets: dict[Any, Any]) -> None:
+    def on_commit(self, offsets: dict[TopicPartition, OffsetAndMetadata]) -> None:
         """A commit succeeded: ``{TopicPartition: OffsetAndMetadata}``."""
 
     def close(self) -> None:

@@ -91,6 +91,7 @@ __all__ = [
     "make_mechanism",
     "nonce_from_rng",
     "saslprep",
+    "TokenSource",
 ]
 
 #: Mechanism names this module implements.
@@ -315,10 +316,19 @@ def _scram_attributes(message: str) -> dict[str, str]:
     return out
 
 
-#: ``token_provider``: a callable returning the token, or an object with a
-#: ``token()`` method (kafka-python's ``AbstractTokenProvider``); it may also
-#: have ``extensions() -> dict[str, str]`` (KIP-342).
-TokenProvider = Any
+class TokenSource(Protocol):
+    """An OAUTHBEARER token provider object (kafka-python's ``AbstractTokenProvider``);
+    it may also have ``extensions() -> dict[str, str]`` (KIP-342)."""
+
+    def token(self) -> object:
+        """The token, a non-empty str (an awaitable of one with the async facades, which
+        resolve it); anything else fails the authentication (checked when called)."""
+        ...
+
+
+#: ``token_provider``: a callable returning the token, or a :class:`TokenSource`
+#: (what the token may be: :meth:`TokenSource.token`).
+TokenProvider = Callable[[], object] | TokenSource
 
 
 class OAuthBearer:
@@ -327,7 +337,7 @@ class OAuthBearer:
     name = "OAUTHBEARER"
 
     def __init__(self, token_provider: TokenProvider) -> None:
-        self._provider = token_provider
+        self._provider: Any = token_provider  # a callable or a TokenSource: initial() tells them apart
         self._failed = False
 
     def __repr__(self) -> str:
@@ -489,7 +499,7 @@ def make_mechanism(
     *,
     username: str | None = None,
     password: str | None = None,
-    token_provider: TokenProvider = None,
+    token_provider: TokenProvider | None = None,
     nonce: Callable[[], str] | None = None,
     gssapi_context: Callable[[], GssapiContext] | None = None,
     check_only: bool = False,
@@ -669,7 +679,7 @@ def authenticator_for(
     *,
     username: str | None,
     password: str | None,
-    token_provider: TokenProvider,
+    token_provider: TokenProvider | None,
     nonce: Callable[[], str],
     gssapi_context: Callable[[], GssapiContext] | None = None,
 ) -> SaslAuthenticator | None:
@@ -703,7 +713,7 @@ class SaslOptions(Protocol):
     @property
     def sasl_plain_password(self) -> str | None: ...
     @property
-    def sasl_oauth_token_provider(self) -> TokenProvider: ...
+    def sasl_oauth_token_provider(self) -> TokenProvider | None: ...
     @property
     def sasl_nonce_factory(self) -> Callable[[], str] | None: ...
     @property
@@ -713,7 +723,7 @@ class SaslOptions(Protocol):
     @property
     def sasl_kerberos_domain_name(self) -> str | None: ...
     @property
-    def sasl_gssapi_context_factory(self) -> Callable[[str], Any] | None: ...
+    def sasl_gssapi_context_factory(self) -> GssapiContextFactory | None: ...
 
 
 def config_authenticator(cfg: SaslOptions, host: str, rng: random.Random) -> SaslAuthenticator | None:

@@ -1,4 +1,4 @@
-"""Architecture check (issue 14): class sizes and module import cycles.
+"""Architecture check (issue 14): class sizes, module import cycles, public ``Any``.
 
 Reads the syntax trees of every module under ``kproto/`` and ``transports/``
 (the generated ``kproto/protocol/messages`` left out) and prints:
@@ -9,11 +9,32 @@ Reads the syntax trees of every module under ``kproto/`` and ``transports/``
   counts, those under ``if TYPE_CHECKING:`` and inside functions included
   (a cycle there is still two modules that cannot be read apart).
   ``from pkg import name`` is an edge to ``pkg.name`` when that is a module,
-  else to ``pkg`` (its ``__init__``).
+  else to ``pkg`` (its ``__init__``);
+- every public signature of ``kproto/`` that mentions ``typing.Any``
+  (issue 14: "no ``Any`` in kproto's public signatures"). Public means: a
+  module none of whose dotted parts starts with ``_`` (``__init__`` is the
+  package itself), and in it a name without a leading underscore: a
+  function, a method of a class whose name (and every enclosing class's
+  name) has none, ``__init__`` included (other dunders are not API); a
+  module-level variable or type alias; a class attribute (an annotated
+  class-body name: attrs/NamedTuple fields, which are ``__init__``'s
+  parameters too) or an instance attribute annotated in ``__init__``
+  (``self.x: T``). Their annotations (parameters, ``*args``/``**kwargs``,
+  return; a type alias's value) count when they name ``Any`` or
+  ``typing.Any`` (a whole name, so ``AnyBatch`` does not count; string
+  annotations are parsed too); names under a module-level ``if`` (such as
+  ``if TYPE_CHECKING:`` Protocols) count as well. Not counted: the
+  generated ``kproto/protocol/messages`` and function bodies (nested
+  functions, local annotations); aliases are not followed (an alias naming
+  ``Any`` counts once, where it is defined). ``transports/`` is a client of
+  the core, not its API, and is left out. :data:`ALLOWED_ANY` lists the few
+  kept on purpose, each with why: they are printed but do not fail.
 
-Exits 1 when a class is too long or a cycle exists. Run from the repository
-root: ``python tools/arch_check.py``. ``tests/unit/test_architecture.py``
-runs :func:`check` and asserts both lists are empty.
+Exits 1 when a class is too long, a cycle exists, or a public ``Any`` outside
+:data:`ALLOWED_ANY` is found (or an entry there matches nothing any more).
+Run from the repository root: ``python tools/arch_check.py``.
+``tests/unit/test_architecture.py`` runs :func:`check` and asserts that
+none of these is found.
 """
 
 from __future__ import annotations
@@ -30,11 +51,56 @@ PACKAGES = ("kproto", "transports")
 EXCLUDED = ("kproto.protocol.messages",)
 MAX_CLASS_LINES = 800
 
+#: Public ``Any`` kept on purpose (``module.qualified.name`` -> why). Precise
+#: types there would need a runtime change or a refactor of the readers.
+ALLOWED_ANY: dict[str, str] = {
+    "kproto.connection.Callback": (
+        "a response callback as stored with its request, whatever the response type "
+        "(no existential types in Python); send() pairs each callback with its request's "
+        "response type, and a typed wrapper would cost a call per response"
+    ),
+    "kproto.consumer.types.ConsumerRecord.key": (
+        "what the user's key_deserializer returns; a generic NamedTuple needs Python 3.11 "
+        "(kproto supports 3.10), and object would make every record.key.decode() a type error"
+    ),
+    "kproto.consumer.types.ConsumerRecord.value": "as ConsumerRecord.key, for value_deserializer",
+    "kproto.hooks.ProducerRecord.key": "the user's key as send() got it, before serialization (as ConsumerRecord.key)",
+    "kproto.hooks.ProducerRecord.value": "as ProducerRecord.key",
+    "kproto.admin.engine.AdminOp.results": (
+        "resource -> value, both per admin call (topic name -> dict, broker id -> list...), "
+        "read as such by transports/_admin.py; typing it needs AdminOp generic per call"
+    ),
+    "kproto.admin.engine.AdminOp.errors": "as AdminOp.results (its keys)",
+    "kproto.admin.engine.Call.units": (
+        "engine-internal: calls of every key type share one list, so Call keeps its callables "
+        "and units key-erased; Call.__init__ and AdminEngine.add_call are generic over the key"
+    ),
+    "kproto.admin.engine.Call.target": "as Call.units",
+    "kproto.admin.engine.Call.build": "as Call.units",
+    "kproto.admin.engine.Call.parse": "as Call.units",
+    "kproto.admin.engine.Call.fallback": "as Call.units",
+}
+
 
 class ClassSize(NamedTuple):
     module: str
     name: str
     lines: int
+
+
+class PublicAny(NamedTuple):
+    module: str
+    #: ``Class.method``, ``function``, ``Class.attribute`` or a module-level name.
+    name: str
+    path: str
+    line: int
+
+    @property
+    def key(self) -> str:
+        return f"{self.module}.{self.name}"
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.line} {self.name}"
 
 
 class Report(NamedTuple):
@@ -44,6 +110,17 @@ class Report(NamedTuple):
     cycles: list[list[str]]
     #: How many modules were read.
     modules: int
+    #: ``PublicAny`` of each public signature naming ``Any`` (kproto only), in file order.
+    public_any: list[PublicAny] = []
+
+    def unexpected_any(self) -> list[PublicAny]:
+        """The public ``Any`` not in :data:`ALLOWED_ANY`."""
+        return [a for a in self.public_any if a.key not in ALLOWED_ANY]
+
+    def stale_allowances(self) -> list[str]:
+        """:data:`ALLOWED_ANY` entries that match nothing any more (to delete)."""
+        found = {a.key for a in self.public_any}
+        return sorted(k for k in ALLOWED_ANY if k not in found)
 
 
 def module_name(path: Path, root: Path = ROOT) -> str:
@@ -119,6 +196,92 @@ def class_sizes(module: str, tree: ast.Module) -> list[ClassSize]:
     return out
 
 
+def _is_private_module(module: str) -> bool:
+    return any(part.startswith("_") for part in module.split("."))
+
+
+def _names_any(node: ast.expr | None) -> bool:
+    """True when the annotation ``node`` names ``Any`` / ``typing.Any`` (string annotations parsed)."""
+    if node is None:
+        return False
+    for sub in ast.walk(node):
+        if isinstance(sub, ast.Name) and sub.id == "Any":
+            return True
+        if isinstance(sub, ast.Attribute) and sub.attr == "Any":
+            return True
+        if isinstance(sub, ast.Constant) and isinstance(sub.value, str):
+            try:
+                inner = ast.parse(sub.value, mode="eval").body
+            except SyntaxError:
+                continue
+            if _names_any(inner):
+                return True
+    return False
+
+
+def _signature_any(fn: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
+    a = fn.args
+    params = [*a.posonlyargs, *a.args, *a.kwonlyargs, *(p for p in (a.vararg, a.kwarg) if p is not None)]
+    return any(_names_any(p.annotation) for p in params) or _names_any(fn.returns)
+
+
+def public_any(module: str, tree: ast.Module, path: str = "") -> list[PublicAny]:
+    """The public signatures of ``module`` that mention ``Any`` (see the module docstring)."""
+    if _is_private_module(module):
+        return []
+    out: list[PublicAny] = []
+    where = path or module
+
+    def hit(name: str, line: int) -> None:
+        out.append(PublicAny(module, name, where, line))
+
+    def public(name: str) -> bool:
+        return not name.startswith("_")
+
+    def assigned(node: ast.stmt) -> tuple[str, ast.expr | None, ast.expr | None] | None:
+        """``(name, annotation, value)`` of a one-name assignment, else None."""
+        if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+            return node.target.id, node.annotation, node.value
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+            return node.targets[0].id, None, node.value
+        return None
+
+    def visit(body: list[ast.stmt], prefix: str, in_class: bool) -> None:
+        for node in body:
+            if isinstance(node, ast.ClassDef):
+                if public(node.name):
+                    visit(node.body, prefix + node.name + ".", True)
+            elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                if not (public(node.name) or node.name == "__init__"):
+                    continue
+                if _signature_any(node):
+                    hit(prefix + node.name, node.lineno)
+                if in_class and node.name == "__init__":
+                    for stmt in ast.walk(node):
+                        if (
+                            isinstance(stmt, ast.AnnAssign)
+                            and isinstance(stmt.target, ast.Attribute)
+                            and isinstance(stmt.target.value, ast.Name)
+                            and stmt.target.value.id == "self"
+                            and public(stmt.target.attr)
+                            and _names_any(stmt.annotation)
+                        ):
+                            hit(prefix + stmt.target.attr, stmt.lineno)
+            elif (found := assigned(node)) is not None:
+                name, annotation, value = found
+                # A module-level value naming Any is a type alias; a class body's
+                # plain values are data, only its annotations are types.
+                if public(name) and (
+                    _names_any(annotation) or (not in_class and value is not None and _names_any(value))
+                ):
+                    hit(prefix + name, node.lineno)
+            elif isinstance(node, ast.If):  # ``if TYPE_CHECKING:`` / version switches at module level
+                visit(node.body + node.orelse, prefix, in_class)
+
+    visit(tree.body, "", False)
+    return out
+
+
 def _strongly_connected(graph: dict[str, set[str]]) -> list[list[str]]:
     """Tarjan's strongly connected components with more than one module."""
     index: dict[str, int] = {}
@@ -190,7 +353,13 @@ def check(root: Path = ROOT) -> Report:
         key=lambda c: (-c.lines, c.module),
     )
     cycles = [_one_cycle(graph, group) for group in _strongly_connected(graph)]
-    return Report(classes, cycles, len(modules))
+    anys = [
+        hit
+        for name, tree in trees.items()
+        if name == "kproto" or name.startswith("kproto.")
+        for hit in public_any(name, tree, modules[name].relative_to(root).as_posix())
+    ]
+    return Report(classes, cycles, len(modules), anys)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -209,7 +378,18 @@ def main(argv: list[str] | None = None) -> int:
     print(f"import cycles: {len(report.cycles) or 'none'}")
     for cycle in report.cycles:
         print("  " + " -> ".join(cycle))
-    return 1 if too_long or report.cycles else 0
+    unexpected = report.unexpected_any()
+    stale = report.stale_allowances()
+    print(f"Any in kproto's public signatures: {len(unexpected) or 'none'}"
+          f" (and {len(report.public_any) - len(unexpected)} kept on purpose, see ALLOWED_ANY)")
+    for a in unexpected:
+        print(f"  {a}")
+    for a in report.public_any:
+        if a.key in ALLOWED_ANY:
+            print(f"  kept: {a}")
+    for key in stale:
+        print(f"  ALLOWED_ANY entry matching nothing (delete it): {key}")
+    return 1 if too_long or report.cycles or unexpected or stale else 0
 
 
 if __name__ == "__main__":

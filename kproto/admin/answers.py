@@ -7,8 +7,8 @@ settles the first two and routes a :class:`Retry` again after the backoff.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Protocol, TypeVar, overload
 
 from kproto.consumer import TopicPartition
 from kproto.errors import KafkaError, NotControllerError, ThrottlingQuotaExceededError, error_from_code
@@ -22,6 +22,40 @@ __all__ = [
     "per_unit",
     "retry_or_fail",
 ]
+
+
+_E = TypeVar("_E")
+_T = TypeVar("_T")
+_Key = TypeVar("_Key", bound=Hashable)
+
+if TYPE_CHECKING:
+    # What the helpers below read of a generated response's entries (any
+    # response whose entries carry these fields).
+
+    class UnitAnswer(Protocol):
+        """An answer entry with an ``error_code`` (and maybe an ``error_message``)."""
+
+        @property
+        def error_code(self) -> int: ...
+
+    class PartitionAnswer(UnitAnswer, Protocol):
+        """A per-partition answer entry."""
+
+        @property
+        def partition_index(self) -> int: ...
+
+    _P = TypeVar("_P", bound=PartitionAnswer)
+    _P_co = TypeVar("_P_co", bound=PartitionAnswer, covariant=True)
+    _U = TypeVar("_U", bound=UnitAnswer)
+
+    class TopicAnswer(Protocol[_P_co]):
+        """A per-topic answer entry: its name and its partitions' entries."""
+
+        @property
+        def name(self) -> str: ...
+
+        @property
+        def partitions(self) -> Sequence[_P_co]: ...
 
 
 class Retry:
@@ -56,11 +90,17 @@ def controller_answer(code: int, message: str | None, what: str) -> KafkaError |
     return err
 
 
+@overload
+def by_topic(partitions: Iterable[TopicPartition]) -> dict[str, list[int]]: ...
+@overload
+def by_topic(partitions: Iterable[TopicPartition], entry: Callable[[TopicPartition], _E]) -> dict[str, list[_E]]: ...
 def by_topic(
-    partitions: Iterable[TopicPartition], entry: Callable[[TopicPartition], Any] = lambda tp: tp.partition
-) -> dict[str, list[Any]]:
-    """``{topic: [entry(tp)...]}`` in first-seen order: the per-topic layout of most requests."""
-    out: dict[str, list[Any]] = {}
+    partitions: Iterable[TopicPartition],
+    entry: Callable[[TopicPartition], _E] = lambda tp: tp.partition,  # type: ignore[assignment,return-value]
+) -> dict[str, list[_E]]:
+    """``{topic: [entry(tp)...]}`` in first-seen order (by default the partition
+    numbers): the per-topic layout of most requests."""
+    out: dict[str, list[_E]] = {}
     for tp in partitions:
         out.setdefault(tp.topic, []).append(entry(tp))
     return out
@@ -68,22 +108,24 @@ def by_topic(
 
 def topic_entries(
     partitions: Iterable[TopicPartition],
-    topic: Callable[..., Any],
-    partition: Callable[..., Any],
+    topic: Callable[..., _T],
+    partition: Callable[..., object],
     **fields: Mapping[TopicPartition, object],
-) -> list[Any]:
+) -> list[_T]:
     """A request's per-topic entries: ``[topic(name=t, partitions=[partition(
     partition_index=tp.partition, <field>=<fields[field][tp]>...)...])...]``."""
 
-    def entry(tp: TopicPartition) -> Any:
+    def entry(tp: TopicPartition) -> object:
         return partition(partition_index=tp.partition, **{f: values[tp] for f, values in fields.items()})
 
     return [topic(name=t, partitions=p) for t, p in by_topic(partitions, entry).items()]
 
 
-def per_partition(topics: Any, what: str, value: Callable[[Any], Any]) -> dict[TopicPartition, Any]:
+def per_partition(
+    topics: Iterable[TopicAnswer[_P]], what: str, value: Callable[[_P], object]
+) -> dict[TopicPartition, object]:
     """Per partition of a leader's answer: ``value(p)``, or its error (retried when retriable)."""
-    out: dict[TopicPartition, Any] = {}
+    out: dict[TopicPartition, object] = {}
     for t in topics:
         for p in t.partitions:
             tp = TopicPartition(t.name, p.partition_index)
@@ -96,21 +138,21 @@ def per_partition(topics: Any, what: str, value: Callable[[Any], Any]) -> dict[T
     return out
 
 
-def _none(unit: Any) -> None:
+def _none(unit: object) -> None:
     return None
 
 
 def per_unit(
-    units: Iterable[Any],
-    key: Callable[[Any], Any],
+    units: Iterable[_U],
+    key: Callable[[_U], _Key],
     what: str,
-    value: Callable[[Any], Any] = _none,
+    value: Callable[[_U], object] = _none,
     answer: Callable[[int, str | None, str], KafkaError | Retry] = error_for,
-) -> dict[Any, Any]:
+) -> dict[_Key, object]:
     """Per unit of an answer (a topic, group, user... named by ``key(u)``): ``value(u)``,
     or for a nonzero ``error_code`` ``answer(code, message, "<what> <key>")``
     (:func:`error_for`: final; :func:`retry_or_fail`, :func:`controller_answer`)."""
-    out: dict[Any, Any] = {}
+    out: dict[_Key, object] = {}
     for u in units:
         k = key(u)
         code = u.error_code

@@ -51,8 +51,8 @@ unit still open fails with :class:`~kproto.errors.KafkaTimeoutError`, its
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Callable, Hashable, Mapping
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import attrs
 
@@ -77,6 +77,9 @@ from kproto.errors import (
 )
 from kproto.events import BootstrapFailed, ClientEvent, CoordinatorLookupFailed
 from kproto.protocol.messages import REQUEST_TYPES
+
+if TYPE_CHECKING:
+    from kproto.protocol.message import Request, Response
 
 __all__ = [
     "ANY",
@@ -150,7 +153,7 @@ class AdminOp:
         """One more resource (or the pending broker list) is open (the engine's side)."""
         self._open += 1
 
-    def settle(self, key: Any, answer: Any) -> None:
+    def settle(self, key: Hashable, answer: object) -> None:
         """Close ``key`` with its value or :class:`~kproto.errors.KafkaError` (the engine's side)."""
         self._open -= 1
         if isinstance(answer, KafkaError):
@@ -172,15 +175,20 @@ class AdminOp:
 class Unit:
     __slots__ = ("key", "not_before", "in_flight", "last_error")
 
-    def __init__(self, key: Any, now: float) -> None:
+    def __init__(self, key: Hashable, now: float) -> None:
         self.key = key
         self.not_before = now
         self.in_flight = False
         self.last_error: KafkaError | None = None
 
 
-Build = Callable[[list[Any], int], Any]
-Parse = Callable[[Any, list[Any]], Mapping[Any, Any]]
+#: A unit key: a topic name, a TopicPartition, a group id, a broker id, a resource...
+_K = TypeVar("_K", bound=Hashable)
+#: ``build(keys, timeout_ms)`` -> the request for these units (one node).
+Build = Callable[[list[_K], int], "Request[Response]"]
+#: ``parse(response, keys)`` -> key -> value | KafkaError | Retry. The response is
+#: the one its build's request asked for (a parser reads it by its own type).
+Parse = Callable[["Response", list[_K]], Mapping[_K, object]]
 
 #: Routes (see the module docstring).
 ANY, CONTROLLER, COORDINATOR, LEADER, BROKER = "any", "controller", "coordinator", "leader", "broker"
@@ -207,34 +215,37 @@ class Call:
         self,
         op: AdminOp,
         route: str,
-        target: Callable[[Any], Any],
-        build: Callable[[list[Any], int], Any],
-        parse: Callable[[Any, list[Any]], Mapping[Any, Any]],
+        target: Callable[[_K], Hashable],
+        build: Build[_K],
+        parse: Parse[_K],
         *,
         batch: bool,
         started_version: int,
         needs_version: tuple[int, int] | None,
         key_type: int = COORDINATOR_GROUP,
-        fallback: tuple[Build, Parse] | None = None,
+        fallback: tuple[Build[_K], Parse[_K]] | None = None,
     ) -> None:
         self.op = op
         #: FindCoordinator KeyType for the coordinator route (group or transactional id).
         self.key_type = key_type
         self.units: dict[Any, Unit] = {}
         self.route = route
+        # The engine keeps the calls of every key type in one list: their
+        # callables are stored with the key type erased (the ``__init__``
+        # signature pairs them with one key type).
         #: unit key -> what the route needs: a group id, a TopicPartition, a broker id.
-        self.target = target
+        self.target: Callable[[Any], Any] = target
         #: ``build(keys, timeout_ms)`` -> the request for these units (one node).
-        self.build = build
+        self.build: Build[Any] = build
         #: ``parse(response, keys)`` -> key -> value | KafkaError | Retry.
-        self.parse = parse
+        self.parse: Parse[Any] = parse
         self.batch = batch
         #: Cluster metadata version when the call began: topic errors older than this are not trusted.
         self.started_version = started_version
         #: ``(api_key, lowest version)`` when older versions would mean something else.
         self.needs_version = needs_version
         #: ``(build, parse)`` to use instead on a node without that version (None: fail).
-        self.fallback = fallback
+        self.fallback: tuple[Build[Any], Parse[Any]] | None = fallback
 
 
 class AdminEngine:
@@ -257,7 +268,7 @@ class AdminEngine:
         #: Topics the leader-routed calls made the client track: topic -> open units.
         self._topic_refs: dict[str, int] = {}
         #: Ops sent to every broker, waiting for the broker list: (op, build, parse).
-        self._pending_brokers_ops: list[tuple[AdminOp, Build, Parse]] = []
+        self._pending_brokers_ops: list[tuple[AdminOp, Build[int], Parse[int]]] = []
 
     # --- the driving surface (delegated to the client, then settled here) -------------
 
@@ -331,7 +342,7 @@ class AdminEngine:
     # --- starting calls (used by the per-area modules) -----------------------------
 
     def every_broker(
-        self, name: str, build: Build, parse: Parse, now: float, timeout_ms: int | None
+        self, name: str, build: Build[int], parse: Parse[int], now: float, timeout_ms: int | None
     ) -> AdminOp:
         """An op with one unit per broker (Java's AllBrokersStrategy); the units
         are added by the first input that finds the metadata naming the brokers."""
@@ -356,14 +367,14 @@ class AdminEngine:
     def start(
         self,
         name: str,
-        keys: list[Any],
+        keys: list[_K],
         route: str,
-        build: Callable[[list[Any], int], Any],
-        parse: Callable[[Any, list[Any]], Mapping[Any, Any]],
+        build: Build[_K],
+        parse: Parse[_K],
         now: float,
         timeout_ms: int | None,
         *,
-        target: Callable[[Any], Any] = lambda k: k,
+        target: Callable[[_K], Hashable] = lambda k: k,
         needs_version: tuple[int, int] | None = None,
         key_type: int = COORDINATOR_GROUP,
         batch: bool = True,
@@ -386,17 +397,17 @@ class AdminEngine:
     def add_call(
         self,
         op: AdminOp,
-        keys: list[Any],
+        keys: list[_K],
         route: str,
-        build: Callable[[list[Any], int], Any],
-        parse: Callable[[Any, list[Any]], Mapping[Any, Any]],
+        build: Build[_K],
+        parse: Parse[_K],
         now: float,
         *,
-        target: Callable[[Any], Any] = lambda k: k,
+        target: Callable[[_K], Hashable] = lambda k: k,
         batch: bool = True,
         needs_version: tuple[int, int] | None = None,
         key_type: int = COORDINATOR_GROUP,
-        fallback: tuple[Build, Parse] | None = None,
+        fallback: tuple[Build[_K], Parse[_K]] | None = None,
     ) -> None:
         call = Call(
             op,
@@ -416,11 +427,11 @@ class AdminEngine:
             call.units[key] = Unit(key, now)
             op.expect()
             if route == LEADER:
-                topic = target(key).topic
+                topic = call.target(key).topic
                 self._topic_refs[topic] = self._topic_refs.get(topic, 0) + 1
         if route == LEADER and call.units:
             # Fresh leaders for these topics, as Java's admin fetches metadata per call.
-            self._client.add_topics({target(k).topic for k in call.units}, now)
+            self._client.add_topics({call.target(k).topic for k in call.units}, now)
             self._client.request_metadata_update(now)
         if call.units:
             self._calls.append(call)

@@ -6,8 +6,8 @@ Metadata-based listing, as request builders and answer parsers over the
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
+from typing import Any, TypeVar
 
 from kproto.admin.answers import controller_answer, error_for, per_unit, retry_or_fail
 from kproto.admin.engine import (
@@ -27,10 +27,12 @@ from kproto.protocol.messages import create_topics as _ct
 from kproto.protocol.messages import delete_topics as _dt
 from kproto.protocol.messages.metadata import MetadataRequest, MetadataRequestTopic
 
+_K = TypeVar("_K", bound=Hashable)
+
 
 def create_topics(
     engine: AdminEngine,
-    new_topics: Sequence[NewTopic | str] | Mapping[str, Mapping[str, Any]],
+    new_topics: Sequence[NewTopic | str] | Mapping[str, Mapping[str, object]],
     *,
     now: float,
     timeout_ms: int | None = None,
@@ -247,7 +249,7 @@ def _topic_dict(t: Any) -> dict[str, Any]:
     }
 
 
-def metadata_build(topics: list[str] | None) -> Build:
+def metadata_build(topics: list[str] | None) -> Build[_K]:
     """A Metadata request for ``topics`` (None: all), never creating them."""
 
     def build(_keys: list[Any], _t: int) -> Any:
@@ -259,7 +261,7 @@ def metadata_build(topics: list[str] | None) -> Build:
     return build
 
 
-def metadata_checked(name: str, parse: Parse) -> Parse:
+def metadata_checked(name: str, parse: Parse[_K]) -> Parse[_K]:
     """``parse`` behind the Metadata v13+ top-level error (KIP-1102), which fails every unit."""
 
     def checked(resp: Any, keys: list[Any]) -> Mapping[Any, Any]:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, Final
+from typing import Final
 
 from kproto.consumer.types import TopicPartition
 from kproto.errors import KafkaConfigurationError
@@ -362,7 +362,7 @@ _BY_NAME: Final[dict[str, type[PartitionAssignor]]] = {
 }
 
 
-def resolve_assignors(strategy: Sequence[Any]) -> list[PartitionAssignor]:
+def resolve_assignors(strategy: Sequence[object]) -> list[PartitionAssignor]:
     """``partition_assignment_strategy`` entries (names, classes or instances) -> assignor instances.
 
     kafka-python's ``RangePartitionAssignor``/``RoundRobinPartitionAssignor``

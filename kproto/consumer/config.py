@@ -10,18 +10,23 @@ about connections are handed to :class:`kproto.client.ClientConfig` by
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any, ClassVar, Final
+from typing import TYPE_CHECKING, Any, ClassVar, Final
 
 import attrs
 
 from kproto.config import CommonConfig, bad_option, check_int
 from kproto.connection import DEFAULT_MAX_RESPONSE_SIZE
 
+if TYPE_CHECKING:
+    from kproto.consumer.assignors import PartitionAssignor
+    from kproto.consumer.types import OffsetAndMetadata, TopicPartition
+
 __all__ = ["ConsumerConfig", "Deserializer"]
 
 
-#: ``deserializer(raw: bytes | None) -> object``.
-Deserializer = Callable[[Any], Any]
+#: ``deserializer(raw) -> object``: a record's key or value bytes (None for a null one) ->
+#: what ``ConsumerRecord.key``/``.value`` hold.
+Deserializer = Callable[[bytes | None], object]
 
 _RESETS: Final = ("earliest", "latest", "none")
 _ISOLATION: Final = ("read_uncommitted", "read_committed")
@@ -58,7 +63,7 @@ class ConsumerConfig(CommonConfig):
     #: Heartbeat period (group membership); below ``session_timeout_ms``.
     heartbeat_interval_ms: int = 3000
     #: Assignor classes or names, in preference order (group membership).
-    partition_assignment_strategy: Sequence[Any] = ("range", "roundrobin")
+    partition_assignment_strategy: Sequence[str | type | PartitionAssignor] = ("range", "roundrobin")
     #: Longest time between polls before the member leaves its group.
     max_poll_interval_ms: int = 300000
     #: How long the coordinator waits for members to rejoin in a rebalance (JoinGroup's
@@ -91,12 +96,14 @@ class ConsumerConfig(CommonConfig):
     #: Use incremental fetch sessions (KIP-227) when the broker supports them.
     enable_incremental_fetch_sessions: bool = True
     #: Called as ``callback(offsets, error)`` after an automatic commit.
-    default_offset_commit_callback: Callable[[Any, Any], Any] | None = None
+    default_offset_commit_callback: (
+        Callable[[dict[TopicPartition, OffsetAndMetadata], BaseException | None], object] | None
+    ) = None
     #: Prefix of the consumer's metric group names (kafka-python's).
     metric_group_prefix: str = "consumer"
 
     @classmethod
-    def from_kwargs(cls, **kwargs: Any) -> ConsumerConfig:
+    def from_kwargs(cls, **kwargs: object) -> ConsumerConfig:
         """Validate user keywords and build the config.
 
         ``consumer_timeout_ms=float('inf')`` (kafka-python's default) is None;
@@ -106,12 +113,12 @@ class ConsumerConfig(CommonConfig):
             TypeError: an unknown option (the message names the closest valid one).
             KafkaConfigurationError: a value that is not allowed (a ``ValueError``).
         """
-        kwargs = cls.accept(kwargs)
-        if kwargs.get("consumer_timeout_ms") == float("inf"):
-            kwargs["consumer_timeout_ms"] = None
-        if kwargs.get("client_rack") == "":
-            kwargs["client_rack"] = None  # kafka-python's "no rack"
-        cfg = cls(**kwargs)
+        options: dict[str, Any] = cls.accept(kwargs)  # values checked by the constructor
+        if options.get("consumer_timeout_ms") == float("inf"):
+            options["consumer_timeout_ms"] = None
+        if options.get("client_rack") == "":
+            options["client_rack"] = None  # kafka-python's "no rack"
+        cfg = cls(**options)
         cfg.validate()
         return cfg
 
@@ -196,7 +203,7 @@ class ConsumerConfig(CommonConfig):
         asked = max(self.fetch_max_bytes, self.max_partition_fetch_bytes)
         return max(DEFAULT_MAX_RESPONSE_SIZE, 2 * asked)
 
-    def client_kwargs(self, accepted: Sequence[str]) -> dict[str, Any]:
+    def client_kwargs(self, accepted: Sequence[str]) -> dict[str, object]:
         """The options that ``ClientConfig`` also has (``accepted``: its field names)."""
         kwargs = {n: getattr(self, n) for n in self.option_names() if n in accepted}
         if "max_response_size" in accepted:

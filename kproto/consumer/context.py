@@ -18,7 +18,7 @@ now waits here until the core's pump runs it:
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable
-from typing import Any, Final, Protocol
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from kproto.client import COORDINATOR_GROUP
 from kproto.consumer.config import ConsumerConfig
@@ -27,6 +27,11 @@ from kproto.consumer.types import AnyConsumerEvent, TopicPartition
 from kproto.driving import Command
 from kproto.errors import BrokerResponseError, KafkaProtocolError
 from kproto.events import ClientEvent
+
+if TYPE_CHECKING:
+    from kproto.cluster import ClusterMetadata
+    from kproto.connection import R, ResponseCallback
+    from kproto.protocol.message import Request
 
 __all__ = ["GROUP_KEY_TYPE", "ClientLike", "ConsumerContext"]
 
@@ -38,7 +43,7 @@ class ClientLike(Protocol):
     """What the consumer needs from :class:`kproto.client.Client`."""
 
     @property
-    def cluster(self) -> Any: ...
+    def cluster(self) -> ClusterMetadata: ...
 
     def connection_made(self, node_id: int, now: float) -> None: ...
     def connection_lost(self, node_id: int, exc: BaseException | None, now: float) -> None: ...
@@ -48,18 +53,18 @@ class ClientLike(Protocol):
     def data_to_send(self) -> list[tuple[int, bytes]]: ...
     def get_timer(self) -> float | None: ...
     def events(self) -> list[ClientEvent]: ...
-    def send(self, request: Any, *, now: float, callback: Callable[[Any, BaseException | None], None],
+    def send(self, request: Request[R], *, now: float, callback: ResponseCallback[R],
              node_id: int | None = None, max_version: int | None = None,
-             timeout_ms: int | None = None) -> Any: ...
-    def add_topics(self, topics: Iterable[str], now: float) -> Any: ...
-    def request_metadata_update(self, now: float) -> Any: ...
+             timeout_ms: int | None = None) -> None: ...
+    def add_topics(self, topics: Iterable[str], now: float) -> None: ...
+    def request_metadata_update(self, now: float) -> None: ...
     def coordinator(self, key: str, key_type: int, now: float) -> int | None: ...
-    def mark_coordinator_dead(self, key: str, key_type: int, now: float) -> Any: ...
+    def mark_coordinator_dead(self, key: str, key_type: int, now: float) -> None: ...
     def bootstrap_connected(self) -> bool: ...
     @property
     def responses_with_trailing_bytes(self) -> int: ...
     def versions_sent(self) -> dict[int, int]: ...
-    def close(self, now: float) -> Any: ...
+    def close(self, now: float) -> None: ...
 
 
 def _unset(*_: object) -> Any:
@@ -95,7 +100,7 @@ class ConsumerContext:
         #: Consumer events not yet taken (``ConsumerCore.events``).
         self.events: list[AnyConsumerEvent] = []
         #: Awaitables returned by deferred callbacks (``async def`` listeners).
-        self.awaitables: list[Any] = []
+        self.awaitables: list[Awaitable[object]] = []
         self._deferred: list[Callable[[], object]] = []
         #: ``(at, fn)``: retries to run at or after ``at``.
         self._delayed: list[tuple[float, Callable[[float], None]]] = []
@@ -222,7 +227,7 @@ class ConsumerContext:
         evs, self.events = self.events, []
         return evs
 
-    def take_awaitables(self) -> list[Any]:
+    def take_awaitables(self) -> list[Awaitable[object]]:
         """Drain the awaitables :meth:`run_deferred` kept."""
         aws, self.awaitables = self.awaitables, []
         return aws

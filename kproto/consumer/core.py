@@ -49,7 +49,7 @@ from __future__ import annotations
 import random
 import re
 from collections.abc import Iterable, Mapping
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from kproto.consumer.config import ConsumerConfig
 from kproto.consumer.context import ClientLike, ConsumerContext
@@ -73,6 +73,12 @@ from kproto.events import BootstrapFailed, MetadataUpdated
 from kproto.protocol.messages import MetadataRequest
 from kproto.protocol.messages import metadata as _md
 from kproto.protocol.versions import named_versions
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable
+
+    from kproto.consumer.group import RebalanceListener
+    from kproto.protocol.messages import MetadataResponse
 
 __all__ = ["ConsumerCore", "Pending"]
 
@@ -250,7 +256,7 @@ class ConsumerCore:
         return set(self._positions.states)
 
     def subscribe(self, topics: Iterable[str] = (), pattern: str | None = None, *, now: float,
-                  listener: Any = None) -> None:
+                  listener: RebalanceListener | None = None) -> None:
         """Read the partitions of ``topics`` (or of topics matching ``pattern``).
 
         With a ``group_id`` the consumer joins its group and reads what the
@@ -508,7 +514,7 @@ class ConsumerCore:
             self._group.on_poll(now)
         self._ctx.run_deferred()
 
-    def take_awaitables(self) -> list[Any]:
+    def take_awaitables(self) -> list[Awaitable[object]]:
         """Awaitables returned by listener callbacks (``async def`` listeners); drains them.
 
         The sync facade closes them unawaited; async facades await them in order.
@@ -617,12 +623,12 @@ class ConsumerCore:
     # --- metadata ---------------------------------------------------------------
 
     def fetch_metadata(self, topics: Iterable[str] | None, now: float,
-                       *, pump: bool = True) -> Pending[Any]:
+                       *, pump: bool = True) -> Pending[MetadataResponse]:
         """A Metadata request for ``topics`` (all topics when None), sent to any node.
 
         The Pending's value is the raw ``MetadataResponse``.
         """
-        result: Pending[Any] = Pending()
+        result: Pending[MetadataResponse] = Pending()
         deadline = now + self.config.request_timeout_ms / 1000
         names = None if topics is None else list(topics)
 
@@ -648,7 +654,7 @@ class ConsumerCore:
             self._pump(now)
         return result
 
-    def topics_from(self, resp: Any) -> dict[str, set[int]]:
+    def topics_from(self, resp: MetadataResponse) -> dict[str, set[int]]:
         """``{topic: partitions}`` from a MetadataResponse, honouring ``exclude_internal_topics``."""
         out: dict[str, set[int]] = {}
         for t in resp.topics:

@@ -57,7 +57,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable
-from typing import Any, Final, Protocol
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from kproto.consumer.assignors import (
     decode_assignment,
@@ -139,6 +139,18 @@ class ConsumerRebalanceListener:
         self.on_partitions_revoked(lost)
 
 
+if TYPE_CHECKING:
+
+    class RebalanceListener(Protocol):
+        """What the membership calls on a listener: :class:`ConsumerRebalanceListener`'s
+        methods, by name (kafka-python's listener classes fit too); a method may
+        return an awaitable (``async def``, for the asyncio and trio facades)."""
+
+        def on_partitions_revoked(self, revoked: set[TopicPartition], /) -> object: ...
+        def on_partitions_assigned(self, assigned: set[TopicPartition], /) -> object: ...
+        def on_partitions_lost(self, lost: set[TopicPartition], /) -> object: ...
+
+
 class MemberState(enum.Enum):
     """See the module docstring's table."""
 
@@ -195,7 +207,9 @@ class GroupHost(Protocol):
 class GroupMembership:
     """The membership of one consumer in its group; driven by :class:`ConsumerCore`."""
 
-    def __init__(self, host: GroupHost, topics: set[str], listener: Any, now: float) -> None:
+    def __init__(
+        self, host: GroupHost, topics: set[str], listener: RebalanceListener | None, now: float
+    ) -> None:
         cfg = host.config
         assert cfg.group_id is not None
         self.host = host

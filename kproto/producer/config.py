@@ -175,12 +175,12 @@ class ProducerConfig(CommonConfig):
             return [s.strip() for s in servers.split(",") if s.strip()]
         return [s.strip() for s in servers]
 
-    def client_kwargs(self) -> dict[str, Any]:
+    def client_kwargs(self) -> dict[str, object]:
         """The options ``kproto.client.ClientConfig`` takes under the same names."""
         return attrs.asdict(self.client_config(), recurse=False)
 
     @classmethod
-    def from_kwargs(cls, **kwargs: Any) -> ProducerConfig:
+    def from_kwargs(cls, **kwargs: object) -> ProducerConfig:
         """Build a config from user keywords, as ``KafkaProducer(**kwargs)`` receives them.
 
         ``acks='all'`` becomes -1; ``retries=float('inf')`` (kafka-python's
@@ -193,23 +193,23 @@ class ProducerConfig(CommonConfig):
             TypeError: an unknown option; the message names the closest valid one.
             KafkaConfigurationError: (a ValueError) a value that is not allowed.
         """
-        kwargs = cls.accept(kwargs)
-        if kwargs.get("retries") == float("inf"):
-            kwargs["retries"] = _MAX_INT
-        if "partitioner" in kwargs:
-            kwargs["partitioner"] = _partitioner(kwargs["partitioner"])
-        if "acks" in kwargs:
-            acks = kwargs["acks"]
+        options: dict[str, Any] = cls.accept(kwargs)  # values checked by the constructor
+        if options.get("retries") == float("inf"):
+            options["retries"] = _MAX_INT
+        if "partitioner" in options:
+            options["partitioner"] = _partitioner(options["partitioner"])
+        if "acks" in options:
+            acks = options["acks"]
             if isinstance(acks, str) and acks.strip().lower() == "all":
-                kwargs["acks"] = ACKS_ALL
+                options["acks"] = ACKS_ALL
             elif isinstance(acks, str) and acks.strip().lstrip("-").isdigit():
-                kwargs["acks"] = int(acks)
-        if "compression_type" in kwargs and isinstance(kwargs["compression_type"], str):
-            ct = kwargs["compression_type"].strip().lower()
-            kwargs["compression_type"] = None if ct in ("", "none") else ct
-        if kwargs.get("transactional_id") is not None:
-            kwargs.setdefault("enable_idempotence", True)
-        if kwargs.get("enable_idempotence") is True:
-            kwargs.setdefault("acks", ACKS_ALL)
-            kwargs.setdefault("retries", _MAX_INT)
-        return cls(**kwargs)
+                options["acks"] = int(acks)
+        if "compression_type" in options and isinstance(options["compression_type"], str):
+            ct = options["compression_type"].strip().lower()
+            options["compression_type"] = None if ct in ("", "none") else ct
+        if options.get("transactional_id") is not None:
+            options.setdefault("enable_idempotence", True)
+        if options.get("enable_idempotence") is True:
+            options.setdefault("acks", ACKS_ALL)
+            options.setdefault("retries", _MAX_INT)
+        return cls(**options)

@@ -42,7 +42,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Iterator, Sequence
 from itertools import repeat
-from typing import Any, Final, NamedTuple
+from typing import Any, Final, NamedTuple, TypeVar, overload
 
 import crc32c as _crc32c
 
@@ -783,6 +783,20 @@ def _decode_headers(buf: bytes, pos: int, end: int) -> tuple[tuple[tuple[str, by
     return tuple(out), size, pos
 
 
+#: The record class of a consumer's records (``ConsumerRecord``), built by the decoder.
+_Rec = TypeVar("_Rec", bound=tuple[object, ...])
+
+
+@overload
+def decode_records(
+    buf: bytes, pos: int, end: int, count: int, base_offset: int, base_ts: int,
+    topic: None = None, partition: int = -1, record_type: type[tuple[object, ...]] = tuple,
+) -> list[RecordTuple]: ...
+@overload
+def decode_records(
+    buf: bytes, pos: int, end: int, count: int, base_offset: int, base_ts: int,
+    topic: str, partition: int, record_type: type[_Rec],
+) -> list[_Rec]: ...
 def decode_records(
     buf: bytes,
     pos: int,
@@ -792,8 +806,8 @@ def decode_records(
     base_ts: int,
     topic: str | None = None,
     partition: int = -1,
-    record_type: type[tuple[Any, ...]] = tuple,
-) -> list[Any]:
+    record_type: type[tuple[object, ...]] = tuple,
+) -> Sequence[tuple[object, ...]]:
     """Decode the ``count`` records of a v2 batch from ``buf[pos:end]``, which they must fill exactly.
 
     :func:`decode_records_at` for a whole batch; see there.
@@ -804,6 +818,18 @@ def decode_records(
     return decode_records_at(buf, pos, end, count, base_offset, base_ts, topic, partition, record_type)[0]
 
 
+@overload
+def decode_records_at(
+    buf: bytes, pos: int, end: int, count: int, base_offset: int, base_ts: int,
+    topic: None = None, partition: int = -1, record_type: type[tuple[object, ...]] = tuple,
+    limit: int = -1, prev_delta: int = -1, max_delta: int = 2**31 - 1,
+) -> tuple[list[RecordTuple], int]: ...
+@overload
+def decode_records_at(
+    buf: bytes, pos: int, end: int, count: int, base_offset: int, base_ts: int,
+    topic: str, partition: int, record_type: type[_Rec],
+    limit: int = -1, prev_delta: int = -1, max_delta: int = 2**31 - 1,
+) -> tuple[list[_Rec], int]: ...
 def decode_records_at(
     buf: bytes,
     pos: int,
@@ -813,11 +839,11 @@ def decode_records_at(
     base_ts: int,
     topic: str | None = None,
     partition: int = -1,
-    record_type: type[tuple[Any, ...]] = tuple,
+    record_type: type[tuple[object, ...]] = tuple,
     limit: int = -1,
     prev_delta: int = -1,
     max_delta: int = 2**31 - 1,
-) -> tuple[list[Any], int]:
+) -> tuple[Sequence[tuple[object, ...]], int]:
     """Decode the next records of a v2 batch: ``(records, position after them)``.
 
     ``buf[pos:end]`` holds the batch's ``count`` remaining records; with
