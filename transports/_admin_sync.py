@@ -15,7 +15,8 @@ from typing import Any
 
 from kproto.admin.types import *  # noqa: F403  # re-exported: no __all__ here, so a star import takes every public name (mypy too)
 from transports import _admin
-from transports._selector import SelectorClient, SelectorDriver
+from transports._common import SelectorClient
+from transports._selector import SelectorDriver
 
 
 class KafkaAdminClient(_admin.AdminFacadeBase, SelectorClient):
@@ -31,12 +32,9 @@ class KafkaAdminClient(_admin.AdminFacadeBase, SelectorClient):
         self._driver: SelectorDriver | None = None
         self._setup(configs, time.monotonic, allow_async_provider=False)
         ssl_context = self._security.ssl_context if self._security is not None else None
-        driving = _admin.ADMIN_DRIVER
         # The sink drains the core's events (they would pile up unread otherwise).
-        self._driver = SelectorDriver(
-            self._core, self._clock, ssl_context, sink=driving["sink"], on_crash=driving["on_crash"]
-        )
-        self._driver.flush(self._clock())
+        self._driver = SelectorDriver(self._core, self._clock, ssl_context, **_admin.ADMIN_DRIVER)
+        self._driver.pump()
 
     def _finish(self, call: _admin.AdminCall) -> Any:
         driver = self._driver

@@ -16,7 +16,8 @@ import trio  # type: ignore[import-untyped,unused-ignore]  # trio 0.22 has no py
 from kproto.admin.types import *  # noqa: F403  # re-exported: no __all__ here, so a star import takes every public name (mypy too)
 from kproto.errors import IllegalStateError
 from transports import _admin, _admin_asyncio
-from transports._trio_driver import TrioDriver, leave_nursery
+from transports._consumer_trio import leave_nursery
+from transports._trio_driver import TrioDriver
 
 
 class KafkaAdminClient(_admin_asyncio.AsyncAdminBase):

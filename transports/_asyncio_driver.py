@@ -1,10 +1,5 @@
-"""The asyncio backend of :class:`~transports._driving.EventLoopDriver`.
-
-Connections are ``Protocol`` objects whose callbacks feed the core and kick the driver task,
-which sleeps on a future until kicked or the core's deadline (``call_at``).
-Sockets come from ``asyncio_open_socket`` (transports/_sockopts.py): ``loop.getaddrinfo``,
-the socket options, every address in turn.
-"""
+"""The asyncio backend of :class:`~transports._driving.EventLoopDriver`: connections are
+``Protocol`` objects (sockets from ``asyncio_open_socket``); the task sleeps on a future."""
 
 from __future__ import annotations
 
@@ -15,7 +10,7 @@ from typing import Any
 from kproto.driving import Connect
 from transports._driving import Conn, EventLoopDriver
 from transports._sockopts import asyncio_open_socket
-from transports._tls import Security, tls_failure
+from transports._tls import tls_failure
 
 __all__ = ["AsyncioDriver", "BrokerProtocol"]
 
@@ -23,7 +18,7 @@ __all__ = ["AsyncioDriver", "BrokerProtocol"]
 class AsyncioDriver(EventLoopDriver["BrokerProtocol"]):
     """Drives ``core`` on ``loop`` from one task (:meth:`start`); arguments as :class:`EventLoopDriver`."""
 
-    def __init__(self, core: Any, loop: asyncio.AbstractEventLoop, security: Security | None, **driver: Any) -> None:
+    def __init__(self, core: Any, loop: asyncio.AbstractEventLoop, security: Any, **driver: Any) -> None:
         # BaseEventLoop.time is monotonic() in a Python method: one frame less per send.
         now = time.monotonic if getattr(loop.time, "__func__", None) is asyncio.BaseEventLoop.time else loop.time
         super().__init__(core, security, now=now, **driver)
@@ -55,14 +50,10 @@ class AsyncioDriver(EventLoopDriver["BrokerProtocol"]):
     async def progress(self, deadline: float | None) -> bool:
         if self._progress is None or self._progress.done():
             self._progress = self.loop.create_future()
-        fut = self._progress
-        if deadline is None:
-            await asyncio.shield(fut)
-            return True
-        timeout = deadline - self.loop.time()
-        if timeout <= 0:
+        timeout = None if deadline is None else deadline - self.loop.time()
+        if timeout is not None and timeout <= 0:
             return False
-        done, _ = await asyncio.wait({fut}, timeout=timeout)
+        done, _ = await asyncio.wait({self._progress}, timeout=timeout)  # (wait() never cancels it)
         return bool(done)
 
     def progressed(self) -> None:
@@ -89,13 +80,9 @@ class AsyncioDriver(EventLoopDriver["BrokerProtocol"]):
 
     async def open(self, conn: BrokerProtocol) -> None:
         ctx = self.ssl_context
-        sock, name = await asyncio_open_socket(
-            self.loop, conn.host, conn.port, self.sockets, bootstrap=conn.node_id < 0
-        )
+        sock, name = await asyncio_open_socket(self.loop, conn.host, conn.port, self.sockets, bootstrap=conn.node_id < 0)
         try:
-            await self.loop.create_connection(
-                lambda: conn, sock=sock, ssl=ctx, server_hostname=name if ctx is not None else None
-            )
+            await self.loop.create_connection(lambda: conn, sock=sock, ssl=ctx, server_hostname=ctx and name)
         except BaseException:
             sock.close()
             raise
@@ -117,10 +104,7 @@ class BrokerProtocol(Conn, asyncio.Protocol):
         if not abort and self.opening is not None:
             self.opening.cancel()
         if self.transport is not None:
-            if abort:
-                self.transport.abort()
-            else:
-                self.transport.close()
+            (self.transport.abort if abort else self.transport.close)()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)

@@ -36,6 +36,7 @@ __all__ = [
     "Delivery",
     "FacadeOptions",
     "PRODUCER_DRIVER",
+    "SelectorClient",
     "auth_failure",
     "crash_producer",
     "crashed_error",
@@ -804,3 +805,28 @@ def make_core(config: ProducerConfig, now: float, security: Security | None = No
         # SCRAM nonces from the OS's generator: the core itself never draws from it.
         client = Client(config.client_config(**client_security_kwargs(security)), now=now, rng=rng)
     return ProducerCore(config, now=now, rng=rng, client=client)
+
+
+_Client = TypeVar("_Client", bound="SelectorClient")
+
+
+class SelectorClient:
+    """``with`` support and a finalizer for a blocking facade whose :class:`SelectorDriver` is ``_driver``."""
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self: _Client) -> _Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        # Sockets only: no commit or request from a finalizer.
+        driver = getattr(self, "_driver", None)
+        if driver is not None and not getattr(self, "_closed", True):
+            try:
+                driver.close()
+            except Exception:
+                pass

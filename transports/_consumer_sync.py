@@ -32,9 +32,9 @@ from kproto.consumer import (
 )
 from kproto.consumer.core import ConsumerCore, Pending
 from kproto.errors import IllegalStateError, KafkaTimeoutError
-from transports._common import auth_failure, crashed_error, timeout_error
+from transports._common import SelectorClient, auth_failure, crashed_error, timeout_error
 from transports._observe import Observer, merge_metrics, split_observe
-from transports._selector import SelectorClient, SelectorDriver
+from transports._selector import SelectorDriver
 from transports._tls import Security, client_security_kwargs, security_from_configs
 
 __all__ = ["CONSUMER_DRIVER", "ConsumerFacadeBase", "KafkaConsumer", "SelectorDriver", "crash_consumer"]
@@ -380,11 +380,12 @@ class KafkaConsumer(ConsumerFacadeBase, SelectorClient):
         self._bg_stop = False
         self._setup((), configs, time.monotonic)
         self._driver = SelectorDriver(
-            self._core, self._clock, self._ssl_context, sink=self._observer.events, on_crash=crash_consumer
+            self._core, self._clock, self._ssl_context, sink=self._observer.events, on_crash=crash_consumer,
+            what=CONSUMER_DRIVER["what"],
         )
         if topics:
             self.subscribe(list(topics))
-        self._driver.flush(self._clock())
+        self._driver.pump()
 
     def subscribe(self, topics: Iterable[str] = (), pattern: str | None = None, listener: Any = None) -> None:
         """Read ``topics`` (or topics matching ``pattern``); see the base class.
@@ -582,7 +583,7 @@ class KafkaConsumer(ConsumerFacadeBase, SelectorClient):
             cb = callback
             p.add_done_callback(lambda r: cb(r.result() if r.exception() is None else offsets, r.exception()))
         assert self._driver is not None
-        self._driver.flush(self._clock())
+        self._driver.pump()
         return p
 
     def committed(
@@ -608,7 +609,7 @@ class KafkaConsumer(ConsumerFacadeBase, SelectorClient):
                 p = self._core.close(self._clock(), autocommit)
                 timeout = 30.0 if timeout_ms is None else timeout_ms / 1000
                 driver.run_until(lambda: p.done, timeout)
-                driver.flush(self._clock())
+                driver.pump()
         finally:
             self._closed = True
             driver.close()

@@ -17,9 +17,9 @@ import trio  # type: ignore[import-untyped,unused-ignore]  # trio 0.22 has no py
 
 from kproto.errors import IllegalStateError
 from transports._consumer_asyncio import AsyncConsumerBase
-from transports._trio_driver import TrioDriver, leave_nursery
+from transports._trio_driver import TrioDriver
 
-__all__ = ["KafkaConsumer"]
+__all__ = ["KafkaConsumer", "leave_nursery"]
 
 class KafkaConsumer(AsyncConsumerBase):
     """Consume records on trio: ``async with KafkaConsumer(*topics, **configs) as consumer``.
@@ -76,3 +76,23 @@ class KafkaConsumer(AsyncConsumerBase):
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> bool | None:
         return await leave_nursery(self, exc_type, exc, tb)
+
+
+async def leave_nursery(
+    client: Any, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+) -> bool | None:
+    """A trio facade's ``__aexit__``: ``close()`` shielded from cancellation, then cancel and leave its nursery.
+
+    ``client`` has ``close()``, ``_driver`` (a :class:`TrioDriver` or None) and
+    ``_nursery_cm`` (the nursery entered by ``__aenter__``).
+    """
+    try:
+        with trio.CancelScope(shield=True):
+            await client.close()
+    finally:
+        cm, client._nursery_cm = client._nursery_cm, None
+        driver: TrioDriver | None = client._driver
+        if driver is not None:
+            driver.nursery.cancel_scope.cancel()
+        result: bool | None = await cm.__aexit__(exc_type, exc, tb)
+    return result

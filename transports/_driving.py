@@ -1,30 +1,24 @@
-"""The driver loop, written once: :func:`pump` (commands, bytes, events) and :class:`EventLoopDriver`.
-
-Backends (``_asyncio_driver``, ``_trio_driver``, ``_selector``) open, write and sleep
-their own way. A failure opening a connection, or bytes the core raises on, fail
-that connection only (the core retries); the core raising elsewhere is a crash:
-``on_crash`` fails what is pending and every later call raises it.
-"""
+"""The driver loop, written once: :func:`pump`, :class:`Driver` (connections and their reports to the
+core) and :class:`EventLoopDriver` (asyncio and trio). A failure opening a connection, or bytes the
+core raises on, fail that connection only; the core raising elsewhere is a crash: ``on_crash`` fails
+what is pending and every later call raises it (docs/delivery.md, "Hostile brokers")."""
 
 from __future__ import annotations
 
 import logging
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from kproto import driving
 from kproto.driving import Connect
-from kproto.errors import IllegalStateError, KafkaConnectionError, KafkaProtocolError
+from kproto.errors import IllegalStateError, KafkaProtocolError
 from kproto.events import Event
 from transports._common import crashed_error
-from transports._sockopts import SocketSettings
+from transports._sockopts import SocketSettings, bad_address, resolve_failure
 from transports._tls import lost_error
 
-if TYPE_CHECKING:
-    from transports._tls import Security
-
-__all__ = ["IO", "Conn", "Driven", "EventLoopDriver", "Sink", "bad_address", "feed", "pump", "resolve_failure"]
+__all__ = ["IO", "Conn", "Driven", "Driver", "EventLoopDriver", "Sink", "pump"]
 
 log = logging.getLogger("transports")
 
@@ -67,40 +61,8 @@ def pump(core: Driven, io: IO, sink: Sink | None) -> None:
             return
 
 
-def bad_address(host: str, port: int) -> KafkaProtocolError | None:
-    """The protocol error of an advertised address no socket can take, else None.
-
-    ``getaddrinfo`` wraps a port modulo 2**16 (70000 becomes 4464): a different broker."""
-    if type(port) is not int or not 0 < port < 65536:
-        return KafkaProtocolError(f"broker address {host}:{port}: port outside 1..65535")
-    if not host or "\x00" in host:
-        return KafkaProtocolError(f"broker address {host!r}:{port}: not a host name")
-    return None
-
-
-def resolve_failure(exc: Exception, host: str, port: int) -> BaseException:
-    """An ``OSError`` as is; else (IDNA ``UnicodeError``, ``ValueError``) a ``KafkaConnectionError``."""
-    if isinstance(exc, OSError):
-        return exc
-    error = KafkaConnectionError(f"cannot resolve or connect to {host!r}:{port}: {type(exc).__name__}: {exc}")
-    error.__cause__ = exc
-    return error
-
-
-def feed(core: Any, node_id: int, data: bytes | bytearray, now: float) -> KafkaProtocolError | None:
-    """``core.receive_data``; if that raises (a bug), the logged error failing the connection."""
-    try:
-        core.receive_data(node_id, data, now)
-    except Exception as exc:
-        log.warning("node %s: the core raised on its bytes; dropping the connection", node_id, exc_info=exc)
-        error = KafkaProtocolError(f"node {node_id}: handling the broker's bytes raised {type(exc).__name__}: {exc}")
-        error.__cause__ = exc
-        return error
-    return None
-
-
-class Conn(ABC):
-    """One broker connection of an event-loop driver."""
+class Conn:
+    """One broker connection; a backend's subclass closes it."""
 
     __slots__ = ("closed_by_us", "got_data", "host", "node_id", "port")
 
@@ -113,34 +75,25 @@ class Conn(ABC):
         #: Bytes arrived (a TLS error before that is an authentication failure).
         self.got_data = False
 
-    @abstractmethod
     def close(self, *, abort: bool) -> None:
         """Close the connection (``abort``: it failed) or stop opening it."""
+        raise NotImplementedError
 
 
 C = TypeVar("C", bound=Conn)
 
 
-class EventLoopDriver(IO, ABC, Generic[C]):
-    """The asyncio and trio loop: :meth:`run` in one task, connections in ``conns``.
+class Driver(Generic[C]):
+    """A core's connections (``conns``) and their reports to it, for every runtime.
 
     ``on_crash(core, exc, now)`` is told when the core raises; ``what`` names the driver in errors.
     """
 
-    def __init__(
-        self,
-        core: Any,
-        security: Security | None,
-        *,
-        now: Callable[[], float],
-        sink: Sink | None,
-        on_crash: Callable[[Any, BaseException, float], None],
-        what: str,
-    ) -> None:
+    def __init__(self, core: Any, ssl_context: Any, *, now: Callable[[], float], sink: Sink | None,
+                 on_crash: Callable[[Any, BaseException, float], None] | None, what: str) -> None:
         self.core = core
-        self.ssl_context = security.ssl_context if security is not None else None
-        self.token_cache = security.token_cache if security is not None else None
-        #: socket_options, buffer sizes and DNS policy from the core's config (transports/_sockopts.py).
+        self.ssl_context = ssl_context
+        #: socket_options, buffer sizes, DNS policy, selector class (transports/_sockopts.py).
         self.sockets = SocketSettings.of(getattr(core, "config", None))
         self.now = now
         self.sink = sink
@@ -150,85 +103,17 @@ class EventLoopDriver(IO, ABC, Generic[C]):
         self.crashed: BaseException | None = None
         self.conns: dict[int, C] = {}
         self.stopping = False
-        self.ended = False  # run() returned
-        #: Asleep and not kicked since: send() reads it to skip kick() when the driver is awake.
-        self.asleep = False
 
-    # A runtime provides IO's connect and write, waking and sleeping the task, progress (the
-    # facades' waits), opening.
-    @abstractmethod
-    def kick(self) -> None: ...
-    @abstractmethod
-    async def sleep(self, timer: float | None) -> None: ...
-    @abstractmethod
-    async def progress(self, deadline: float | None) -> bool: ...
-    @abstractmethod
-    def progressed(self) -> None: ...
-    @abstractmethod
-    async def open(self, conn: C) -> None: ...
-    @abstractmethod
-    def open_failed(self, exc: BaseException, conn: C) -> BaseException | None: ...
-    @abstractmethod
-    def running(self) -> bool: ...
+    def kick(self) -> None:
+        """Wake the driver (an event loop's task) to pump."""
 
-    async def run(self) -> None:
-        """The loop: the due timer, :meth:`pump`, sleep; shuts down when stopped or crashed."""
-        core = self.core
-        clock = self.now
-        try:
-            while not self.stopping:
-                now = clock()
-                timer = core.get_timer()
-                if timer is not None and timer <= now:
-                    core.handle_timer(now)
-                self.pump()
-                if self.stopping:
-                    break
-                await self.sleep(core.get_timer())
-        except Exception as exc:
-            self.crash(exc)
-        finally:
-            self.ended = True
-            self.shutdown()
+    def progressed(self) -> None:
+        """Wake the facades' waiters (an event loop's tasks)."""
 
     def pump(self) -> None:
         """Commands, bytes and events until the core has nothing more to say; wakes progress waiters."""
-        pump(self.core, self, self.sink)
+        pump(self.core, self, self.sink)  # type: ignore[arg-type]  # subclasses implement IO
         self.progressed()
-
-    def stop(self) -> None:
-        """Close every connection and end the driver task."""
-        self.stopping = True
-        for node_id in list(self.conns):
-            self.disconnect(node_id)
-        self.kick()
-
-    def shutdown(self) -> None:
-        """Close every connection and wake the waiters (the driver task has ended or never ran)."""
-        for node_id in list(self.conns):
-            self.disconnect(node_id)
-        self.progressed()
-
-    def crash(self, exc: BaseException) -> None:
-        """The core raised (a bug): fail what is pending, stop, make later calls raise."""
-        if self.crashed is None:
-            self.crashed = exc
-            self._on_crash(self.core, exc, self.now())
-        self.stop()
-
-    async def run_until(self, done: Callable[[], bool], timeout: float | None) -> bool:
-        """Let the driver work until ``done()`` or ``timeout`` seconds; returns ``done()``."""
-        deadline = None if timeout is None else self.now() + timeout
-        while not done():
-            if self.crashed is not None:
-                raise crashed_error(self.what, self.crashed)
-            if not self.running():
-                raise IllegalStateError(f"{self.what} is not running; use 'async with' or start()")
-            if not await self.progress(deadline):
-                return done()
-        return True
-
-    # --- the IO backend (IO) and connection events, all but opening shared -------
 
     def disconnect(self, node_id: int) -> None:
         conn = self.conns.pop(node_id, None)
@@ -236,23 +121,20 @@ class EventLoopDriver(IO, ABC, Generic[C]):
             conn.closed_by_us = True
             conn.close(abort=False)
 
-    async def connection(self, conn: C) -> bool:
-        """Open ``conn``; False (reported lost) if that failed."""
-        bad = bad_address(conn.host, conn.port)
-        try:
-            if bad is not None:
-                raise bad
-            if self.token_cache is not None:
-                await self.token_cache.refresh()  # async OAUTHBEARER provider: a fresh token per connection
-            await self.open(conn)
-        except Exception as exc:  # UnicodeError from the IDNA codec, ValueError, a bad port...
-            io = isinstance(exc, (OSError, *self.io_errors))  # ssl.SSLError is an OSError
-            self.lost(conn, self.open_failed(exc, conn) if io else exc if exc is bad else
-                      resolve_failure(exc, conn.host, conn.port), raw=True)
-            return False
-        return True
+    def crash(self, exc: BaseException) -> None:
+        """The core raised (a bug): fail what is pending, stop, make later calls raise."""
+        if self.crashed is None:
+            self.crashed = exc
+            if self._on_crash is not None:
+                self._on_crash(self.core, exc, self.now())
+        self.stop()
 
-    io_errors: tuple[type[BaseException], ...] = ()
+    def stop(self) -> None:
+        """Close every connection (no reports) and end the driver."""
+        self.stopping = True
+        for node_id in list(self.conns):
+            self.disconnect(node_id)
+        self.kick()
 
     def made(self, conn: C) -> bool:
         """``core.connection_made``; False if the core raised (a crash)."""
@@ -267,9 +149,13 @@ class EventLoopDriver(IO, ABC, Generic[C]):
     def received(self, conn: C, data: bytes | bytearray) -> bool:
         """Feed ``data``; False if the core raised on it (the connection is failed)."""
         conn.got_data = True
-        failed = feed(self.core, conn.node_id, data, self.now())
-        if failed is not None:
-            self.lost(conn, failed, raw=True)
+        try:
+            self.core.receive_data(conn.node_id, data, self.now())
+        except Exception as exc:
+            log.warning("node %s: the core raised on its bytes; dropping the connection", conn.node_id, exc_info=exc)
+            error = KafkaProtocolError(f"node {conn.node_id}: handling the broker's bytes raised {type(exc).__name__}: {exc}")
+            error.__cause__ = exc
+            self.lost(conn, error, raw=True)
             return False
         self.kick()
         return True
@@ -294,3 +180,83 @@ class EventLoopDriver(IO, ABC, Generic[C]):
             self.crash(crash)
             return
         self.kick()
+
+
+
+class EventLoopDriver(Driver[C], ABC):
+    """The asyncio and trio loop: :meth:`run` in one task; a runtime adds IO's connect and
+    write, waking and sleeping the task, ``progress`` (the facades' waits) and opening."""
+
+    def __init__(self, core: Any, security: Any, **driver: Any) -> None:
+        super().__init__(core, security.ssl_context if security is not None else None, **driver)
+        self.token_cache = security.token_cache if security is not None else None
+        self.ended = False  # run() returned
+        #: Asleep and not kicked since: send() reads it to skip kick() when the driver is awake.
+        self.asleep = False
+
+    @abstractmethod
+    async def sleep(self, timer: float | None) -> None: ...
+    @abstractmethod
+    async def progress(self, deadline: float | None) -> bool: ...
+    @abstractmethod
+    async def open(self, conn: C) -> None: ...
+    @abstractmethod
+    def running(self) -> bool: ...
+    @abstractmethod
+    def open_failed(self, exc: BaseException, conn: C) -> BaseException | None: ...
+
+    io_errors: tuple[type[BaseException], ...] = ()
+
+    async def run(self) -> None:
+        """The loop: the due timer, :meth:`pump`, sleep; shuts down when stopped or crashed."""
+        core = self.core
+        clock = self.now
+        try:
+            while not self.stopping:
+                now = clock()
+                timer = core.get_timer()
+                if timer is not None and timer <= now:
+                    core.handle_timer(now)
+                self.pump()
+                if self.stopping:
+                    break
+                await self.sleep(core.get_timer())
+        except Exception as exc:
+            self.crash(exc)
+        finally:
+            self.ended = True
+            self.shutdown()
+
+    def shutdown(self) -> None:
+        """Close every connection and wake the waiters (the driver task has ended or never ran)."""
+        for node_id in list(self.conns):
+            self.disconnect(node_id)
+        self.progressed()
+
+    async def run_until(self, done: Callable[[], bool], timeout: float | None) -> bool:
+        """Let the driver work until ``done()`` or ``timeout`` seconds; returns ``done()``."""
+        deadline = None if timeout is None else self.now() + timeout
+        while not done():
+            if self.crashed is not None:
+                raise crashed_error(self.what, self.crashed)
+            if not self.running():
+                raise IllegalStateError(f"{self.what} is not running; use 'async with' or start()")
+            if not await self.progress(deadline):
+                return done()
+        return True
+
+    async def connection(self, conn: C) -> bool:
+        """Open ``conn``; False (reported lost) if that failed."""
+        bad = bad_address(conn.host, conn.port)
+        try:
+            if bad is not None:
+                raise bad
+            if self.token_cache is not None:
+                await self.token_cache.refresh()  # async OAUTHBEARER provider: a fresh token per connection
+            await self.open(conn)
+        except Exception as exc:  # UnicodeError from the IDNA codec, ValueError, a bad port...
+            io = isinstance(exc, (OSError, *self.io_errors))  # ssl.SSLError is an OSError
+            self.lost(conn, self.open_failed(exc, conn) if io else exc if exc is bad else
+                      resolve_failure(exc, conn.host, conn.port), raw=True)
+            return False
+        return True

@@ -1,11 +1,6 @@
-"""The blocking-socket backend: one ``selectors`` loop for the sync producer and consumer.
-
-Runs in the calling thread; names resolve on every connect (a broker that moved, KIP-899)
-on a small resolver pool that wakes the loop (``resolve_later`` in transports/_sockopts.py,
-which also sets the socket options and tries every address in turn). TLS is a
-:class:`~transports._tls.TLSSession` over memory buffers whose handshake runs in this loop;
-the core hears ``connection_made`` once it is done.
-"""
+"""The blocking-socket backend: a ``selectors`` loop in the calling thread. Names resolve on every
+connect (KIP-899) on the resolver pool of transports/_sockopts.py, which wakes the loop; TLS is a
+non-blocking ``ssl.SSLSocket`` whose handshake runs in the loop before the core hears ``connection_made``."""
 
 from __future__ import annotations
 
@@ -17,13 +12,13 @@ import ssl
 import time
 from collections.abc import Callable
 from concurrent.futures import Future
-from typing import Any, Final, TypeVar
+from typing import Any, Final
 
 from kproto.driving import Connect
 from transports._common import crashed_error
-from transports._driving import Driven, Sink, bad_address, feed, pump, resolve_failure
-from transports._sockopts import Attempt, SocketSettings, resolve_later
-from transports._tls import TLSSession, closed_error, tls_failure
+from transports._driving import Conn, Driven, Driver, Sink, pump
+from transports._sockopts import Attempt, bad_address, resolve_failure, resolve_later
+from transports._tls import handshake_closed, tls_failure
 
 __all__ = ["SelectorDriver"]
 
@@ -31,66 +26,46 @@ _READ: Final = selectors.EVENT_READ
 _RW: Final = selectors.EVENT_READ | selectors.EVENT_WRITE
 
 
-class _Conn:
-    __slots__ = ("attempt", "connecting", "host", "node_id", "out", "plain", "port", "sock", "tcp_up", "tls")
+class _Conn(Conn):
+    __slots__ = ("attempt", "out", "pending", "sel", "sock", "up")
 
-    def __init__(
-        self, node_id: int, sock: socket.socket, host: str, port: int, tls: TLSSession | None, attempt: Attempt
-    ) -> None:
-        self.attempt = attempt  # the addresses left to try (use_all_dns_ips)
-        self.node_id = node_id
-        self.sock = sock
-        self.host = host
-        self.port = port
-        self.out = bytearray()  # raw bytes to write (ciphertext with TLS)
-        self.connecting = True  # not reported to the core yet (TCP, then TLS, under way)
-        self.tcp_up = False
-        self.tls = tls
-        self.plain = bytearray()  # what the core sent before the TLS handshake finished
+    def __init__(self, cmd: Connect, sel: selectors.BaseSelector) -> None:
+        super().__init__(cmd.node_id, cmd.host, cmd.port)
+        self.sel = sel
+        self.pending: Future[list[Any]] | None = None  # the name being resolved
+        self.attempt: Attempt | None = None  # the addresses left to try until TCP is up (use_all_dns_ips)
+        self.sock: socket.socket | None = None  # an ssl.SSLSocket once TCP is up, with TLS
+        self.up = False  # reported to the core (TCP, then TLS, done)
+        self.out = bytearray()  # what the core wrote and the socket did not take yet
 
-
-def _error(err: int) -> OSError:
-    return OSError(err, errno.errorcode.get(err, "connect failed"))
+    def close(self, *, abort: bool) -> None:
+        if self.sock is not None:
+            with contextlib.suppress(KeyError, ValueError):
+                self.sel.unregister(self.sock)
+            self.sock.close()
 
 
-class SelectorDriver:
+class SelectorDriver(Driver[_Conn]):
     """Runs a core over non-blocking sockets in the caller's thread, one :meth:`step` at a time.
 
     ``reads`` ``recv`` calls of ``recv_size`` per readable socket per step (fetch responses are
     megabytes); ``on_crash(core, exc, now)`` is told when :meth:`run_once` dies of a bug.
     """
 
-    def __init__(
-        self,
-        core: Driven,
-        clock: Callable[[], float] = time.monotonic,
-        ssl_context: ssl.SSLContext | None = None,
-        *,
-        sink: Sink | None = None,
-        recv_size: int = 1 << 20,
-        reads: int = 8,
-        on_crash: Callable[[Any, BaseException, float], None] | None = None,
-    ) -> None:
-        self.core = core
-        self.clock = clock
-        self.ssl_context = ssl_context
-        self.sink = sink
+    def __init__(self, core: Driven, clock: Callable[[], float] = time.monotonic,
+                 ssl_context: ssl.SSLContext | None = None, *, sink: Sink | None = None, recv_size: int = 1 << 20,
+                 reads: int = 8, on_crash: Callable[[Any, BaseException, float], None] | None = None,
+                 what: str) -> None:
+        super().__init__(core, ssl_context, now=clock, sink=sink, on_crash=on_crash, what=what)
         self._recv_size = recv_size
         self._reads = reads
-        self._on_crash = on_crash
-        #: socket_options, buffer sizes, DNS policy and selector class from the core's config.
-        self.sockets = SocketSettings.of(getattr(core, "config", None))
         self._sel = self.sockets.selector()
-        self._conns: dict[int, _Conn] = {}
-        #: Connections whose name is being resolved off this thread (transports/_sockopts.py).
-        self._resolving: dict[int, tuple[Connect, Future[list[Any]]]] = {}
+        self._resolving: list[_Conn] = []
         self._wake: tuple[socket.socket, socket.socket] | None = None
         #: A wake-up byte is in flight (another wakeup() need not send one).
         self._wake_pending = False
         #: In ``select`` (or about to be): a thread adding work must call :meth:`wakeup`.
         self.sleeping = False
-        #: What a step died of; later :meth:`run_once` calls raise it.
-        self.crashed: BaseException | None = None
 
     def enable_wakeup(self) -> None:
         """Let another thread interrupt :meth:`step` with :meth:`wakeup`."""
@@ -113,26 +88,19 @@ class SelectorDriver:
         """Work arrived that ``select`` must not sleep on (checked after ``sleeping`` is set)."""
         return False
 
-    def flush(self, now: float | None = None) -> None:
-        """Carry out the core's commands, write its bytes, hand its events to the sink."""
-        pump(self.core, self, self.sink)
-
-    pump = flush  # the event-loop drivers' name, for code shared with them
-
     def step(self, timeout: float) -> None:
-        """Flush, wait for I/O up to ``timeout`` or the core's timer, feed what came, run the timer."""
+        """Pump once, wait for I/O up to ``timeout`` or the core's timer, feed what came, run the timer."""
         core = self.core
         pump(core, self, self.sink)
-        now = self.clock()
         t = core.get_timer()
         if t is not None:
-            timeout = min(timeout, t - now)
+            timeout = min(timeout, t - self.now())
         self.sleeping = True
         if self.busy():
             timeout = 0.0
         elif self._resolving and self._wake is None:
             timeout = min(timeout, 0.02)  # no wake-up pair: look for the resolvers' answers often
-        if self._conns or self._wake is not None:
+        if self._sel.get_map():
             ready = self._sel.select(max(0.0, timeout))
         else:
             if timeout > 0:
@@ -140,9 +108,11 @@ class SelectorDriver:
             ready = []
         self.sleeping = False
         if self._resolving:
-            self._resolved()
-        now = self.clock()
-        conns = self._conns
+            for resolved in [c for c in self._resolving if c.pending is None or c.pending.done()]:
+                self._resolving.remove(resolved)
+                if not resolved.closed_by_us:
+                    self._open(resolved)
+        now = self.now()
         for key, mask in ready:
             conn: _Conn | None = key.data
             if conn is None:
@@ -151,51 +121,49 @@ class SelectorDriver:
                     while key.fileobj.recv(4096):  # type: ignore[union-attr]
                         pass
                 self._wake_pending = False
-            elif conns.get(conn.node_id) is not conn:
+            elif conn.closed_by_us:
                 continue
-            elif not conn.tcp_up:
-                self._finish_connect(conn, now)
+            elif conn.attempt is not None:
+                self._connected(conn)
+            elif not conn.up:
+                self._handshake(conn)
             else:
                 if mask & selectors.EVENT_WRITE and conn.out:
                     self._write(conn)
-                if mask & _READ and conns.get(conn.node_id) is conn:
-                    self._read(conn, now)
+                if mask & _READ and not conn.closed_by_us:
+                    self._read(conn)
         t = core.get_timer()
         if t is not None and t <= now:
             core.handle_timer(now)
-        pump(core, self, self.sink)
+
+    def crash(self, exc: BaseException) -> None:
+        raise exc  # out of step(): run_once (or the producer's I/O thread) takes the driver down
 
     def run_once(self, timeout: float) -> None:
-        """One :meth:`step`; a bug kills the driver: this and every later call raise ``IllegalStateError``."""
+        """A :meth:`step` and a pump; a bug kills the driver: this and every later call raise ``IllegalStateError``."""
         if self.crashed is not None:
-            raise crashed_error("the consumer's driver", self.crashed)
+            raise crashed_error(self.what, self.crashed)
         try:
             self.step(timeout)
+            pump(self.core, self, self.sink)
         except Exception as exc:
-            self.crashed = exc
-            if self._on_crash is not None:
-                self._on_crash(self.core, exc, self.clock())
-            self.close_connections()
-            raise crashed_error("the consumer's driver", exc) from exc
+            Driver.crash(self, exc)
+            raise crashed_error(self.what, exc) from exc
 
     def run_until(self, done: Callable[[], bool], timeout: float | None) -> bool:
         """Run steps until ``done()`` or ``timeout`` seconds; returns ``done()``."""
-        deadline = None if timeout is None else self.clock() + timeout
+        deadline = None if timeout is None else self.now() + timeout
         while not done():
-            left = 1.0 if deadline is None else deadline - self.clock()
+            left = 1.0 if deadline is None else deadline - self.now()
             if left <= 0:
                 return done()
             self.run_once(left)
         return True
 
-    def close_connections(self) -> None:
-        """Close every broker socket (no ``connection_lost`` reports)."""
-        for conn in list(self._conns.values()):
-            self._drop(conn)
-
     def close(self) -> None:
-        """Close every socket, the wake-up pair and the selector."""
-        self.close_connections()
+        """Close every socket (no ``connection_lost`` reports), the wake-up pair and the selector."""
+        for node_id in list(self.conns):
+            self.disconnect(node_id)
         for sock in self._wake or ():
             sock.close()
         self._wake = None
@@ -204,219 +172,131 @@ class SelectorDriver:
     # --- the IO backend (transports._driving.IO) ---------------------------------
 
     def connect(self, cmd: Connect) -> None:
-        err = bad_address(cmd.host, cmd.port)
-        if err is not None:
-            self.core.connection_lost(cmd.node_id, err, self.clock())
-            return
+        conn = self.conns[cmd.node_id] = _Conn(cmd, self._sel)
+        bad = bad_address(cmd.host, cmd.port)
         try:
-            pending = resolve_later(
-                cmd.host, cmd.port, self.sockets, bootstrap=cmd.node_id < 0, notify=self.wakeup
-            )
-        except Exception as exc:  # the resolver pool refused work (interpreter shutting down)
-            self.core.connection_lost(cmd.node_id, resolve_failure(exc, cmd.host, cmd.port), self.clock())
+            if bad is not None:
+                raise bad
+            conn.pending = resolve_later(cmd.host, cmd.port, self.sockets, bootstrap=cmd.node_id < 0, notify=self.wakeup)
+        except Exception as exc:  # or the resolver pool refused work (interpreter shutting down)
+            self.lost(conn, exc if exc is bad else resolve_failure(exc, cmd.host, cmd.port), raw=True)
             return
-        if pending.done():
-            self._open(cmd, pending)
+        if conn.pending.done():
+            self._open(conn)
         else:
-            self._resolving[cmd.node_id] = (cmd, pending)
+            self._resolving.append(conn)
 
-    def _open(self, cmd: Connect, resolved: Future[list[Any]]) -> None:
+    def _open(self, conn: _Conn) -> None:
         """Connect to the first address that takes a connect, now that the name is resolved."""
-        host, port = cmd.host, cmd.port
+        assert conn.pending is not None
         try:
-            attempt = Attempt(resolved.result(), self.sockets, f"{host}:{port}")
+            conn.attempt = Attempt(conn.pending.result(), self.sockets, f"{conn.host}:{conn.port}")
         except Exception as exc:
-            self.core.connection_lost(cmd.node_id, resolve_failure(exc, host, port), self.clock())
+            self.lost(conn, resolve_failure(exc, conn.host, conn.port), raw=True)
             return
-        sock = attempt.start()
-        if sock is None:
-            self.core.connection_lost(cmd.node_id, attempt.error, self.clock())
-            return
-        conn = _Conn(cmd.node_id, sock, host, port, None, attempt)
-        err = self._new_tls(conn)
-        if err is not None:
-            sock.close()
-            self.core.connection_lost(cmd.node_id, err, self.clock())
-            return
-        self._conns[cmd.node_id] = conn
-        self._sel.register(sock, selectors.EVENT_WRITE, conn)
+        self._next(conn)
 
-    def _new_tls(self, conn: _Conn) -> BaseException | None:
-        """A TLS session for the address being tried (it verifies that address's name)."""
-        if self.ssl_context is None:
-            return None
-        try:
-            conn.tls = TLSSession(self.ssl_context, conn.attempt.name or conn.host)
-        except (ssl.SSLError, ValueError) as exc:
-            return tls_failure(exc, conn.host, conn.port)
-        return None
-
-    def _next_address(self, conn: _Conn, error: BaseException) -> bool:
-        """``use_all_dns_ips``: the address failed; move ``conn`` to the next one. False: none left."""
-        attempt = conn.attempt
-        attempt.fail(error)
-        with contextlib.suppress(KeyError, ValueError):
-            self._sel.unregister(conn.sock)
-        conn.sock.close()
-        sock = attempt.start() if attempt.more() else None
-        if sock is None or self._new_tls(conn) is not None:
-            if sock is not None:
-                sock.close()
-            return False
-        conn.sock = sock
-        self._sel.register(sock, selectors.EVENT_WRITE, conn)
-        return True
-
-    def _resolved(self) -> None:
-        """Open the connections whose names came back from the resolver threads."""
-        for node_id, (cmd, pending) in list(self._resolving.items()):
-            if pending.done():
-                del self._resolving[node_id]
-                self._open(cmd, pending)
-
-    def disconnect(self, node_id: int) -> None:
-        self._resolving.pop(node_id, None)
-        conn = self._conns.get(node_id)
-        if conn is not None:
-            self._drop(conn)
+    def _next(self, conn: _Conn) -> None:
+        """Connect ``conn`` to its next address (``use_all_dns_ips``); lost when none is left."""
+        assert conn.attempt is not None
+        conn.close(abort=True)
+        conn.sock = conn.attempt.start()
+        if conn.sock is None:
+            self.lost(conn, conn.attempt.error, raw=True)
+        else:
+            self._sel.register(conn.sock, selectors.EVENT_WRITE, conn)
 
     def write(self, out: list[tuple[int, bytes]]) -> None:
-        conns = self._conns
+        conns = self.conns
         for node_id, data in out:
             conn = conns.get(node_id)
             if conn is not None:
-                tls = conn.tls
-                if tls is None:
-                    conn.out += data
-                elif conn.connecting:
-                    conn.plain += data
-                else:
-                    conn.out += tls.encrypt(data)
+                conn.out += data
         for node_id, _ in out:  # one send per node for all its requests
             conn = conns.get(node_id)
-            if conn is not None and conn.out and not conn.connecting:
+            if conn is not None and conn.out and conn.up:
                 self._write(conn)
 
     # --- sockets ---------------------------------------------------------------
 
-    def _finish_connect(self, conn: _Conn, now: float) -> None:
-        err = conn.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+    def _connected(self, conn: _Conn) -> None:
+        """The connect finished: the next address if it failed, else TLS's handshake or the report."""
+        sock, attempt = conn.sock, conn.attempt
+        assert sock is not None and attempt is not None
+        err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
         if err:
-            if not self._next_address(conn, _error(err)):
-                self._lost(conn, conn.attempt.error, now)
+            attempt.fail(OSError(err, errno.errorcode.get(err, "connect failed")))
+            self._next(conn)
             return
-        conn.tcp_up = True
-        self._sel.modify(conn.sock, _READ, conn)
-        if conn.tls is None:
-            conn.connecting = False
-            self.core.connection_made(conn.node_id, now)
-            if conn.out:
-                self._write(conn)
-            return
-        try:
-            done = conn.tls.do_handshake()
-        except ssl.SSLError as exc:
-            self._lost(conn, tls_failure(exc, conn.host, conn.port), now)
-            return
-        self._tls_progress(conn, done, now)
+        conn.attempt = None
+        if self.ssl_context is None:
+            self._sel.modify(sock, _READ, conn)
+        else:
+            self._sel.unregister(sock)
+            try:  # it verifies the name of the address connected to
+                conn.sock = self.ssl_context.wrap_socket(
+                    sock, server_hostname=attempt.name or conn.host, do_handshake_on_connect=False
+                )
+            except (ssl.SSLError, ValueError) as exc:
+                self.lost(conn, tls_failure(exc, conn.host, conn.port), raw=True)
+                return
+            self._sel.register(conn.sock, _READ, conn)
+        self._handshake(conn)
 
-    def _tls_progress(self, conn: _Conn, done: bool, now: float) -> None:
-        """Write what TLS has to send; report the connection once the handshake is done."""
-        tls = conn.tls
-        assert tls is not None
-        raw = tls.outgoing()
-        if done and conn.connecting:
-            conn.connecting = False
-            if conn.plain:
-                raw += tls.encrypt(conn.plain)
-                conn.plain.clear()
-            self.core.connection_made(conn.node_id, now)
-        if raw:
-            conn.out += raw
-            self._write(conn)
-
-    def _read(self, conn: _Conn, now: float) -> None:
+    def _handshake(self, conn: _Conn) -> None:
+        """Advance the TLS handshake (none without TLS); once done, report ``conn`` made."""
         sock = conn.sock
-        tls = conn.tls
+        if isinstance(sock, ssl.SSLSocket):
+            try:
+                sock.do_handshake()
+            except ssl.SSLWantReadError:
+                return self._want(conn, _READ)
+            except ssl.SSLWantWriteError:
+                return self._want(conn, _RW)
+            except OSError as exc:  # ssl.SSLError is one
+                self.lost(conn, tls_failure(exc, conn.host, conn.port) if isinstance(exc, ssl.SSLError)
+                          else handshake_closed(conn.host, conn.port, exc), raw=True)
+                return None
+        conn.up = True
+        if self.made(conn):
+            self._write(conn) if conn.out else self._want(conn, _READ)
+        return None
+
+    def _read(self, conn: _Conn) -> None:
+        sock = conn.sock
+        assert sock is not None
         size = self._recv_size
-        for _ in range(self._reads):
+        tls = isinstance(sock, ssl.SSLSocket)
+        budget = self._reads * size  # an SSLSocket reads one TLS record (16 KiB) at a time
+        while budget > 0:
             try:
                 data = sock.recv(size)
-            except (BlockingIOError, InterruptedError):
+            except (BlockingIOError, InterruptedError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
                 return
             except OSError as exc:
-                self._lost(conn, closed_error(tls, exc, conn.host, conn.port), now)
+                self.lost(conn, exc)  # lost_error: TLS 1.3 refuses our certificate at the first read
                 return
             if not data:
-                self._lost(conn, closed_error(tls, None, conn.host, conn.port), now)
+                self.lost(conn, None)
                 return
-            more = len(data) == size
-            closed = False
-            if tls is not None:
-                try:
-                    data, closed = tls.receive(data)
-                except ssl.SSLError as exc:
-                    # TLS 1.3: a refused client certificate shows up here, after our handshake.
-                    self._lost(conn, exc if tls.received_data else tls_failure(exc, conn.host, conn.port), now)
-                    return
-                self._tls_progress(conn, tls.handshake_done, now)
-                if self._conns.get(conn.node_id) is not conn:
-                    return
-            if data and (failed := feed(self.core, conn.node_id, data, now)) is not None:
-                self._lost(conn, failed, now)  # the core raised on these bytes: that connection goes
-                return
-            if closed:
-                if self._conns.get(conn.node_id) is conn:
-                    self._lost(conn, None, now)
-                return
-            if not more or self._conns.get(conn.node_id) is not conn:
-                return
+            if not self.received(conn, data) or (not tls and len(data) < size):
+                return  # the core raised on these bytes (that connection went), or nothing more
+            budget -= len(data) if tls else size
 
     def _write(self, conn: _Conn) -> None:
+        sock = conn.sock
+        assert sock is not None
         try:
-            n = conn.sock.send(conn.out)
-        except (BlockingIOError, InterruptedError):
+            n = sock.send(conn.out)
+        except (BlockingIOError, InterruptedError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
             n = 0
         except OSError as exc:
-            self._lost(conn, exc, self.clock())
+            self.lost(conn, exc, raw=True)
             return
         del conn.out[:n]
-        want = _RW if conn.out else _READ
-        if self._sel.get_key(conn.sock).events != want:
-            self._sel.modify(conn.sock, want, conn)
+        self._want(conn, _RW if conn.out else _READ)
 
-    def _lost(self, conn: _Conn, exc: BaseException | None, now: float) -> None:
-        self._drop(conn)
-        self.core.connection_lost(conn.node_id, exc, now)
-
-    def _drop(self, conn: _Conn) -> None:
-        if self._conns.get(conn.node_id) is conn:
-            del self._conns[conn.node_id]
-        with contextlib.suppress(KeyError, ValueError):
-            self._sel.unregister(conn.sock)
-        conn.sock.close()
-
-
-_Client = TypeVar("_Client", bound="SelectorClient")
-
-
-class SelectorClient:
-    """``with`` support and a finalizer for a blocking facade whose :class:`SelectorDriver` is ``_driver``."""
-
-    def close(self) -> None:
-        raise NotImplementedError
-
-    def __enter__(self: _Client) -> _Client:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def __del__(self) -> None:
-        # Sockets only: no commit or request from a finalizer.
-        driver = getattr(self, "_driver", None)
-        if driver is not None and not getattr(self, "_closed", True):
-            try:
-                driver.close()
-            except Exception:
-                pass
+    def _want(self, conn: _Conn, events: int) -> None:
+        assert conn.sock is not None
+        if self._sel.get_key(conn.sock).events != events:
+            self._sel.modify(conn.sock, events, conn)

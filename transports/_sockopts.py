@@ -33,14 +33,18 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
+from kproto.errors import KafkaConnectionError, KafkaProtocolError
+
 __all__ = [
     "Attempt",
     "SocketSettings",
     "addresses",
     "asyncio_connect_any",
     "asyncio_open_socket",
+    "bad_address",
     "new_socket",
     "resolve",
+    "resolve_failure",
     "resolve_later",
     "trio_connect_any",
     "trio_open_socket",
@@ -135,6 +139,26 @@ _pool: concurrent.futures.ThreadPoolExecutor | None = None
 _pool_lock = threading.Lock()
 #: Names resolved at once for the sync transport; more wait their turn.
 _RESOLVER_THREADS = 4
+
+
+def bad_address(host: str, port: int) -> KafkaProtocolError | None:
+    """The protocol error of an advertised address no socket can take, else None.
+
+    ``getaddrinfo`` wraps a port modulo 2**16 (70000 becomes 4464): a different broker."""
+    if type(port) is not int or not 0 < port < 65536:
+        return KafkaProtocolError(f"broker address {host}:{port}: port outside 1..65535")
+    if not host or "\x00" in host:
+        return KafkaProtocolError(f"broker address {host!r}:{port}: not a host name")
+    return None
+
+
+def resolve_failure(exc: Exception, host: str, port: int) -> BaseException:
+    """An ``OSError`` as is; else (IDNA ``UnicodeError``, ``ValueError``) a ``KafkaConnectionError``."""
+    if isinstance(exc, OSError):
+        return exc
+    error = KafkaConnectionError(f"cannot resolve or connect to {host!r}:{port}: {type(exc).__name__}: {exc}")
+    error.__cause__ = exc
+    return error
 
 
 def _is_numeric(host: str) -> bool:

@@ -9,9 +9,6 @@ connection open only once the TLS handshake is done. What lives here:
   the core's ``ClientConfig``);
 - :func:`make_ssl_context`: TLS 1.2 minimum, certificates and host names
   verified by default, optional client certificate;
-- :class:`TLSSession`: an ``ssl.SSLObject`` over two ``MemoryBIO``\\ s, so a
-  selectors loop (the sync driver) feeds raw bytes in and gets plaintext out
-  without blocking (the same shape as the core: bytes in, bytes out);
 - :func:`tls_failure`: which TLS errors are authentication failures.
 
 Error policy. A certificate that does not verify (unknown CA, wrong host
@@ -38,9 +35,8 @@ Wiring a driver (what the producer and consumer drivers do):
   ``sasl_nonce_factory`` on ``random.SystemRandom`` for unpredictable SCRAM
   nonces); ``Security.token_cache``, if set, is awaited (``refresh()``)
   before each connection by an async driver;
-- sync: ``TLSSession(ctx, host)`` per socket; after the TCP connect run
-  ``do_handshake()``/``outgoing()`` and report ``connection_made`` when it is
-  done; ``receive(raw)`` gives plaintext; ``encrypt(data)`` the bytes to write;
+- sync: ``ctx.wrap_socket(sock, server_hostname=host, do_handshake_on_connect=False)``
+  after the TCP connect, ``do_handshake()`` until done, then ``connection_made``;
 - asyncio: ``loop.create_connection(..., ssl=ctx, server_hostname=host)``;
 - trio: ``trio.SSLStream(tcp, ctx, server_hostname=host)`` + ``do_handshake()``;
 - errors: map with ``tls_failure(exc, host, port)`` until the first
@@ -67,9 +63,7 @@ __all__ = [
     "AsyncTokenCache",
     "Security",
     "TLSAuthenticationError",
-    "TLSSession",
     "client_security_kwargs",
-    "closed_error",
     "handshake_closed",
     "lost_error",
     "make_ssl_context",
@@ -98,8 +92,6 @@ SASL_OPTIONS = frozenset(
 SECURITY_OPTIONS = SSL_OPTIONS | SASL_OPTIONS | {"security_protocol"}
 
 _PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
-#: Bytes of plaintext read from an SSLObject at once.
-_READ_SIZE = 256 * 1024
 
 
 class TLSAuthenticationError(AuthenticationFailedError):
@@ -384,18 +376,6 @@ def handshake_closed(host: str, port: int, cause: BaseException | None = None) -
     return err
 
 
-def closed_error(
-    tls: TLSSession | None, exc: BaseException | None, host: str, port: int
-) -> BaseException | None:
-    """What a selector driver reports for a socket that closed (``exc`` None) or failed.
-
-    During the TLS handshake that is :func:`handshake_closed`; otherwise ``exc``.
-    """
-    if tls is not None and not tls.handshake_done:
-        return handshake_closed(host, port, exc)
-    return exc
-
-
 def tls_failure(exc: BaseException, host: str, port: int) -> BaseException:
     """What to report for ``exc``, raised while the TLS session had carried no data yet.
 
@@ -418,81 +398,3 @@ def tls_failure(exc: BaseException, host: str, port: int) -> BaseException:
         return exc
     err.__cause__ = exc
     return err
-
-
-class TLSSession:
-    """A client TLS session over memory buffers: raw bytes in and out, plaintext in and out.
-
-    Args:
-        context: The client context.
-        server_hostname: Checked against the certificate (and sent as SNI).
-    """
-
-    __slots__ = ("_in", "_obj", "_out", "handshake_done", "received_data")
-
-    def __init__(self, context: ssl.SSLContext, server_hostname: str) -> None:
-        self._in = ssl.MemoryBIO()
-        self._out = ssl.MemoryBIO()
-        self._obj = context.wrap_bio(self._in, self._out, server_side=False, server_hostname=server_hostname)
-        #: The handshake finished.
-        self.handshake_done = False
-        #: Application data arrived (after this, errors are ordinary losses).
-        self.received_data = False
-
-    def do_handshake(self) -> bool:
-        """Advance the handshake; True once it is done.
-
-        Raises:
-            ssl.SSLError: the handshake failed (see :func:`tls_failure`).
-        """
-        if not self.handshake_done:
-            try:
-                self._obj.do_handshake()
-            except ssl.SSLWantReadError:
-                return False
-            self.handshake_done = True
-        return True
-
-    def outgoing(self) -> bytes:
-        """Raw bytes to write to the socket (handshake records, ciphertext, alerts)."""
-        return self._out.read()
-
-    def encrypt(self, data: bytes | bytearray | memoryview) -> bytes:
-        """Encrypt plaintext; returns the raw bytes to write (with anything pending)."""
-        view = memoryview(data)
-        while view:
-            n = self._obj.write(view)
-            view = view[n:]
-        return self._out.read()
-
-    def receive(self, raw: bytes) -> tuple[bytes, bool]:
-        """Feed raw bytes from the socket.
-
-        Returns:
-            ``(plaintext, closed)``: the decrypted application data, and True
-            if the peer ended the session (close_notify).
-
-        Raises:
-            ssl.SSLError: the handshake failed or a record is bad.
-        """
-        self._in.write(raw)
-        if not self.handshake_done and not self.do_handshake():
-            return b"", False
-        chunks: list[bytes] = []
-        closed = False
-        while True:
-            try:
-                chunk = self._obj.read(_READ_SIZE)
-            except ssl.SSLWantReadError:
-                break
-            except ssl.SSLZeroReturnError:
-                closed = True
-                break
-            if not chunk:
-                closed = True
-                break
-            chunks.append(chunk)
-        data = b"".join(chunks)
-        if data:
-            self.received_data = True
-        return data, closed

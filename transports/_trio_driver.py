@@ -1,16 +1,10 @@
-"""The trio backend of :class:`~transports._driving.EventLoopDriver`.
-
-Every task lives in the facade's nursery: the driver, and per connection one that opens a
-TCP (and TLS) stream and reads into the core while a writer task sends what ``pump`` queued.
-Sockets come from ``trio_open_socket`` (transports/_sockopts.py): ``trio.socket.getaddrinfo``,
-the socket options, every address in turn.
-"""
+"""The trio backend of :class:`~transports._driving.EventLoopDriver`: in the facade's nursery, the
+driver task and per connection one that opens it (``trio_open_socket``) and reads, and a writer."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from types import TracebackType
 from typing import Any, Final
 
 import trio  # type: ignore[import-untyped,unused-ignore]  # trio 0.22 has no py.typed
@@ -18,7 +12,6 @@ import trio  # type: ignore[import-untyped,unused-ignore]  # trio 0.22 has no py
 from kproto.driving import Connect
 from transports._driving import Conn, EventLoopDriver
 from transports._sockopts import trio_open_socket
-from transports._tls import Security
 
 __all__ = ["TrioDriver"]
 
@@ -46,16 +39,8 @@ class TrioDriver(EventLoopDriver[_Conn]):
 
     io_errors = _IO_ERRORS
 
-    def __init__(
-        self,
-        core: Any,
-        nursery: trio.Nursery,
-        security: Security | None,
-        *,
-        clock: tuple[Callable[[], float], float],
-        recv_size: int = 256 * 1024,
-        **driver: Any,
-    ) -> None:
+    def __init__(self, core: Any, nursery: trio.Nursery, security: Any, *,
+                 clock: tuple[Callable[[], float], float], recv_size: int = 256 * 1024, **driver: Any) -> None:
         super().__init__(core, security, now=clock[0], **driver)
         self.offset = clock[1]
         self.nursery = nursery
@@ -147,48 +132,24 @@ class TrioDriver(EventLoopDriver[_Conn]):
 
     async def _reader(self, conn: _Conn) -> None:
         assert conn.stream is not None
-        size = self._recv_size
-        while True:
-            try:
-                data = await conn.stream.receive_some(size)
-            except _IO_ERRORS as exc:
-                self.lost(conn, exc)
-                return
-            if not data:
-                self.lost(conn, None)
-                return
-            if not self.received(conn, data):
-                return
+        try:
+            while data := await conn.stream.receive_some(self._recv_size):
+                if not self.received(conn, data):
+                    return
+        except _IO_ERRORS as exc:
+            self.lost(conn, exc)
+            return
+        self.lost(conn, None)
 
     async def _writer(self, conn: _Conn) -> None:
         assert conn.stream is not None
-        while True:
-            await conn.has_data.wait()
-            conn.has_data = trio.Event()
-            if conn.out:
-                chunks, conn.out = conn.out, []
-                try:
+        try:
+            while True:
+                await conn.has_data.wait()
+                conn.has_data = trio.Event()
+                if conn.out:
+                    chunks, conn.out = conn.out, []
                     await conn.stream.send_all(chunks[0] if len(chunks) == 1 else b"".join(chunks))
-                except _IO_ERRORS as exc:
-                    self.lost(conn, exc)
-                    return
+        except _IO_ERRORS as exc:
+            self.lost(conn, exc)
 
-
-async def leave_nursery(
-    client: Any, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-) -> bool | None:
-    """A trio facade's ``__aexit__``: ``close()`` shielded from cancellation, then cancel and leave its nursery.
-
-    ``client`` has ``close()``, ``_driver`` (a :class:`TrioDriver` or None) and
-    ``_nursery_cm`` (the nursery entered by ``__aenter__``).
-    """
-    try:
-        with trio.CancelScope(shield=True):
-            await client.close()
-    finally:
-        cm, client._nursery_cm = client._nursery_cm, None
-        driver: TrioDriver | None = client._driver
-        if driver is not None:
-            driver.nursery.cancel_scope.cancel()
-        result: bool | None = await cm.__aexit__(exc_type, exc, tb)
-    return result

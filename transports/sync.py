@@ -300,7 +300,10 @@ class _IOLoop(SelectorDriver):
     """
 
     def __init__(self, core: Any, name: str, ssl_context: ssl.SSLContext | None = None) -> None:
-        super().__init__(core, _monotonic, ssl_context, sink=self._delivered, recv_size=_RECV_SIZE, reads=1)
+        super().__init__(
+            core, _monotonic, ssl_context, sink=self._delivered, recv_size=_RECV_SIZE, reads=1,
+            what="the producer's I/O thread",
+        )
         self.enable_wakeup()
         #: Takes the core's events other than delivery reports (the facade's observer), or None.
         self.observe: Callable[[Event], object] | None = None
@@ -426,10 +429,10 @@ class _IOLoop(SelectorDriver):
             if inbox and not self.blocked:
                 self._drain_inbox(now)
             if self._polling:
-                self.flush()
+                self.pump()
                 self._poll_ops(now)
             if self._stop_requested:
-                self.flush()
+                self.pump()
                 break
             # Pending ops (flush...) are re-checked at least every 50 ms;
             # otherwise the wake-up bell ends the sleep, _MAX_SLEEP is a safety net.
@@ -808,7 +811,7 @@ class KafkaProducer(SyncTransactions):
                     )
                     core.abort(now, loop.close_error)
                 loop.request_stop()  # first: records still queued are failed, not sent
-                loop.flush()
+                loop.pump()
                 return None
 
             try:

@@ -445,3 +445,21 @@ def test_no_metadata_error_names_and_chains_the_cause(transport: str, cause: str
             assert isinstance(info.value.__cause__, KafkaError)
 
     _run_clean(transport, scenario)
+
+
+def test_sync_admin_driver_crash_names_the_admin_client(broker: FakeBroker, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The blocking admin client's driver names itself when it dies (it said "the consumer's driver")."""
+    from kproto.admin.core import AdminCore
+    from transports.sync import KafkaAdminClient
+
+    _crash_on_lost(monkeypatch, AdminCore)
+    broker.script[API_METADATA] = CLOSE
+    admin = KafkaAdminClient(bootstrap_servers=broker.bootstrap, **FAST_CONSUMER)
+    try:
+        with pytest.raises(IllegalStateError, match="the admin client's driver crashed.*boom") as info:
+            admin.list_topics()
+        assert isinstance(info.value.__cause__, RuntimeError)
+        with pytest.raises(IllegalStateError, match="the admin client's driver crashed.*boom"):
+            admin.describe_cluster()
+    finally:
+        admin.close()

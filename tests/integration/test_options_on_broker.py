@@ -112,7 +112,7 @@ def test_idle_connections_closed_then_reopened(proxied: tuple[TansuBroker, Fault
 def _broker_sockets(transport: str, facade: Any) -> list[Any]:
     """The sockets of a producer's open broker connections (each driver's own bookkeeping)."""
     if transport == "sync":
-        return [conn.sock for conn in facade._loop._conns.values()]
+        return [conn.sock for conn in facade._loop.conns.values()]
     if transport == "asyncio":
         return [c.transport.get_extra_info("socket") for c in facade._driver.conns.values() if c.transport is not None]
     return [c.stream.socket for c in facade._driver.conns.values() if c.stream is not None]
