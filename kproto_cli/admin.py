@@ -21,7 +21,7 @@ from kproto.errors import (
 )
 from kproto_cli.clients import check_reachable, make_client
 from kproto_cli.errors import CliError, NotFound
-from kproto_cli.options import parse_assignment
+from kproto_cli.options import parse_assignment, topic_command
 from kproto_cli.render import table
 
 # kproto.admin (and the admin client) are imported by the commands that use them:
@@ -50,8 +50,7 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(run=topics)
 
-    p = sub.add_parser("describe", parents=[common], help="a topic's partitions, leaders and offsets")
-    p.add_argument("topic")
+    p = topic_command(sub, common, "describe", "a topic's partitions, leaders and offsets")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(run=describe)
 
@@ -67,8 +66,7 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(run=lag)
 
-    p = sub.add_parser("create-topic", parents=[common], help="create a topic")
-    p.add_argument("topic")
+    p = topic_command(sub, common, "create-topic", "create a topic")
     p.add_argument("-p", "--partitions", type=int, default=-1, help="partition count (default: the broker's)")
     p.add_argument(
         "-r", "--replication-factor", type=int, default=-1, help="replication factor (default: the broker's)"

@@ -1,4 +1,7 @@
-"""``kproto consume TOPIC``: records to stdout, by ``--format`` or as JSON lines."""
+"""Print records of TOPIC, one per line by default (the value), by --format or as JSON lines.
+Without -G the partitions are assigned directly; with -G the consumer joins the group and commits
+what it printed. Progress goes to stderr only when it is a terminal.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +14,7 @@ from typing import Any
 from kproto.consumer import OffsetAndMetadata, TopicPartition
 from kproto_cli.clients import check_reachable, make_client
 from kproto_cli.errors import NotFound, UsageError
+from kproto_cli.options import topic_command
 from kproto_cli.progress import Progress, rate_text
 from kproto_cli.render import FORMAT_HELP, compile_format, json_line
 
@@ -21,15 +25,8 @@ _COMMIT_INTERVAL_S = 5.0
 
 
 def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
-    p = sub.add_parser(
-        "consume",
-        parents=[common],
-        help="print a topic's records",
-        description="Print records of TOPIC, one per line by default (the value). Without -G the "
-        "partitions are assigned directly; with -G the consumer joins the group and commits what it "
-        "printed. Progress goes to stderr only when it is a terminal.",
-    )
-    p.add_argument("topic")
+    # The module docstring is the subcommand's description (as for ``kproto demo``).
+    p = topic_command(sub, common, "consume", "print a topic's records", __doc__)
     p.add_argument(
         "-o",
         "--offset",

@@ -25,7 +25,7 @@ import subprocess
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
@@ -171,6 +171,34 @@ def produce_aiokafka(bootstrap: str, topic: str, n: int, value: bytes) -> float:
     return asyncio.run(main())
 
 
+def _touch(batch: Mapping[Any, list[Any]]) -> int:
+    """Read each record's key and value, as a user would; the number of records."""
+    seen = 0
+    for records in batch.values():
+        for r in records:
+            r.key, r.value  # noqa: B018
+        seen += len(records)
+    return seen
+
+
+def _read(c: Any, n: int) -> tuple[int, float]:
+    """Poll ``c`` until it gave ``n`` records: (records, seconds)."""
+    t0 = time.perf_counter()
+    seen = 0
+    while seen < n:
+        seen += _touch(c.poll(timeout_ms=1000))
+    return seen, time.perf_counter() - t0
+
+
+async def _read_async(c: Any, n: int) -> tuple[int, float]:
+    """:func:`_read` with ``getmany`` (the asyncio and trio consumers, aiokafka's)."""
+    t0 = time.perf_counter()
+    seen = 0
+    while seen < n:
+        seen += _touch(await c.getmany(timeout_ms=1000))
+    return seen, time.perf_counter() - t0
+
+
 def _partitions(topic: str) -> list[TopicPartition]:
     # Tansu auto-creates topics with 4 partitions.
     return [TopicPartition(topic, p) for p in range(4)]
@@ -182,14 +210,7 @@ def consume_sync(bootstrap: str, topic: str, n: int) -> float:
     with ksync.KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False) as c:
         c.assign(_partitions(topic))
         c.seek_to_beginning()
-        t0 = time.perf_counter()
-        seen = 0
-        while seen < n:
-            for records in c.poll(timeout_ms=1000).values():
-                for r in records:
-                    r.key, r.value  # noqa: B018 - touch what a user would read
-                seen += len(records)
-        secs = time.perf_counter() - t0
+        seen, secs = _read(c, n)
     _check(seen, n)
     return secs
 
@@ -198,14 +219,7 @@ async def _consume_async(consumer_cls: Any, bootstrap: str, topic: str, n: int) 
     async with consumer_cls(bootstrap_servers=bootstrap, enable_auto_commit=False) as c:
         c.assign(_partitions(topic))
         c.seek_to_beginning()
-        t0 = time.perf_counter()
-        seen = 0
-        while seen < n:
-            for records in (await c.getmany(timeout_ms=1000)).values():
-                for r in records:
-                    r.key, r.value  # noqa: B018
-                seen += len(records)
-        secs = time.perf_counter() - t0
+        seen, secs = await _read_async(c, n)
     _check(seen, n)
     return secs
 
@@ -232,14 +246,7 @@ def consume_kafka_python(bootstrap: str, topic: str, n: int) -> float:
     try:
         c.assign([KTP(topic, p) for p in range(4)])
         c.seek_to_beginning()
-        t0 = time.perf_counter()
-        seen = 0
-        while seen < n:
-            for records in c.poll(timeout_ms=1000).values():
-                for r in records:
-                    r.key, r.value  # noqa: B018
-                seen += len(records)
-        secs = time.perf_counter() - t0
+        seen, secs = _read(c, n)
     finally:
         c.close()
     _check(seen, n)
@@ -256,14 +263,7 @@ def consume_aiokafka(bootstrap: str, topic: str, n: int) -> float:
         try:
             c.assign([ATP(topic, p) for p in range(4)])
             await c.seek_to_beginning()
-            t0 = time.perf_counter()
-            seen = 0
-            while seen < n:
-                for records in (await c.getmany(timeout_ms=1000)).values():
-                    for r in records:
-                        r.key, r.value  # noqa: B018
-                    seen += len(records)
-            secs = time.perf_counter() - t0
+            seen, secs = await _read_async(c, n)
         finally:
             await c.stop()
         _check(seen, n)

@@ -18,7 +18,7 @@ from kproto.errors import KafkaError
 from kproto_cli import admin, consume, demo, produce
 from kproto_cli.clients import explain
 from kproto_cli.errors import EXIT_ERROR, EXIT_INTERRUPTED, CliError
-from kproto_cli.options import client_config
+from kproto_cli.options import add_repeatable, client_config
 
 __all__ = ["build_parser", "main"]
 
@@ -44,20 +44,18 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="HOST:PORT[,...]",
         help="brokers to bootstrap from (default: localhost:9092, or bootstrap_servers from -F)",
     )
-    g.add_argument(
+    add_repeatable(
+        g,
         "-X",
         dest="option",
-        action="append",
-        default=[],
         metavar="KEY=VALUE",
         help="any client option, e.g. security_protocol=SASL_SSL, sasl_mechanism=SCRAM-SHA-256, "
         "ssl_cafile=ca.pem (librdkafka's dotted names work too); repeatable",
     )
-    g.add_argument(
+    add_repeatable(
+        g,
         "-F",
         dest="config_file",
-        action="append",
-        default=[],
         metavar="PATH",
         help="read client options from a file of KEY=VALUE lines (# comments); -X wins",
     )

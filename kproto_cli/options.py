@@ -11,13 +11,21 @@ differ are mapped (``sasl.username`` is ``sasl_plain_username``...).
 
 from __future__ import annotations
 
+import argparse
 import os
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 from kproto_cli.errors import UsageError
 
-__all__ = ["client_config", "parse_assignment", "parse_value", "read_config_file"]
+__all__ = [
+    "add_repeatable",
+    "client_config",
+    "parse_assignment",
+    "parse_value",
+    "read_config_file",
+    "topic_command",
+]
 
 #: librdkafka (kcat) names whose kafka-python names differ by more than the dots.
 _LIBRDKAFKA_NAMES = {
@@ -30,6 +38,20 @@ _LIBRDKAFKA_NAMES = {
     "ssl_key_password": "ssl_password",
     "client_rack": "client_rack",
 }
+
+
+def topic_command(
+    sub: Any, common: argparse.ArgumentParser, name: str, help: str, description: str | None = None
+) -> argparse.ArgumentParser:
+    """The subcommand ``name TOPIC ...``, with the connection options of ``common``."""
+    p: argparse.ArgumentParser = sub.add_parser(name, parents=[common], help=help, description=description)
+    p.add_argument("topic")
+    return p
+
+
+def add_repeatable(group: Any, *flags: str, dest: str, metavar: str, help: str) -> None:
+    """Add an option that may be given again and again: its values collect in a list ([] if none)."""
+    group.add_argument(*flags, dest=dest, action="append", default=[], metavar=metavar, help=help)
 
 
 def parse_value(text: str) -> object:

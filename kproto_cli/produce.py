@@ -1,4 +1,6 @@
-"""``kproto produce TOPIC``: one record per input line, then a summary on stderr."""
+"""Produce one record per input line. A summary (records, bytes, rate, errors) goes to stderr;
+-q silences it. The exit status is 1 if any record failed.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ from typing import Any, BinaryIO
 from kproto.errors import KafkaError, KafkaTimeoutError
 from kproto_cli.clients import check_reachable, explain, make_client
 from kproto_cli.errors import EXIT_INTERRUPTED, NotFound, Unreachable, UsageError
-from kproto_cli.options import parse_assignment
+from kproto_cli.options import add_repeatable, parse_assignment, topic_command
 from kproto_cli.progress import Progress, rate_text
 
 __all__ = ["add_parser", "run"]
@@ -22,26 +24,13 @@ _CHECK_EVERY = 1024
 
 
 def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
-    p = sub.add_parser(
-        "produce",
-        parents=[common],
-        help="produce lines of stdin (or a file) as records",
-        description="Produce one record per input line. A summary (records, bytes, rate, errors) "
-        "goes to stderr; -q silences it. The exit status is 1 if any record failed.",
-    )
-    p.add_argument("topic")
+    # The module docstring is the subcommand's description (as for ``kproto demo``).
+    p = topic_command(sub, common, "produce", "produce lines of stdin (or a file) as records", __doc__)
     p.add_argument("-l", "--file", metavar="PATH", help="read lines from PATH instead of stdin")
     p.add_argument(
         "-K", dest="key_delimiter", metavar="SEP", help="split each line at the first SEP into key and value"
     )
-    p.add_argument(
-        "-H",
-        dest="headers",
-        action="append",
-        default=[],
-        metavar="NAME=VALUE",
-        help="add this header to every record (repeatable)",
-    )
+    add_repeatable(p, "-H", dest="headers", metavar="NAME=VALUE", help="add this header to every record (repeatable)")
     p.add_argument(
         "-p", "--partition", type=int, help="produce to this partition (default: the partitioner's choice)"
     )

@@ -17,7 +17,7 @@ from __future__ import annotations
 from typing import Any
 
 from transports._consumer_asyncio import KafkaConsumer
-from transports.asyncio import DeliveryHandle, KafkaProducer, RecordMetadata
+from transports.asyncio import DeliveryHandle, KafkaProducer
 
 __all__ = ["AIOKafkaConsumer", "AIOKafkaProducer"]
 
@@ -46,10 +46,6 @@ class AIOKafkaProducer(KafkaProducer):
     ) -> DeliveryHandle:
         """``send`` with aiokafka's positional order; ``await`` the result for the metadata."""
         return await super().send(topic, value, key, headers, partition, timestamp_ms)
-
-    async def send_and_wait(self, *args: Any, **kwargs: Any) -> RecordMetadata:
-        """``await (await send(...))``, with :meth:`send`'s (aiokafka's) arguments."""
-        return await (await self.send(*args, **kwargs))
 
     async def __aenter__(self) -> AIOKafkaProducer:
         await self.start()

@@ -47,7 +47,7 @@ __all__ = [
     "dispatch_events",
     "now_ms",
     "prepare_record",
-    "prepare_send",
+    "send_record",
     "AsyncProducerBase",
     "wait_for_topic_async",
     "split_configs",
@@ -248,32 +248,16 @@ _time_ns = time.time_ns
 _new = object.__new__
 
 
-def prepare_send(
-    options: FacadeOptions,
-    plain: bool,
-    topic: Any,
-    value: Any,
-    key: Any,
-    headers: Any,
-    partition: Any,
-    timestamp_ms: Any,
-) -> tuple[str, bytes | None, bytes | None, list[tuple[str, bytes]] | None, int | None, int, int]:
-    """:func:`prepare_record`, with the facades' hot path in front of it.
+def send_record(
+    core: Any, t: str, k: bytes | None, v: bytes | None, h: Any, p: int | None, ts: int, tok: Any, now: float
+) -> bool:
+    """``core.send`` of one prepared record (topic, key, value, headers, partition, timestamp, token).
 
-    ``plain`` says the producer has no serializers. Then bytes in with all
-    defaults needs none of prepare_record's checks.
+    The general path of the facades, and their retry once buffer space is free; a core takes the
+    fields by keyword only (the tests' stand-in cores).
     """
-    if (
-        plain
-        and type(value) is bytes
-        and (key is None or type(key) is bytes)
-        and headers is None
-        and partition is None
-        and timestamp_ms is None
-        and type(topic) is str
-    ):
-        return topic, key, value, None, None, _time_ns() // 1_000_000, -1
-    return prepare_record(options, topic, value, key, headers, partition, timestamp_ms)
+    accepted: bool = core.send(topic=t, key=k, value=v, headers=h, partition=p, timestamp_ms=ts, token=tok, now=now)
+    return accepted
 
 
 def lazy_exports(module: str, names: dict[str, str]) -> Callable[[str], Any]:
@@ -361,16 +345,11 @@ class AsyncProducerBase(Generic[_D]):
     async def _wait_for_topic(self, driver: Any, topic: str) -> set[int]:
         return await wait_for_topic_async(self, driver, topic, driver.now)
 
-    async def send_and_wait(
-        self,
-        topic: str,
-        value: Any = None,
-        key: Any = None,
-        headers: list[tuple[str, bytes]] | None = None,
-        partition: int | None = None,
-        timestamp_ms: int | None = None,
-    ) -> RecordMetadata:
+    async def send_and_wait(self, *args: Any, **kwargs: Any) -> RecordMetadata:
         """``await (await send(...))``: queue one record and wait for its acknowledgement.
+
+        Takes :meth:`send`'s arguments, in the subclass's order (aiokafka's for
+        ``AIOKafkaProducer``).
 
         Returns:
             The record's :class:`RecordMetadata`.
@@ -378,7 +357,7 @@ class AsyncProducerBase(Generic[_D]):
         Raises:
             KafkaError: As :meth:`send`, or the delivery's failure.
         """
-        handle = await self.send(topic, value, key, headers, partition, timestamp_ms)
+        handle = await self.send(*args, **kwargs)
         return await handle  # type: ignore[no-any-return,misc]  # the handle classes are awaitable
 
     async def partitions_for(self, topic: str) -> set[int]:
@@ -484,7 +463,7 @@ class AsyncProducerBase(Generic[_D]):
             and type(topic) is str
             and topic in self._known_topics
         ):
-            # The hot path (prepare_send's, inlined): bytes in, every default;
+            # The hot path: bytes in, every default (prepare_record's outcome, inlined);
             # the handle is built without an __init__ call (the stores of the
             # handle classes' __init__, kept in step with them).
             k: bytes | None = key
@@ -507,8 +486,8 @@ class AsyncProducerBase(Generic[_D]):
                 topic, value, key, headers, partition, timestamp_ms = observer.on_send(
                     topic, value, key, headers, partition, timestamp_ms
                 )
-            topic, k, v, hdrs, part, ts, hsize = prepare_send(
-                self._options, self._plain, topic, value, key, headers, partition, timestamp_ms
+            topic, k, v, hdrs, part, ts, hsize = prepare_record(
+                self._options, topic, value, key, headers, partition, timestamp_ms
             )
             if topic not in self._known_topics:
                 await self._wait_for_topic(driver, topic)
@@ -521,16 +500,7 @@ class AsyncProducerBase(Generic[_D]):
             if hdrs is None and part is None and v is not None and send_value is not None:
                 accepted = send_value(topic, k, v, ts, handle, clock())
             else:
-                accepted = core.send(
-                    topic=topic,
-                    key=k,
-                    value=v,
-                    headers=hdrs,
-                    partition=part,
-                    timestamp_ms=ts,
-                    token=handle,
-                    now=clock(),
-                )
+                accepted = send_record(core, topic, k, v, hdrs, part, ts, handle, clock())
         except MessageSizeTooLargeError as exc:
             # As kafka-python: a record too large for any request fails its own handle.
             handle._fail(exc)
@@ -547,16 +517,7 @@ class AsyncProducerBase(Generic[_D]):
                     raise crashed_error("the producer's driver", driver.crashed)
                 if self._closed:
                     raise IllegalStateError("producer closed while send() waited for buffer space")
-                if core.send(
-                    topic=topic,
-                    key=k,
-                    value=v,
-                    headers=hdrs,
-                    partition=part,
-                    timestamp_ms=ts,
-                    token=handle,
-                    now=clock(),
-                ):
+                if send_record(core, topic, k, v, hdrs, part, ts, handle, clock()):
                     break
             self._unyielded = 0
         else:

@@ -26,7 +26,7 @@ from kproto.errors import IllegalStateError
 from transports._aiokafka_compat import ConsumerCompat
 from transports._asyncio_driver import AsyncioDriver
 from transports._common import timeout_error
-from transports._consumer_sync import _tp, _tps
+from transports._consumer_sync import Offsets, _tp, _tps
 
 __all__ = ["AsyncConsumerBase", "KafkaConsumer"]
 
@@ -88,16 +88,8 @@ class AsyncConsumerBase(ConsumerCompat):
             self._observer.close()
 
     async def _wait(self, pending: Pending[T], timeout_ms: float | None, what: str) -> T:
-        self._check_open()
+        timeout, done = self._wait_args(pending, timeout_ms)
         self._kick()
-        timeout = _DEFAULT_API_TIMEOUT if timeout_ms is None else timeout_ms / 1000
-
-        def done() -> bool:
-            if pending.done:
-                return True
-            self._raise_auth_failure()
-            return False
-
         if not await self._run_until(done, timeout):
             raise timeout_error(self._core, f"{what} did not complete within {timeout:.3f}s")
         self._check_open()  # a crash fails the request too: name the crash, not Cancelled
@@ -147,6 +139,10 @@ class AsyncConsumerBase(ConsumerCompat):
         if self._iter_pos < len(self._iter_buffer):  # the per-record path: no call
             self._iter_pos += 1
             return self._iter_buffer[self._iter_pos - 1]
+        return await self._anext_polled()
+
+    async def _anext_polled(self) -> ConsumerRecord:
+        """:meth:`__anext__` once the buffered records are used up: poll for more."""
         rec = None
         deadline = self._iter_deadline()
         while rec is None:
@@ -200,28 +196,19 @@ class AsyncConsumerBase(ConsumerCompat):
         p = self._core.fetch_metadata([topic], self._clock())
         return self._core.topics_from(await self._wait(p, timeout_ms, "partitions_for_topic")).get(topic)
 
-    async def commit(
-        self,
-        offsets: Mapping[TopicPartition, OffsetAndMetadata | int] | None = None,
-        timeout_ms: float | None = None,
-    ) -> None:
+    async def commit(self, offsets: Offsets | None = None, timeout_ms: float | None = None) -> None:
         """Commit ``offsets`` (the consumed positions when None) to the group.
 
         Raises:
             KafkaConfigurationError: no ``group_id``.
         """
-        self._check_open()
-        p = self._core.commit(self._commit_offsets(offsets), self._clock())
-        await self._wait(p, timeout_ms, "commit")
+        await self._wait(self._start_commit(offsets), timeout_ms, "commit")
 
     def commit_async(
-        self,
-        offsets: Mapping[TopicPartition, OffsetAndMetadata | int] | None = None,
-        callback: Callable[[Any, Any], Any] | None = None,
+        self, offsets: Offsets | None = None, callback: Callable[[Any, Any], Any] | None = None
     ) -> Pending[Any]:
         """Commit in the background; ``callback(offsets, exception_or_None)`` runs when done."""
-        self._check_open()
-        p = self._core.commit(self._commit_offsets(offsets), self._clock())
+        p = self._start_commit(offsets)
         if callback is not None:
             cb = callback
             p.add_done_callback(lambda r: cb(r.result() if r.exception() is None else offsets, r.exception()))

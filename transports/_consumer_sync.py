@@ -71,6 +71,9 @@ T = TypeVar("T")
 #: kafka-python's ``default_api_timeout_ms``: bound of calls given no timeout.
 _DEFAULT_API_TIMEOUT: Final = 60.0
 
+#: What ``commit`` and ``commit_async`` take: offsets by partition (an int is the offset alone).
+Offsets = Mapping[TopicPartition, OffsetAndMetadata | int]
+
 
 def _tp(tp: Any) -> TopicPartition:
     if isinstance(tp, TopicPartition):
@@ -276,6 +279,24 @@ class ConsumerFacadeBase:
             raise ValueError(f"timeout_ms must be a number >= 0, got {timeout_ms!r}")
 
 
+    def _start_commit(self, offsets: Offsets | None) -> Pending[dict[TopicPartition, OffsetAndMetadata]]:
+        """Check that the consumer is open and start committing ``offsets`` (None: the positions)."""
+        self._check_open()
+        return self._core.commit(self._commit_offsets(offsets), self._clock())
+
+    def _wait_args(self, pending: Pending[Any], timeout_ms: float | None) -> tuple[float, Callable[[], bool]]:
+        """For a facade's ``_wait``: the timeout in seconds, and the driver's stop condition
+        (``pending`` done; an authentication failure is raised at once)."""
+        self._check_open()
+
+        def done() -> bool:
+            if pending.done:
+                return True
+            self._raise_auth_failure()
+            return False
+
+        return _DEFAULT_API_TIMEOUT if timeout_ms is None else timeout_ms / 1000, done
+
     def _iter_next(self, got: dict[TopicPartition, list[ConsumerRecord]] | None) -> ConsumerRecord | None:
         """The next buffered record, after buffering ``got`` (a poll's result); None if none."""
         if got:
@@ -427,16 +448,8 @@ class KafkaConsumer(ConsumerFacadeBase, SelectorClient):
         bg.join(5.0)
 
     def _wait(self, pending: Pending[T], timeout_ms: float | None, what: str) -> T:
-        self._check_open()
+        timeout, done = self._wait_args(pending, timeout_ms)
         assert self._driver is not None
-        timeout = _DEFAULT_API_TIMEOUT if timeout_ms is None else timeout_ms / 1000
-
-        def done() -> bool:
-            if pending.done:
-                return True
-            self._raise_auth_failure()
-            return False
-
         if not self._driver.run_until(done, timeout):
             raise timeout_error(self._core, f"{what} did not complete within {timeout:.3f}s")
         self._check_open()  # a crash fails the request too: name the crash, not Cancelled
@@ -489,6 +502,10 @@ class KafkaConsumer(ConsumerFacadeBase, SelectorClient):
         if self._iter_pos < len(self._iter_buffer):  # the per-record path: no call
             self._iter_pos += 1
             return self._iter_buffer[self._iter_pos - 1]
+        return self._next_polled()
+
+    def _next_polled(self) -> ConsumerRecord:
+        """:meth:`__next__` once the buffered records are used up: poll for more."""
         rec = None
         deadline = self._iter_deadline()
         while rec is None:
@@ -544,33 +561,24 @@ class KafkaConsumer(ConsumerFacadeBase, SelectorClient):
         p = self._core.fetch_metadata([topic], self._clock())
         return self._core.topics_from(self._wait(p, timeout_ms, "partitions_for_topic")).get(topic)
 
-    def commit(
-        self,
-        offsets: Mapping[TopicPartition, OffsetAndMetadata | int] | None = None,
-        timeout_ms: float | None = None,
-    ) -> None:
+    def commit(self, offsets: Offsets | None = None, timeout_ms: float | None = None) -> None:
         """Commit ``offsets`` (the consumed positions when None) to the group, waiting.
 
         Raises:
             KafkaConfigurationError: no ``group_id``.
             KafkaError: the commit failed.
         """
-        self._check_open()
-        p = self._core.commit(self._commit_offsets(offsets), self._clock())
-        self._wait(p, timeout_ms, "commit")
+        self._wait(self._start_commit(offsets), timeout_ms, "commit")
 
     def commit_async(
-        self,
-        offsets: Mapping[TopicPartition, OffsetAndMetadata | int] | None = None,
-        callback: Callable[[Any, Any], Any] | None = None,
+        self, offsets: Offsets | None = None, callback: Callable[[Any, Any], Any] | None = None
     ) -> Pending[Any]:
         """Commit without waiting; ``callback(offsets, exception_or_None)`` runs in a later call.
 
         Returns:
             A :class:`Pending` (``done``, ``result()``, ``exception()``).
         """
-        self._check_open()
-        p = self._core.commit(self._commit_offsets(offsets), self._clock())
+        p = self._start_commit(offsets)
         if callback is not None:
             cb = callback
             p.add_done_callback(lambda r: cb(r.result() if r.exception() is None else offsets, r.exception()))

@@ -22,15 +22,8 @@ from kproto.errors import Cancelled, IllegalStateError, KafkaError, KafkaTimeout
 from kproto.types import TopicPartition as TopicPartition
 from transports._aiokafka_compat import AsyncioHandleCompat, ProducerCompat
 from transports._asyncio_driver import AsyncioDriver
-from transports._common import (
-    AsyncProducerBase,
-    Delivery,
-    crashed_error,
-    lazy_exports,
-)
-from transports._common import (
-    RecordMetadata as RecordMetadata,
-)
+from transports._common import AsyncProducerBase, Delivery, crashed_error, lazy_exports
+from transports._common import RecordMetadata as RecordMetadata
 from transports._names import KAFKA_PYTHON_NAMES, LAZY_NAMES
 from transports._txn import AsyncTransactions
 

@@ -65,7 +65,8 @@ from transports._common import (
     dispatch_events,
     lazy_exports,
     make_core,
-    prepare_send,
+    prepare_record,
+    send_record,
     split_configs,
     timeout_error,
 )
@@ -248,21 +249,11 @@ def _send_each(core: Any) -> Callable[[deque[Any], float, Callable[[Any, Excepti
     """``send_many`` for a core that only has ``send`` (a stand-in core): one call per record."""
 
     def send_many(records: deque[Any], now: float, failed: Callable[[Any, Exception], None]) -> bool:
-        send = core.send
         while records and type(records[0]) is tuple:
             item = records.popleft()
             topic, key, value, headers, partition, ts, token = item
             try:
-                ok = send(
-                    topic=topic,
-                    key=key,
-                    value=value,
-                    headers=headers,
-                    partition=partition,
-                    timestamp_ms=ts,
-                    token=token,
-                    now=now,
-                )
+                ok = send_record(core, topic, key, value, headers, partition, ts, token, now)
             except Exception as exc:
                 failed(token, exc)
                 continue
@@ -622,7 +613,7 @@ class KafkaProducer(SyncTransactions):
             and type(topic) is str
             and topic in self._known_topics
         ):
-            # The hot path (prepare_send's, inlined): bytes in, every default.
+            # The hot path: bytes in, every default (prepare_record's outcome, inlined).
             # The future is built without an __init__ call (FutureRecordMetadata.__init__'s
             # stores, kept in step with it): a fifth of the caller's time per record.
             ts = _time_ns() // 1_000_000
@@ -647,8 +638,8 @@ class KafkaProducer(SyncTransactions):
                 topic, value, key, headers, partition, timestamp_ms = self._observer.on_send(
                     topic, value, key, headers, partition, timestamp_ms
                 )
-            topic, k, v, hdrs, part, ts, hsize = prepare_send(
-                self._options, self._plain, topic, value, key, headers, partition, timestamp_ms
+            topic, k, v, hdrs, part, ts, hsize = prepare_record(
+                self._options, topic, value, key, headers, partition, timestamp_ms
             )
             if topic not in self._known_topics:
                 self._wait_for_topic(topic, _monotonic() + self._max_block)

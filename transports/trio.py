@@ -30,15 +30,8 @@ from kproto import errors as errors
 from kproto.errors import Cancelled, IllegalStateError, KafkaError, KafkaTimeoutError
 from kproto.types import TopicPartition as TopicPartition
 from transports._aiokafka_compat import TrioHandleCompat, TrioProducerCompat
-from transports._common import (
-    AsyncProducerBase,
-    Delivery,
-    crashed_error,
-    lazy_exports,
-)
-from transports._common import (
-    RecordMetadata as RecordMetadata,
-)
+from transports._common import AsyncProducerBase, Delivery, crashed_error, lazy_exports
+from transports._common import RecordMetadata as RecordMetadata
 from transports._names import KAFKA_PYTHON_NAMES, LAZY_NAMES
 from transports._trio_driver import TrioDriver
 from transports._txn import AsyncTransactions

@@ -391,6 +391,20 @@ class GroupMembership:
     def _backoff(self) -> float:
         return self.host.config.retry_backoff_ms / 1000
 
+    def _fenced(self) -> None:
+        """FENCED_INSTANCE_ID (KIP-345): another member has our group.instance.id; this one stops."""
+        self._fail(FencedInstanceIdError(f"group instance id {self.instance_id!r} is used by another member"))
+
+    def _rejoin_or_fail(self, code: int, now: float, what: str) -> None:
+        """A JoinGroup/SyncGroup error past the rebalance and coordinator ones: rejoin after a
+        backoff if retriable, else the member fails (``what`` names the request)."""
+        if code == _FENCED_INSTANCE_ID:
+            self._fenced()
+        elif is_retriable(code):
+            self._reset(now, keep_member=True, delay=self._backoff())
+        else:
+            self._fail(error_from_code(code, f"{what} {self.group_id!r}"))
+
     def _coordinator_error(self, code: int, now: float) -> bool:
         if code in (_COORDINATOR_NOT_AVAILABLE, _NOT_COORDINATOR):
             self.host.mark_coordinator_dead(now)
@@ -462,14 +476,8 @@ class GroupMembership:
         if code in (_ILLEGAL_GENERATION, _REBALANCE_IN_PROGRESS) or self._coordinator_error(code, now):
             self._reset(now, keep_member=True, delay=self._backoff())
             return
-        if code == _FENCED_INSTANCE_ID:
-            self._fail(FencedInstanceIdError(f"group instance id {self.instance_id!r} is used by another member"))
-            return
         if code:
-            if is_retriable(code):
-                self._reset(now, keep_member=True, delay=self._backoff())
-            else:
-                self._fail(error_from_code(code, f"JoinGroup {self.group_id!r}"))
+            self._rejoin_or_fail(code, now, "JoinGroup")
             return
         self.member_id = resp.member_id
         self.generation = resp.generation_id
@@ -541,17 +549,11 @@ class GroupMembership:
         if code == _UNKNOWN_MEMBER_ID:
             self._reset(now, keep_member=False)
             return
-        if code == _FENCED_INSTANCE_ID:
-            self._fail(FencedInstanceIdError(f"group instance id {self.instance_id!r} is used by another member"))
-            return
         if code in (_ILLEGAL_GENERATION, _REBALANCE_IN_PROGRESS) or self._coordinator_error(code, now):
             self._reset(now, keep_member=code != _ILLEGAL_GENERATION, delay=0.0 if code else self._backoff())
             return
         if code:
-            if is_retriable(code):
-                self._reset(now, keep_member=True, delay=self._backoff())
-            else:
-                self._fail(error_from_code(code, f"SyncGroup {self.group_id!r}"))
+            self._rejoin_or_fail(code, now, "SyncGroup")
             return
         try:
             assigned = decode_assignment(resp.assignment)
@@ -624,7 +626,7 @@ class GroupMembership:
             self._pending = "lost-member"
             self._heartbeat_at = None
         elif code == _FENCED_INSTANCE_ID:
-            self._fail(FencedInstanceIdError(f"group instance id {self.instance_id!r} is used by another member"))
+            self._fenced()
         elif self._coordinator_error(code, now) or is_retriable(code):
             self._heartbeat_at = now + self._backoff()
         else:

@@ -3,7 +3,7 @@
 Theory of operation
 ===================
 
-``append()`` (:meth:`ProducerCore.send`'s) encodes a record straight into the
+``append()`` (``ProducerCore.send``) encodes a record straight into the
 open batch of its partition (one per partition, up to ``batch_size``) and
 returns. ``append_value()`` (:meth:`ProducerCore.send_value`: no headers, no
 explicit partition) and ``append_many()`` (:meth:`ProducerCore.send_many`, a
@@ -311,7 +311,24 @@ class RecordAccumulator:
         token: object,
         now: float,
     ) -> bool:
-        """:meth:`ProducerCore.send`, positional: the general path."""
+        """Accept one record into its partition's batch (``ProducerCore.send``, bound): the general path.
+
+        Returns:
+            True if accepted; False if ``buffer_memory`` is full — nothing was
+            buffered; try again after the next event or timer.
+
+        Raises:
+            IllegalStateError: the producer is closed.
+            RecordTooLargeError: the record alone is over ``max_request_size``
+                or ``buffer_memory``.
+            ValueError: an invalid topic name, both key and value None, a
+                negative partition.
+            TypeError: key, value, headers or timestamp of the wrong type.
+        """
+        if self._plain and headers is None and partition is None and value is not None:
+            # The commonest record: send_value's fast path (which comes back here with
+            # headers=() when it cannot take the record).
+            return self.append_value(topic, key, value, timestamp_ms, token, now)
         self.now = now
         if self.closed:
             raise IllegalStateError("cannot send: the producer is closed")
@@ -843,7 +860,7 @@ def append_value(self, topic, key, value, ts, token, now):
     ):
         FAST_LOCALS
         FAST_PATH
-    return self.append(topic, key, value, None, None, ts, token, now)
+    return self.append(topic, key, value, (), None, ts, token, now)  # (): no headers, no way back
 """
 
 _APPEND_MANY = """\

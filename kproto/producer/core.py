@@ -3,7 +3,7 @@
 Theory of operation
 ===================
 
-A record goes from :meth:`ProducerCore.send` to the socket through these
+A record goes from ``ProducerCore.send`` to the socket through these
 modules (each one's docstring says how it works)::
 
     send / send_value / send_many
@@ -85,7 +85,7 @@ from __future__ import annotations
 
 import random
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from kproto.driving import Command
@@ -189,6 +189,11 @@ class ProducerCore:
             )
             # Every record checks the transaction state (no fast path then).
             acc.check_each_record(self._txn.check_send)
+        #: ``send(topic, key, value, headers, partition, timestamp_ms, token, now)`` (by keyword
+        #: or in that order): accept one record into its partition's batch; returns False if
+        #: ``buffer_memory`` is full. It is the accumulator's :meth:`RecordAccumulator.append`,
+        #: bound (its docstring says what it raises).
+        self.send = acc.append
         self.send_value = acc.append_value
         self.send_many = acc.append_many
 
@@ -204,43 +209,39 @@ class ProducerCore:
 
     # --- the Driven surface -------------------------------------------------
 
-    def connection_made(self, node_id: int, now: float) -> None:
-        """A connection the core asked for is open."""
+    def _input(self, now: float) -> bool:
+        """Note an input at ``now``; False once the client is closed (the input is dropped)."""
         self._acc.now = now
         if self._client_closed:
-            return
+            return False
         self._acc.dirty = True
-        self._client.connection_made(node_id, now)
-        self._after_input(now)
+        return True
+
+    def connection_made(self, node_id: int, now: float) -> None:
+        """A connection the core asked for is open."""
+        if self._input(now):
+            self._client.connection_made(node_id, now)
+            self._after_input(now)
 
     def connection_lost(self, node_id: int, exc: BaseException | None, now: float) -> None:
         """A connection failed or closed."""
-        self._acc.now = now
-        if self._client_closed:
-            return
-        self._acc.dirty = True
-        self._client.connection_lost(node_id, exc, now)
-        self._after_input(now)
+        if self._input(now):
+            self._client.connection_lost(node_id, exc, now)
+            self._after_input(now)
 
     def receive_data(self, node_id: int, data: bytes, now: float) -> None:
         """Bytes arrived from ``node_id``."""
-        self._acc.now = now
-        if self._client_closed:
-            return
-        self._acc.dirty = True
-        self._client.receive_data(node_id, data, now)
-        self._after_input(now)
+        if self._input(now):
+            self._client.receive_data(node_id, data, now)
+            self._after_input(now)
 
     def handle_timer(self, now: float) -> None:
         """Run what is due at ``now``: client timers, expiry, linger, retries."""
-        self._acc.now = now
-        if self._client_closed:
-            return
-        self._acc.dirty = True
-        self._client.handle_timer(now)
-        self._after_input(now)
-        self._sink.expire(now)
-        self._sink.drain(now)
+        if self._input(now):
+            self._client.handle_timer(now)
+            self._after_input(now)
+            self._sink.expire(now)
+            self._sink.drain(now)
 
     def commands(self) -> list[Command]:
         """Connections to open or close (drains)."""
@@ -273,36 +274,6 @@ class ProducerCore:
             self._acc.metadata_updated(now)
 
     # --- user calls -----------------------------------------------------------
-
-    def send(
-        self,
-        *,
-        topic: str,
-        key: bytes | None,
-        value: bytes | None,
-        headers: Sequence[tuple[str, bytes | None]] | None,
-        partition: int | None,
-        timestamp_ms: int,
-        token: object,
-        now: float,
-    ) -> bool:
-        """Accept one record into its partition's batch.
-
-        Returns:
-            True if accepted; False if ``buffer_memory`` is full — nothing was
-            buffered; try again after the next event or timer.
-
-        Raises:
-            IllegalStateError: the producer is closed.
-            RecordTooLargeError: the record alone is over ``max_request_size``
-                or ``buffer_memory``.
-            ValueError: an invalid topic name, both key and value None, a
-                negative partition.
-            TypeError: key, value, headers or timestamp of the wrong type.
-        """
-        if headers is None and partition is None and value is not None:
-            return self._acc.append_value(topic, key, value, timestamp_ms, token, now)
-        return self._acc.append(topic, key, value, headers, partition, timestamp_ms, token, now)
 
     def flush(self, now: float) -> None:
         """Make every buffered batch sendable now, whatever ``linger_ms`` says."""

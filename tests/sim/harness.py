@@ -1111,9 +1111,17 @@ class SimGroup:
                 return JoinGroupResponse(
                     error_code=NOT_COORDINATOR, generation_id=-1, member_id="", leader=""
                 )
+            injected = self.cluster.take_injected(API_JOIN_GROUP)  # cluster.inject(API_JOIN_GROUP, code)
+            if injected:
+                return JoinGroupResponse(
+                    error_code=injected, generation_id=-1, member_id=request.member_id, leader=""
+                )
             return self._join(request, version, now)
         if api_key == API_SYNC_GROUP:
-            return SyncGroupResponse(error_code=NOT_COORDINATOR) if not owner else self._sync(request, now)
+            if not owner:
+                return SyncGroupResponse(error_code=NOT_COORDINATOR)
+            injected = self.cluster.take_injected(API_SYNC_GROUP)  # cluster.inject(API_SYNC_GROUP, code)
+            return SyncGroupResponse(error_code=injected) if injected else self._sync(request, now)
         if api_key == API_HEARTBEAT:
             return HeartbeatResponse(
                 error_code=NOT_COORDINATOR if not owner else self._heartbeat(request, now)
