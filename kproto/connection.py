@@ -70,7 +70,7 @@ import enum
 import logging
 import struct
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Protocol, TypeVar
 
 import attrs
@@ -407,8 +407,14 @@ class BrokerConnection:
             events.extend(self.observed)
             self.observed.clear()
 
-    def negotiated_versions(self) -> dict[int, int]:
-        """``api_key -> version`` for every API both sides support (after ApiVersions)."""
+    def negotiated_versions(self) -> Mapping[int, int]:
+        """``api_key -> version`` for every API both sides support (after ApiVersions).
+
+        Worked out on first read (see :class:`_NegotiatedVersions`).
+        """
+        return _NegotiatedVersions(self)
+
+    def _negotiated(self) -> dict[int, int]:
         return {k: v for k in self.broker_versions if (v := self.api_version(k)) is not None}
 
     def _common_range(self, api_key: int) -> tuple[int, int]:
@@ -963,3 +969,37 @@ def _split(view: memoryview, max_size: int, *, copy: bool) -> tuple[list[memoryv
             return frames, pos, None
         frame, pos = got
         frames.append(memoryview(bytes(frame)) if copy else frame)
+
+
+class _NegotiatedVersions(Mapping[int, int]):
+    """A connection's ``api_key -> version`` map, worked out when first read.
+
+    Each API's version needs its request class: reading them all would import
+    every message module kproto has (admin, consumer group, fetch...) into a
+    process that may only produce, thousands of objects the garbage collector
+    then traverses in every full collection. ``NodeReady`` carries this; only
+    a DEBUG log line or a hook reads it.
+    """
+
+    __slots__ = ("_conn", "_map")
+
+    def __init__(self, conn: BrokerConnection) -> None:
+        self._conn: BrokerConnection | None = conn
+        self._map: dict[int, int] = {}
+
+    def _versions(self) -> dict[int, int]:
+        if self._conn is not None:
+            self._map, self._conn = self._conn._negotiated(), None
+        return self._map
+
+    def __getitem__(self, api_key: int) -> int:
+        return self._versions()[api_key]
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self._versions())
+
+    def __len__(self) -> int:
+        return len(self._versions())
+
+    def __repr__(self) -> str:
+        return repr(self._versions())
