@@ -288,13 +288,13 @@ class _Op:
 
 
 class _IOLoop(SelectorDriver):
-    core: Any  # a ProducerCore (or a test's stand-in)
-
     """The producer's I/O thread: a :class:`SelectorDriver` step loop plus the user threads' inbox.
 
     Only the I/O thread touches ``core``; user threads talk to it through
     ``inbox`` (records and ordered ops), ``urgent`` (other ops) and ``cond``.
     """
+
+    core: Any  # a ProducerCore (or a test's stand-in)
 
     def __init__(self, core: Any, name: str, ssl_context: ssl.SSLContext | None = None) -> None:
         super().__init__(
