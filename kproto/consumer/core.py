@@ -68,7 +68,7 @@ from kproto.consumer.types import (
     TopicPartition,
 )
 from kproto.driving import Command
-from kproto.errors import Cancelled, IllegalStateError, InvalidGroupIdError, KafkaError
+from kproto.errors import Cancelled, IllegalStateError, InvalidGroupIdError, KafkaError, KafkaTimeoutError
 from kproto.events import BootstrapFailed, MetadataUpdated
 from kproto.protocol.messages import MetadataRequest
 from kproto.protocol.messages import metadata as _md
@@ -640,10 +640,16 @@ class ConsumerCore:
 
             def on_resp(resp: Any, err: BaseException | None) -> None:
                 if err is not None:
-                    if self._ctx.now < deadline and not isinstance(err, Cancelled):
+                    if isinstance(err, Cancelled):
+                        result.set_error(err)
+                    elif self._ctx.now < deadline:
                         self._ctx.later(attempt, self._ctx.now)
                     else:
-                        result.set_error(err)
+                        # Out of retries: a timeout naming the last failure, as list_offsets and
+                        # Java's partitionsFor (TimeoutException) do, whichever deadline came first.
+                        timeout = KafkaTimeoutError(f"no metadata within request_timeout_ms: {err}")
+                        timeout.__cause__ = err
+                        result.set_error(timeout)
                     return
                 result.set_result(resp)
 
