@@ -548,6 +548,8 @@ class ConsumerCore:
             if isinstance(ev, MetadataUpdated):
                 self._update_subscribed_assignment(now)
                 ctx.metadata_updated(now)
+                if self._group is not None:
+                    self._group.metadata_updated(now)
             elif isinstance(ev, BootstrapFailed):
                 self._errors.append(ev.error)
         ctx.run_due(now)

@@ -225,6 +225,8 @@ class GroupMembership:
         self.generation = -1
         self.protocol: str | None = None
         self.leader = False
+        #: The partition counts the leader last assigned with (Java's assignment snapshot).
+        self._assigned_counts: dict[str, int] | None = None
         self._join_at = now
         self._heartbeat_at: float | None = None
         self._heartbeat_inflight = False
@@ -281,6 +283,21 @@ class GroupMembership:
                 self._resubscribe = True  # rejoin once this rebalance completes
             else:
                 self.request_rejoin(now)
+
+    def metadata_updated(self, now: float) -> None:
+        """The leader rejoins when a topic it assigned has another partition count now (created
+        or grown since: a topic without metadata at assignment got nothing), as Java's
+        ConsumerCoordinator compares its assignment snapshot with each metadata update."""
+        counts = self._assigned_counts
+        if counts is None or not self.leader or self.state is not MemberState.STABLE:
+            return
+        cluster = self.host.client.cluster
+        for topic, assigned in counts.items():
+            parts = cluster.partitions_for(topic)
+            if parts and len(parts) != assigned:
+                self._assigned_counts = None
+                self.request_rejoin(now)
+                return
 
     def request_rejoin(self, now: float) -> None:
         """Start a new rebalance at once (commit-failed, metadata change, poll after timeout)."""
@@ -530,6 +547,7 @@ class GroupMembership:
             self._fail(IllegalStateError(f"the group chose assignor {self.protocol!r}, which this member lacks"))
             return
         plan = assignor.assign(counts, members, user_data)
+        self._assigned_counts = {t: counts.get(t, 0) for t in all_topics}
         assignments = [_sg.SyncGroupRequestAssignment(member_id=m, assignment=encode_assignment(plan.get(m, {})))
                        for m in members]
         self.host.with_coordinator(lambda node, now: self._send_sync(node, now, assignments), now)
