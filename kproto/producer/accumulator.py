@@ -796,44 +796,51 @@ if key is None:
     if vl <= fast_max and used + vl <= fast_room:
         pick = tp.pick[randbits(tp.pick_bits)]
         ps = pick if pick is not None else self._pick(tp)
-    else:
-        ps = None
+        b = ps.open
+        if b is not None and vl < nk_limit:
+            n = b.count
+            td = ts - b.base_ts
+            if 0 <= td < limit and n < limit:
+                body = attr_td_len[td] + zz_len[n] + nk_rest[vl]  # < limit (PlainRecordTables)
+                if b.size + (size := zz_len[body] + body) <= batch_size:
+                    b.pieces += (zz[body], attr_td[td], zz[n], nk_vlen[vl], value, no_headers)
+                    ADD_TO_BATCH
+        SLOW_APPEND
 elif type(key) is bytes and (kl := len(key)) + vl <= fast_max and used + kl + vl <= fast_room:
     pick = tp.by_key.get(key)
     ps = pick if pick is not None else self._keyed(tp, key)
-else:
-    ps = None
-if ps is not None:
     b = ps.open
-    if b is not None:
+    if b is not None and kl < limit and vl < limit:
         n = b.count
         td = ts - b.base_ts
         if 0 <= td < limit and n < limit:
-            if key is None:
-                body = attr_td_len[td] + zz_len[n] + nk_rest[vl] if vl < nk_limit else limit
-            elif kl < limit and vl < limit:
-                body = attr_td_len[td] + zz_len[n] + zz_len[kl] + kl + zz_len[vl] + vl + 1
-            else:
-                body = limit
+            body = attr_td_len[td] + zz_len[n] + zz_len[kl] + kl + zz_len[vl] + vl + 1
             if body < limit and b.size + (size := zz_len[body] + body) <= batch_size:
-                b.pieces += (
-                    (zz[body], attr_td[td], zz[n], nk_vlen[vl], value, no_headers)
-                    if key is None
-                    else (zz[body], attr_td[td], zz[n], zz[kl], key, zz[vl], value, no_headers)
-                )
-                b.count = n + 1
-                b.size += size
-                if ts > b.max_ts:
-                    b.max_ts = ts
-                b.tokens.append(token)
-                used += size
-                if b.size == batch_size:
-                    self.close_batch(b)
-                TAKEN
-    self.buffer_used = used
-    self._append(tp, ps, key, value, no_headers, ts, token, now, True)
-    used = self.buffer_used
-    TAKEN
+                b.pieces += (zz[body], attr_td[td], zz[n], zz[kl], key, zz[vl], value, no_headers)
+                ADD_TO_BATCH
+    SLOW_APPEND
+"""
+
+# The rest of a fast append once its pieces are in the batch (both key kinds).
+_ADD_TO_BATCH = """\
+b.count = n + 1
+b.size += size
+if ts > b.max_ts:
+    b.max_ts = ts
+b.tokens.append(token)
+used += size
+if b.size == batch_size:
+    self.close_batch(b)
+TAKEN
+"""
+
+# A record the open batch does not take: the general append, with the
+# partitioner's choice made above.
+_SLOW_APPEND = """\
+self.buffer_used = used
+self._append(tp, ps, key, value, no_headers, ts, token, now, True)
+used = self.buffer_used
+TAKEN
 """
 
 # The locals _FAST_PATH reads, set once per call.
@@ -913,7 +920,10 @@ def _expand(template: str, **parts: str) -> str:
 
 def _compile_method(name: str, template: str, taken: str) -> Callable[..., bool]:
     """Compile ``template`` with the fast path in it; its lines go to linecache for tracebacks."""
-    source = _expand(template, FAST_LOCALS=_FAST_LOCALS, FAST_PATH=_FAST_PATH, TAKEN=taken)
+    source = _expand(
+        template, FAST_LOCALS=_FAST_LOCALS, FAST_PATH=_FAST_PATH, ADD_TO_BATCH=_ADD_TO_BATCH,
+        SLOW_APPEND=_SLOW_APPEND, TAKEN=taken,
+    )
     filename = f"<kproto.producer.accumulator: RecordAccumulator.{name}>"
     linecache.cache[filename] = (len(source), None, source.splitlines(keepends=True), filename)
     namespace: dict[str, Any] = {}
