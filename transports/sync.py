@@ -32,7 +32,8 @@ which CPython's GIL runs without a thread switch between the read and the
 write (no call, no eval-breaker check in between): no lock on the hot path.
 The core keeps its own ``buffer_memory`` count (encoded sizes) too; when it
 refuses a record the I/O thread stops draining and senders wait. The deque
-is bounded in records as well (``_INBOX_LIMIT``).
+is bounded in records as well (``_INBOX_LIMIT``; ``send()`` looks at its
+length every ``_YIELD_EVERY`` records, and at every record once it is near).
 
 Safety: nothing a broker sends or a name that does not resolve stops the I/O
 thread. A connection that fails to open, or whose bytes make the core raise,
@@ -296,6 +297,14 @@ class _IOLoop(SelectorDriver):
 
     core: Any  # a ProducerCore (or a test's stand-in)
 
+    # Slots for this class's own attributes: with the base classes' 17 in the
+    # instance dict, 33 names passed CPython 3.11's shared-key limit and every
+    # attribute read on the hot path (send(), _delivered) became a dict lookup.
+    __slots__ = (
+        "observe", "acknowledged", "_send_many", "inbox", "urgent", "cond", "waiters", "blocked", "stopped",
+        "crash_cause", "held", "limit", "cap", "_stop_requested", "close_error", "_polling", "thread",
+    )
+
     def __init__(self, core: Any, name: str, ssl_context: ssl.SSLContext | None = None) -> None:
         super().__init__(
             core, _monotonic, ssl_context, sink=self._delivered, recv_size=_RECV_SIZE, reads=1,
@@ -324,6 +333,9 @@ class _IOLoop(SelectorDriver):
         self.held = 0
         #: ``buffer_memory``: the bound on ``held``.
         self.limit = 1 << 62
+        #: ``limit`` while the core takes records, -1 while it refuses them
+        #: (``blocked``): ``send()`` checks both with one comparison.
+        self.cap = self.limit
         self._stop_requested = False
         #: What records still queued when the thread stops fail with.
         self.close_error: KafkaError | None = None
@@ -445,17 +457,19 @@ class _IOLoop(SelectorDriver):
         dispatch_events(evs, self.observe)
         if self.acknowledged is not None:
             self.acknowledged(evs)
-        # A plain loop: cheaper per record than sum(map(attrgetter)) (the
-        # attribute load specializes to a slot read; attrgetter does a generic lookup).
+        # sum() of a list comprehension: the attribute load specializes to a
+        # slot read (attrgetter does a generic lookup) and sum() adds the
+        # small ints in C (a ``+=`` loop allocates an int per record).
         freed = 0
-        tok: Any  # this facade's futures
         for ev in evs:
             if isinstance(ev, BatchOutcome):
-                for tok in ev.tokens:
-                    freed += tok._nbytes
+                tokens: Any = ev.tokens  # this facade's futures
+                freed += sum([tok._nbytes for tok in tokens])
+        # (No call between the read and the write of held: see KafkaProducer.send.)
         self.held -= freed
         if self.blocked:
             self.blocked = False  # deliveries freed buffer space: try again
+            self.cap = self.limit
             if self.inbox and not self._stop_requested:
                 self._drain_inbox(_monotonic())
         self.notify()
@@ -470,6 +484,7 @@ class _IOLoop(SelectorDriver):
             # Records go to the core in bulk (send_many stops at an _Op).
             if not send_many(inbox, now, _fail_token):
                 self.blocked = True
+                self.cap = -1
                 break
             if inbox:
                 self._run_op(inbox.popleft(), now)
@@ -545,7 +560,7 @@ class KafkaProducer(SyncTransactions):
             name=f"kproto-producer-{id(self):x}",
             ssl_context=security.ssl_context if security is not None else None,
         )
-        self._loop.limit = self.config.buffer_memory
+        self._loop.limit = self._loop.cap = self.config.buffer_memory
         self._known_topics: set[str] = set()
         # Interceptors see every record before serialization: no fast path then.
         self._plain = (
@@ -561,6 +576,8 @@ class KafkaProducer(SyncTransactions):
         )
         self._transactional = self.config.transactional_id is not None
         self._unyielded = 0
+        #: The inbox is within _YIELD_EVERY records of _INBOX_LIMIT (see send()).
+        self._inbox_near_full = False
         self._closed = False
         self._close_lock = threading.Lock()
         self._loop.thread.start()
@@ -599,7 +616,7 @@ class KafkaProducer(SyncTransactions):
             Exception: Whatever a serializer raised.
         """
         loop = self._loop
-        if self._closed or loop.stopped or loop.crashed is not None:
+        if self._closed or loop.stopped or loop.crashed:  # (an exception is true)
             raise loop.closed_error("KafkaProducer (send())")
         if self._transactional:  # transactions: only inside one
             self._core.check_transactional_send()
@@ -654,7 +671,7 @@ class KafkaProducer(SyncTransactions):
         # (No call between the read and the write: no other sender runs in between.)
         held = loop.held + nbytes
         loop.held = held
-        if held > loop.limit or loop.blocked or len(inbox) >= _INBOX_LIMIT:
+        if held > loop.cap or self._inbox_near_full:  # (cap: limit, or -1 if blocked)
             self._wait_for_space(nbytes)
         inbox.append(item)
         if loop.sleeping and not loop._wake_pending:
@@ -670,6 +687,10 @@ class KafkaProducer(SyncTransactions):
             # CPU per record.
             self._unyielded = 0
             _sleep(0)
+            # The inbox's record bound, looked at here rather than per record
+            # (a C call less per record): the next _YIELD_EVERY records cannot pass
+            # it (racing senders, whose += on _unyielded may be lost, by a few at most).
+            self._inbox_near_full = len(inbox) >= _INBOX_LIMIT - _YIELD_EVERY
         return fut
 
     def _wait_for_space(self, nbytes: int) -> None:
@@ -693,6 +714,7 @@ class KafkaProducer(SyncTransactions):
 
         while True:
             if (loop.held <= limit or nbytes > limit) and not loop.blocked and len(loop.inbox) < _INBOX_LIMIT:
+                self._inbox_near_full = len(loop.inbox) >= _INBOX_LIMIT - _YIELD_EVERY
                 return
             loop.held -= nbytes
             if loop.stopped:
