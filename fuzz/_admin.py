@@ -3,10 +3,11 @@
 Used by ``fuzz_admin_core.py``. The cluster is ``tests/sim/harness.py``'s with
 the admin APIs of ``tests/sim/admin_broker.py`` (CreateTopics, DescribeConfigs,
 the group, ACL, SCRAM, transaction, log-dir and record APIs: real wire bytes
-through kproto's codec); every response frame passes through
-:func:`_cores.mutate` (an interesting number over a field, random bytes, a
-cut, a repeated span). The input picks a handful of admin calls (each with
-its own ``timeout_ms``) and when they start, then the mutations.
+through kproto's codec); their answers pass through :func:`_cores.mutate`
+(an interesting number over a field, random bytes, a cut, a repeated span).
+The input picks a handful of admin calls (each with its own ``timeout_ms``)
+and when they start, then per answer: one or two mutations, or a body it
+spells out (see :func:`_hostile`).
 
 Invariants (an AssertionError or any other exception is a finding):
 
@@ -37,8 +38,10 @@ from kproto.admin import (
     AdminConfig,
     AdminCore,
     AdminOp,
+    AlterConfigOp,
     ConfigResource,
     NewPartitions,
+    OffsetSpec,
     ResourcePattern,
     ResourcePatternFilter,
     ResourceType,
@@ -81,9 +84,20 @@ CALLS: list[_Start] = [
         c.alter_configs([ConfigResource("TOPIC", TOPIC, {"retention.ms": "1"})], now=now, timeout_ms=t),
         {_TOPIC_RES.key},
     ),
+    lambda c, now, t: (
+        c.alter_configs(
+            [ConfigResource("TOPIC", TOPIC, {"retention.ms": (AlterConfigOp.DELETE, None)}),
+             ConfigResource("BROKER", "1", {"log.cleaner.threads": "2"})],
+            now=now,
+            incremental=True,
+            timeout_ms=t,
+        ),
+        {_TOPIC_RES.key, ConfigResource("BROKER", "1").key},
+    ),
     lambda c, now, t: (c.list_consumer_groups(now=now, timeout_ms=t), None),
     lambda c, now, t: (c.describe_consumer_groups(["g", "h"], now=now, timeout_ms=t), {"g", "h"}),
     lambda c, now, t: (c.list_consumer_group_offsets("g", now=now, timeout_ms=t), {"g"}),
+    lambda c, now, t: (c.list_consumer_group_offsets("g", TPS, now=now, require_stable=True, timeout_ms=t), {"g"}),
     lambda c, now, t: (
         c.alter_consumer_group_offsets("g", {TPS[0]: OffsetAndMetadata(3, "m")}, now=now, timeout_ms=t),
         {"g"},
@@ -92,6 +106,7 @@ CALLS: list[_Start] = [
     lambda c, now, t: (c.delete_consumer_groups(["h"], now=now, timeout_ms=t), {"h"}),
     lambda c, now, t: (c.delete_records({TPS[0]: 1}, now=now, timeout_ms=t), {TPS[0]}),
     lambda c, now, t: (c.list_offsets({TPS[0]: -1, TPS[1]: -2}, now=now, timeout_ms=t), set(TPS)),
+    lambda c, now, t: (c.list_offsets({TPS[1]: OffsetSpec.MAX_TIMESTAMP}, now=now, timeout_ms=t), {TPS[1]}),
     lambda c, now, t: (c.elect_leaders(0, TPS, now=now, timeout_ms=t), set(TPS)),
     lambda c, now, t: (c.describe_acls(_ANY, now=now, timeout_ms=t), {_ANY}),
     lambda c, now, t: (c.create_acls([_ACL], now=now, timeout_ms=t), {_ACL}),
@@ -114,28 +129,36 @@ CALLS: list[_Start] = [
 ]
 
 
-class _MutatingNetwork(SimNetwork):
-    def __init__(self, cluster: SimCluster, rng: random.Random, script: Script, **kw: Any) -> None:
-        super().__init__(cluster, rng, **kw)
-        self.script = script
-
-    def _respond(self, conn: Any, response: bytes, throttle: int, now: float) -> None:
-        super()._respond(conn, mutate(response, self.script), throttle, now)
+#: ApiVersions, Metadata, FindCoordinator: the client's own traffic (fuzz/_cores.py fuzzes it too).
+_INFRA = frozenset({18, 3, 10})
 
 
-def _tolerant(broker: Any) -> None:
-    """A request the sim broker cannot serve (a version or a resource a mutated
-    answer led the client to) gets an empty frame: garbage to the client, the
-    sim's limit rather than the core's fault."""
+def _hostile(broker: Any, s: Script) -> None:
+    """``broker`` answers through the input: per answer one or two :func:`_cores.mutate`
+    steps, or a body the input spells out (after the correlation id). The client's
+    own traffic is left alone unless the input says so, so that most mutations hit
+    the admin answers. A request the sim cannot serve (a version or a resource a
+    mutated answer led the client to) gets an empty frame: garbage to the client,
+    the sim's limit rather than the core's fault."""
     handle = broker.handle
 
-    def guarded(frame: bytes, now: float) -> Any:
+    def answer(frame: bytes, now: float) -> Any:
         try:
-            return handle(frame, now)
+            response, throttle = handle(frame, now)
         except (KafkaError, KeyError, ValueError, IndexError):
             return b"", 0
+        if not isinstance(response, bytes) or len(response) < 4:
+            return response, throttle
+        how = s.byte()
+        if int.from_bytes(frame[:2], "big") in _INFRA and not how & 0x40:
+            return response, throttle
+        if how >= 0xF0:
+            return response[:4] + s.take(s.byte() << 2 | s.byte() & 3), throttle
+        for _ in range(1 + (how & 1)):
+            response = mutate(response, s)
+        return response, throttle
 
-    broker.handle = guarded
+    broker.handle = answer
 
 
 def _check_op(op: AdminOp, keys: set[Any] | None) -> None:
@@ -159,11 +182,11 @@ def run_admin(data: bytes) -> None:
     cluster = SimCluster(rng, n_brokers=1 + s.byte() % 3, default_partitions=2)
     install(cluster)
     for broker in cluster.brokers.values():
-        _tolerant(broker)
+        _hostile(broker, s)
     cluster.create_topic(TOPIC, 0.0, partitions=2)
     cluster.group("g").offsets[(TOPIC, 0)] = (5, "")
     cluster.txn_producers["tx"] = (77, 1)
-    network = _MutatingNetwork(cluster, rng, s, latency=(0.0005, 0.005), max_chunk=rng.choice((16, 4096)))
+    network = SimNetwork(cluster, rng, latency=(0.0005, 0.005), max_chunk=rng.choice((16, 4096)))
     config = AdminConfig(
         bootstrap_servers=cluster.bootstrap,
         request_timeout_ms=500,
