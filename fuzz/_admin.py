@@ -16,7 +16,8 @@ Invariants (an AssertionError or any other exception is a finding):
 - every call ends by its deadline (no wedge), each resource it named settled
   once: a result or a :class:`~kproto.errors.KafkaError`, never both;
   ``op.error`` is a KafkaError or None;
-- no growth: receive buffers within the response cap, and once every call
+- no growth: receive buffers within the response cap, a few events per
+  step (drained as a driver does), and once every call
   is done the engine holds no call, no pending broker list, no topic it
   tracked for them.
 """
@@ -210,6 +211,8 @@ def run_admin(data: bytes) -> None:
         for op, _keys in ops:
             assert op.done or sim.now <= op.deadline, f"{op!r} open at {sim.now}, past its deadline {op.deadline}"
         check_receive_buffers(core.client)
+        events = core.events()  # drained every turn, as a driver does
+        assert len(events) <= 64, f"{len(events)} events from one step"
 
     sim.on_step = check
     # Every call starts by 0.5 s and ends within 2 s of its start.
