@@ -28,27 +28,9 @@ import random
 from collections.abc import Callable
 from typing import Any
 
-from _cores import Script, check_receive_buffers, mutate
+from _cores import FAST_RETRIES, Script, check_receive_buffers, mutate
 
-from kproto.admin import (
-    ACL,
-    ACLFilter,
-    ACLOperation,
-    ACLPermissionType,
-    ACLResourcePatternType,
-    AdminConfig,
-    AdminCore,
-    AdminOp,
-    AlterConfigOp,
-    ConfigResource,
-    NewPartitions,
-    OffsetSpec,
-    ResourcePattern,
-    ResourcePatternFilter,
-    ResourceType,
-    UserScramCredentialDeletion,
-    UserScramCredentialUpsertion,
-)
+from kproto import admin as a
 from kproto.consumer import OffsetAndMetadata, TopicPartition
 from kproto.errors import KafkaError
 from tests.sim.admin_broker import install
@@ -56,44 +38,44 @@ from tests.sim.harness import Sim, SimCluster, SimNetwork
 
 TOPIC = "fz"
 TPS = [TopicPartition(TOPIC, p) for p in range(2)]
-_ACL = ACL("User:a", "*", ACLOperation.READ, ACLPermissionType.ALLOW, ResourcePattern(ResourceType.TOPIC, TOPIC))
-_ANY = ACLFilter(
+_ACL = a.ACL("User:a", "*", a.ACLOperation.READ, a.ACLPermissionType.ALLOW, a.ResourcePattern(a.ResourceType.TOPIC, TOPIC))
+_ANY = a.ACLFilter(
     None,
     None,
-    ACLOperation.ANY,
-    ACLPermissionType.ANY,
-    ResourcePatternFilter(ResourceType.ANY, None, ACLResourcePatternType.ANY),
+    a.ACLOperation.ANY,
+    a.ACLPermissionType.ANY,
+    a.ResourcePatternFilter(a.ResourceType.ANY, None, a.ACLResourcePatternType.ANY),
 )
-_TOPIC_RES = ConfigResource("TOPIC", TOPIC)
+_TOPIC_RES = a.ConfigResource("TOPIC", TOPIC)
 
 #: Each admin call the input can pick: ``(core, now, timeout_ms) -> (op, the resources it names or None)``.
-_Start = Callable[[AdminCore, float, "int | None"], tuple[AdminOp, "set[Any] | None"]]
+_Start = Callable[[a.AdminCore, float, "int | None"], tuple[a.AdminOp, "set[Any] | None"]]
 CALLS: list[_Start] = [
     lambda c, now, t: (c.create_topics(["n1", TOPIC], now=now, timeout_ms=t), {"n1", TOPIC}),
     lambda c, now, t: (c.delete_topics(["n2"], now=now, timeout_ms=t), {"n2"}),
-    lambda c, now, t: (c.create_partitions({TOPIC: NewPartitions(4)}, now=now, timeout_ms=t), {TOPIC}),
+    lambda c, now, t: (c.create_partitions({TOPIC: a.NewPartitions(4)}, now=now, timeout_ms=t), {TOPIC}),
     lambda c, now, t: (c.list_topics(now=now, timeout_ms=t), {None}),
     lambda c, now, t: (c.describe_topics([TOPIC, "nope"], now=now, timeout_ms=t), {TOPIC, "nope"}),
     lambda c, now, t: (c.describe_topics(None, now=now, timeout_ms=t), {None}),
     lambda c, now, t: (c.describe_cluster(now=now, timeout_ms=t), {None}),
     lambda c, now, t: (c.describe_log_dirs(now=now, timeout_ms=t), None),
     lambda c, now, t: (
-        c.describe_configs([_TOPIC_RES, ConfigResource("BROKER", "1")], now=now, include_synonyms=True, timeout_ms=t),
-        {_TOPIC_RES.key, ConfigResource("BROKER", "1").key},
+        c.describe_configs([_TOPIC_RES, a.ConfigResource("BROKER", "1")], now=now, include_synonyms=True, timeout_ms=t),
+        {_TOPIC_RES.key, a.ConfigResource("BROKER", "1").key},
     ),
     lambda c, now, t: (
-        c.alter_configs([ConfigResource("TOPIC", TOPIC, {"retention.ms": "1"})], now=now, timeout_ms=t),
+        c.alter_configs([a.ConfigResource("TOPIC", TOPIC, {"retention.ms": "1"})], now=now, timeout_ms=t),
         {_TOPIC_RES.key},
     ),
     lambda c, now, t: (
         c.alter_configs(
-            [ConfigResource("TOPIC", TOPIC, {"retention.ms": (AlterConfigOp.DELETE, None)}),
-             ConfigResource("BROKER", "1", {"log.cleaner.threads": "2"})],
+            [a.ConfigResource("TOPIC", TOPIC, {"retention.ms": (a.AlterConfigOp.DELETE, None)}),
+             a.ConfigResource("BROKER", "1", {"log.cleaner.threads": "2"})],
             now=now,
             incremental=True,
             timeout_ms=t,
         ),
-        {_TOPIC_RES.key, ConfigResource("BROKER", "1").key},
+        {_TOPIC_RES.key, a.ConfigResource("BROKER", "1").key},
     ),
     lambda c, now, t: (c.list_consumer_groups(now=now, timeout_ms=t), None),
     lambda c, now, t: (c.describe_consumer_groups(["g", "h"], now=now, timeout_ms=t), {"g", "h"}),
@@ -107,7 +89,7 @@ CALLS: list[_Start] = [
     lambda c, now, t: (c.delete_consumer_groups(["h"], now=now, timeout_ms=t), {"h"}),
     lambda c, now, t: (c.delete_records({TPS[0]: 1}, now=now, timeout_ms=t), {TPS[0]}),
     lambda c, now, t: (c.list_offsets({TPS[0]: -1, TPS[1]: -2}, now=now, timeout_ms=t), set(TPS)),
-    lambda c, now, t: (c.list_offsets({TPS[1]: OffsetSpec.MAX_TIMESTAMP}, now=now, timeout_ms=t), {TPS[1]}),
+    lambda c, now, t: (c.list_offsets({TPS[1]: a.OffsetSpec.MAX_TIMESTAMP}, now=now, timeout_ms=t), {TPS[1]}),
     lambda c, now, t: (c.elect_leaders(0, TPS, now=now, timeout_ms=t), set(TPS)),
     lambda c, now, t: (c.describe_acls(_ANY, now=now, timeout_ms=t), {_ANY}),
     lambda c, now, t: (c.create_acls([_ACL], now=now, timeout_ms=t), {_ACL}),
@@ -120,8 +102,8 @@ CALLS: list[_Start] = [
     lambda c, now, t: (c.describe_user_scram_credentials(now=now, timeout_ms=t), {None}),
     lambda c, now, t: (
         c.alter_user_scram_credentials(
-            [UserScramCredentialUpsertion("u", "SCRAM-SHA-256", "pw", salt=b"s" * 24),
-             UserScramCredentialDeletion("v", "SCRAM-SHA-512")],
+            [a.UserScramCredentialUpsertion("u", "SCRAM-SHA-256", "pw", salt=b"s" * 24),
+             a.UserScramCredentialDeletion("v", "SCRAM-SHA-512")],
             now=now,
             timeout_ms=t,
         ),
@@ -162,7 +144,7 @@ def _hostile(broker: Any, s: Script) -> None:
     broker.handle = answer
 
 
-def _check_op(op: AdminOp, keys: set[Any] | None) -> None:
+def _check_op(op: a.AdminOp, keys: set[Any] | None) -> None:
     assert op.error is None or isinstance(op.error, KafkaError), f"{op!r}: error {op.error!r}"
     for key, err in op.errors.items():
         assert isinstance(err, KafkaError), f"{op!r}: {key!r} failed with {err!r}"
@@ -188,17 +170,15 @@ def run_admin(data: bytes) -> None:
     cluster.group("g").offsets[(TOPIC, 0)] = (5, "")
     cluster.txn_producers["tx"] = (77, 1)
     network = SimNetwork(cluster, rng, latency=(0.0005, 0.005), max_chunk=rng.choice((16, 4096)))
-    config = AdminConfig(
+    config = a.AdminConfig(
         bootstrap_servers=cluster.bootstrap,
         request_timeout_ms=500,
         default_api_timeout_ms=2000,
-        retry_backoff_ms=20,
-        reconnect_backoff_ms=10,
-        reconnect_backoff_max_ms=100,
+        **FAST_RETRIES,
     )
-    core = AdminCore(config, now=0.0, rng=random.Random(rng.random()))
+    core = a.AdminCore(config, now=0.0, rng=random.Random(rng.random()))
     sim = Sim(core, cluster, network)
-    ops: list[tuple[AdminOp, set[Any] | None]] = []
+    ops: list[tuple[a.AdminOp, set[Any] | None]] = []
     plan = [(s.byte() % len(CALLS), s.byte() / 256 * 0.5, (300, 1000, 2000, None)[s.byte() % 4]) for _ in range(n_calls)]
 
     def start(i: int, timeout_ms: int | None) -> None:
