@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib.util
 import random
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -234,3 +236,17 @@ def test_any_proxy_bytes_end_in_done_a_named_error_or_waiting(chunks: list[bytes
     except (KafkaConnectionError, KafkaProtocolError, AuthenticationFailedError):
         return
     assert h.done or len(h._buf) <= 4 + 1 + 255 + 2
+
+
+def test_fuzz_seed_corpus_runs_clean() -> None:
+    """fuzz/fuzz_socks5.py over its committed seeds: each split agrees with its RFC 1928 reading."""
+    root = Path(__file__).resolve().parents[2]
+    spec = importlib.util.spec_from_file_location("_fuzz_socks5", root / "fuzz" / "fuzz_socks5.py")
+    assert spec is not None and spec.loader is not None
+    harness = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(harness)
+    seeds = sorted((root / "fuzz" / "corpus" / "socks5").iterdir())
+    assert len(seeds) >= 5
+    for seed in seeds:
+        harness.test_one_input(seed.read_bytes())
+    assert harness.expected(b"\x05\x00\x05\x00\x00\x01" + bytes(6), False, True) == "done"
