@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import importlib.util
 import random
-from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -21,6 +19,8 @@ from kproto.errors import (
 )
 from kproto.socks5 import ProxyAddress, Socks5Handshake, parse_proxy_url
 from tests.unit.test_connection import API_VERSIONS_V4, T0, new_conn
+from tests.unit.test_messages_fuzz_seeds import ROOT
+from tests.unit.test_messages_fuzz_seeds import _harness as fuzz_harness
 
 NO_AUTH = ProxyAddress(host="proxy", port=1080)
 WITH_AUTH = ProxyAddress(host="proxy", port=1080, username="alice", password="s3cret")
@@ -240,12 +240,8 @@ def test_any_proxy_bytes_end_in_done_a_named_error_or_waiting(chunks: list[bytes
 
 def test_fuzz_seed_corpus_runs_clean() -> None:
     """fuzz/fuzz_socks5.py over its committed seeds: each split agrees with its RFC 1928 reading."""
-    root = Path(__file__).resolve().parents[2]
-    spec = importlib.util.spec_from_file_location("_fuzz_socks5", root / "fuzz" / "fuzz_socks5.py")
-    assert spec is not None and spec.loader is not None
-    harness = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(harness)
-    seeds = sorted((root / "fuzz" / "corpus" / "socks5").iterdir())
+    harness = fuzz_harness("socks5")
+    seeds = sorted((ROOT / "fuzz" / "corpus" / "socks5").iterdir())
     assert len(seeds) >= 5
     for seed in seeds:
         harness.test_one_input(seed.read_bytes())
