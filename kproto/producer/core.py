@@ -165,28 +165,14 @@ class ProducerCore:
             # bootstrap_timeout_ms, when set, is the client's own deadline.
             set_deadline(now + config.max_block_ms / 1000)
         self._acc = acc = RecordAccumulator(config, self._rng, self._client, now)
-        self._ids = IdempotenceState(
-            enabled=config.enable_idempotence,
-            transactional=config.transactional_id is not None,
-            client=self._client,
-            accumulator=acc,
-            retry_backoff=config.retry_backoff_ms / 1000,
-            now=now,
-        )
+        self._ids = IdempotenceState(config, self._client, acc, now)
         self._sink = Sink(config, self._client, acc, self._ids, now)
         self._meta_version: object = None
         self._client_closed = False
         # transactions: the state machine, or None without a transactional_id.
         self._txn: TransactionManager | None = None
         if config.transactional_id is not None:
-            self._txn = self._sink.txn = TransactionManager(
-                self._sink,
-                self._client,
-                self._ids,
-                config.transactional_id,
-                config.transaction_timeout_ms,
-                config.retry_backoff_ms / 1000,
-            )
+            self._txn = self._sink.txn = TransactionManager(self._sink, self._client, self._ids, config)
             # Every record checks the transaction state (no fast path then).
             acc.check_each_record(self._txn.check_send)
         #: ``send(topic, key, value, headers, partition, timestamp_ms, token, now)`` (by keyword

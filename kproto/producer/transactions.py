@@ -113,6 +113,7 @@ if TYPE_CHECKING:
     from kproto.client import Client
     from kproto.consumer.types import OffsetAndMetadata, TopicPartition
     from kproto.producer.accumulator import PartitionState
+    from kproto.producer.config import ProducerConfig
     from kproto.producer.idempotence import IdempotenceState
 
 __all__ = ["Offsets", "TransactionHost", "TransactionManager", "TransactionOp"]
@@ -258,26 +259,18 @@ class TransactionManager:
         host: the producer's side (time, drain, pending records).
         client: the :class:`kproto.client.Client` (coordinators, requests).
         ids: the producer id, epoch and sequences.
-        transactional_id: the ``transactional_id`` option.
-        transaction_timeout_ms: the ``transaction_timeout_ms`` option.
-        retry_backoff: seconds between retries of a coordinator request.
+        config: validated options with a ``transactional_id`` (also
+            ``transaction_timeout_ms``, and ``retry_backoff_ms`` between
+            retries of a coordinator request).
     """
 
-    def __init__(
-        self,
-        host: TransactionHost,
-        client: Client,
-        ids: IdempotenceState,
-        transactional_id: str,
-        transaction_timeout_ms: int,
-        retry_backoff: float,
-    ) -> None:
+    def __init__(self, host: TransactionHost, client: Client, ids: IdempotenceState, config: ProducerConfig) -> None:
+        assert config.transactional_id is not None
         self._host = host
         self._client = client
         self._ids = ids
-        self.transactional_id = transactional_id
-        self._timeout_ms = transaction_timeout_ms
-        self._backoff = retry_backoff
+        self._config = config
+        self.transactional_id: str = config.transactional_id
         self.state = UNINITIALIZED
         #: The error of ABORTABLE_ERROR or FATAL.
         self.error: KafkaError | None = None
@@ -460,7 +453,7 @@ class TransactionManager:
                 pid, epoch = ids.producer_id, ids.epoch
         request = InitProducerIdRequest(
             transactional_id=self.transactional_id,
-            transaction_timeout_ms=self._timeout_ms,
+            transaction_timeout_ms=self._config.transaction_timeout_ms,
             producer_id=pid,
             producer_epoch=epoch,
         )
@@ -637,7 +630,7 @@ class TransactionManager:
                 self._client.mark_coordinator_dead(group, _KEY_GROUP, now)
             else:
                 self._client.mark_coordinator_dead(self.transactional_id, _KEY_TXN, now)
-            self._retry_at = now + self._backoff
+            self._retry_at = now + self._config.retry_backoff_ms / 1000
             return
         if group is not None and code in _GROUP_ABORTABLE:
             self._abortable(error)
@@ -649,7 +642,7 @@ class TransactionManager:
 
     def _retry_or_fail(self, error: KafkaError, now: float, code: int = 0) -> None:
         if code in _RETRY or getattr(error, "retriable", False):
-            self._retry_at = now + self._backoff
+            self._retry_at = now + self._config.retry_backoff_ms / 1000
             return
         self._fatal(error)
 
