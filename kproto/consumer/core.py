@@ -49,7 +49,7 @@ from __future__ import annotations
 import random
 import re
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from kproto.consumer.config import ConsumerConfig
 from kproto.consumer.context import ClientLike, ConsumerContext
@@ -83,6 +83,7 @@ if TYPE_CHECKING:
 __all__ = ["ConsumerCore", "Pending"]
 
 _INTERNAL_TOPICS: Final = frozenset({"__consumer_offsets", "__transaction_state"})
+_P = TypeVar("_P")
 
 
 class ConsumerCore:
@@ -601,10 +602,7 @@ class ConsumerCore:
         Raises:
             KafkaConfigurationError: no ``group_id``.
         """
-        result = self._offsets.committed(tps, now)
-        if pump:
-            self._pump(now)
-        return result
+        return self._pumped(self._offsets.committed(tps, now), now, pump)
 
     def commit(self, offsets: Mapping[TopicPartition, OffsetAndMetadata | int] | None,
                now: float, *, pump: bool = True) -> Pending[dict[TopicPartition, OffsetAndMetadata]]:
@@ -617,10 +615,7 @@ class ConsumerCore:
         Raises:
             KafkaConfigurationError: no ``group_id``.
         """
-        result = self._offsets.commit(offsets, now)
-        if pump:
-            self._pump(now)
-        return result
+        return self._pumped(self._offsets.commit(offsets, now), now, pump)
 
     # --- metadata ---------------------------------------------------------------
 
@@ -658,6 +653,10 @@ class ConsumerCore:
             self._client.send(req, now=now, callback=on_resp)
 
         attempt(now)
+        return self._pumped(result, now, pump)
+
+    def _pumped(self, result: _P, now: float, pump: bool) -> _P:
+        """``result`` (a call's Pending), after a pump unless the caller pumps itself (``pump=False``)."""
         if pump:
             self._pump(now)
         return result
