@@ -138,9 +138,6 @@ _KEY_TXN: Final = COORDINATOR_TRANSACTION
 _KEY_GROUP: Final = COORDINATOR_GROUP
 _API_INIT_PRODUCER_ID: Final = InitProducerIdRequest.API_KEY
 
-_ERR_TOPIC_AUTHORIZATION_FAILED: Final = TopicAuthorizationFailedError.errno
-_ERR_GROUP_AUTHORIZATION_FAILED: Final = GroupAuthorizationFailedError.errno
-_ERR_OPERATION_NOT_ATTEMPTED: Final = OperationNotAttemptedError.errno
 _REFIND: Final = frozenset((CoordinatorNotAvailableError.errno, NotCoordinatorError.errno))
 _RETRY: Final = frozenset(
     (CoordinatorLoadInProgressError.errno, ConcurrentTransactionsError.errno, UnknownTopicOrPartitionError.errno,
@@ -496,13 +493,13 @@ class TransactionManager:
                     codes[(tr.name, pr.partition_index)] = pr.partition_error_code
             worst = 0
             for ps in parts:
-                code = codes.get((ps.topic, ps.partition), _ERR_OPERATION_NOT_ATTEMPTED)
+                code = codes.get((ps.topic, ps.partition), OperationNotAttemptedError.errno)
                 if code == 0:
                     self.added.add(ps)
                     self._started = True
                 else:
                     self._wanted[ps] = None
-                    if worst == 0 or worst == _ERR_OPERATION_NOT_ATTEMPTED:
+                    if worst == 0 or worst == OperationNotAttemptedError.errno:
                         worst = code
             if worst:
                 self._on_error(worst, "AddPartitionsToTxn")
@@ -553,7 +550,7 @@ class TransactionManager:
             worst = 0
             for tr in response.topics:
                 for pr in tr.partitions:
-                    if pr.error_code and worst in (0, _ERR_OPERATION_NOT_ATTEMPTED):
+                    if pr.error_code and worst in (0, OperationNotAttemptedError.errno):
                         worst = pr.error_code
             if worst:
                 self._on_error(worst, "TxnOffsetCommit", group=item.group_id)
@@ -635,7 +632,7 @@ class TransactionManager:
         if group is not None and code in _GROUP_ABORTABLE:
             self._abortable(error)
             return
-        if code == _ERR_TOPIC_AUTHORIZATION_FAILED or code == _ERR_GROUP_AUTHORIZATION_FAILED:
+        if code == TopicAuthorizationFailedError.errno or code == GroupAuthorizationFailedError.errno:
             self._abortable(error)
             return
         self._retry_or_fail(error, now, code)
