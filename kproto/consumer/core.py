@@ -67,7 +67,7 @@ from kproto.consumer.types import (
     RecordDeserializationError,
     TopicPartition,
 )
-from kproto.driving import Command
+from kproto.driving import ClientDriven
 from kproto.errors import Cancelled, IllegalStateError, InvalidGroupIdError, KafkaError, KafkaTimeoutError
 from kproto.events import BootstrapFailed, MetadataUpdated
 from kproto.protocol.messages import MetadataRequest
@@ -86,7 +86,7 @@ _INTERNAL_TOPICS: Final = frozenset({"__consumer_offsets", "__transaction_state"
 _P = TypeVar("_P")
 
 
-class ConsumerCore:
+class ConsumerCore(ClientDriven):
     """A sans-I/O Kafka consumer (implements :class:`kproto.driving.Driven`).
 
     Args:
@@ -150,45 +150,11 @@ class ConsumerCore:
 
     # --- the Driven surface -------------------------------------------------
 
-    def connection_made(self, node_id: int, now: float) -> None:
-        """See :class:`kproto.driving.Driven`."""
+    def _input(self, now: float) -> bool:
         if self._ctx.closed:
-            return  # inputs racing with close(): the client is gone
+            return False  # inputs racing with close(): the client is gone
         self._ctx.now = now  # response callbacks run inside the client's input: their clock
-        self._client.connection_made(node_id, now)
-        self._pump(now)
-
-    def connection_lost(self, node_id: int, exc: BaseException | None, now: float) -> None:
-        """See :class:`kproto.driving.Driven`."""
-        if self._ctx.closed:
-            return  # inputs racing with close(): the client is gone
-        self._ctx.now = now
-        self._client.connection_lost(node_id, exc, now)
-        self._pump(now)
-
-    def receive_data(self, node_id: int, data: bytes, now: float) -> None:
-        """See :class:`kproto.driving.Driven`."""
-        if self._ctx.closed:
-            return  # inputs racing with close(): the client is gone
-        self._ctx.now = now
-        self._client.receive_data(node_id, data, now)
-        self._pump(now)
-
-    def handle_timer(self, now: float) -> None:
-        """See :class:`kproto.driving.Driven`."""
-        if self._ctx.closed:
-            return  # inputs racing with close(): the client is gone
-        self._ctx.now = now
-        self._client.handle_timer(now)
-        self._pump(now)
-
-    def commands(self) -> list[Command]:
-        """See :class:`kproto.driving.Driven`."""
-        return self._client.commands()
-
-    def data_to_send(self) -> list[tuple[int, bytes]]:
-        """See :class:`kproto.driving.Driven`."""
-        return self._client.data_to_send()
+        return True
 
     def get_timer(self) -> float | None:
         """See :class:`kproto.driving.Driven`."""
@@ -575,6 +541,8 @@ class ConsumerCore:
             self._group.pump(now)
         self._offsets.send_requests(now)
         self._fetches.send(now)
+
+    _after_input = _pump
 
     # --- offsets ---------------------------------------------------------------
 

@@ -88,7 +88,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from kproto.driving import Command
+from kproto.driving import ClientDriven, Command
 from kproto.errors import IllegalStateError, KafkaError
 from kproto.producer.accumulator import RecordAccumulator, validate_topic
 from kproto.producer.config import ProducerConfig
@@ -113,7 +113,7 @@ def _make_client(config: ProducerConfig, now: float, rng: random.Random) -> Clie
     return Client(config.client_config(), now=now, rng=rng)
 
 
-class ProducerCore:
+class ProducerCore(ClientDriven):
     """The producer state machine; a :class:`kproto.driving.Driven`.
 
     It owns a :class:`kproto.client.Client` and forwards the driving inputs to
@@ -202,24 +202,6 @@ class ProducerCore:
             return False
         self._acc.dirty = True
         return True
-
-    def connection_made(self, node_id: int, now: float) -> None:
-        """A connection the core asked for is open."""
-        if self._input(now):
-            self._client.connection_made(node_id, now)
-            self._after_input(now)
-
-    def connection_lost(self, node_id: int, exc: BaseException | None, now: float) -> None:
-        """A connection failed or closed."""
-        if self._input(now):
-            self._client.connection_lost(node_id, exc, now)
-            self._after_input(now)
-
-    def receive_data(self, node_id: int, data: bytes, now: float) -> None:
-        """Bytes arrived from ``node_id``."""
-        if self._input(now):
-            self._client.receive_data(node_id, data, now)
-            self._after_input(now)
 
     def handle_timer(self, now: float) -> None:
         """Run what is due at ``now``: client timers, expiry, linger, retries."""
