@@ -1,11 +1,12 @@
 """The blocking ``KafkaConsumer``: the consumer core driven inline by the calling thread.
 
-There is no background thread: every blocking call (``poll``, ``position``,
+Every blocking call (``poll``, ``position``,
 ``commit``, ``end_offsets``...) runs a small ``selectors`` loop until its
 answer is in or its timeout ends. That keeps records, positions and socket
 reads in one thread with no hand-off, which is what makes the fetch path
-cheap. (Group membership, which needs heartbeats while the user is busy
-between polls, will bring a heartbeat thread; see the notes.)
+cheap. With a ``group_id``, a heartbeat thread drives the same loop while no
+call of the consumer runs, so the member stays alive while the user works
+between polls (KIP-62); the two take turns on the core.
 
 :class:`ConsumerFacadeBase` holds what the three facades share: option
 handling and the calls that never wait.
@@ -434,7 +435,7 @@ class KafkaConsumer(ConsumerFacadeBase, SelectorClient):
                     # Heartbeats, fetch responses, commits: whatever is due while the user is away.
                     driver.run_once(1.0)
         except Exception as exc:  # never lose an error in a background thread
-            self._core._errors.append(exc)
+            self._core.fail(exc)
 
     def _stop_heartbeat_thread(self) -> None:
         bg, self._bg = self._bg, None

@@ -488,6 +488,10 @@ class ConsumerCore(ClientDriven):
         """
         return self._ctx.take_awaitables()
 
+    def fail(self, exc: BaseException) -> None:
+        """Raise ``exc`` from the next ``poll`` (a driver's own failure, such as its heartbeat thread's)."""
+        self._ctx.fail(exc)
+
     def take_error(self) -> BaseException | None:
         """Pop the oldest error waiting to be raised from ``poll`` (None if none)."""
         return self._errors.pop(0) if self._errors else None
