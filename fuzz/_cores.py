@@ -37,6 +37,8 @@ from tests.sim.harness import Sim, SimCluster, SimNetwork
 
 TOPIC = "fz"
 LAST_OFFSET = 2**63 - 2
+#: Short backoffs: a scenario's few simulated seconds see retries and reconnects.
+FAST_RETRIES = {"retry_backoff_ms": 20, "reconnect_backoff_ms": 10, "reconnect_backoff_max_ms": 100}
 _INTERESTING = (0, 1, -1, -2, 2**31 - 1, -(2**31), 2**63 - 1, -(2**63), 2**63 - 2, 2**16, 0x7F, 0x80)
 
 
@@ -157,9 +159,7 @@ def run_consumer(data: bytes) -> None:
         group_id="g" if opts & 0x80 else None,
         fetch_max_wait_ms=50,
         request_timeout_ms=1000,
-        retry_backoff_ms=20,
-        reconnect_backoff_ms=10,
-        reconnect_backoff_max_ms=100,
+        **FAST_RETRIES,
     )
     core = ConsumerCore(cfg, now=0.0, rng=random.Random(rng.random()))
     tps = [TopicPartition(TOPIC, p) for p in range(2)]
@@ -210,9 +210,7 @@ def run_producer(data: bytes) -> None:
         compression_type=(None, "gzip", "lz4", "zstd")[(opts >> 5) & 3],
         request_timeout_ms=1000,
         delivery_timeout_ms=3000,
-        retry_backoff_ms=20,
-        reconnect_backoff_ms=10,
-        reconnect_backoff_max_ms=100,
+        **FAST_RETRIES,
         max_block_ms=1000,
         buffer_memory=64 * 1024,
     )

@@ -241,41 +241,20 @@ class Tunnel(Protocol):
         """The proxy's bytes; raises a KafkaError when the handshake fails."""
 
 
+@attrs.define(eq=False, weakref_slot=False)
 class _Request:
-    """A request from ``send`` until it completes (hot path: a plain slotted class)."""
+    """A request from ``send`` until it completes (hot path: slotted, no validators)."""
 
-    __slots__ = (
-        "request",
-        "callback",
-        "deadline",
-        "max_version",
-        "expect_response",
-        "correlation_id",
-        "version",
-        "handshake",
-        "written_at",
-        "size",
-    )
-
-    def __init__(
-        self,
-        request: Request[Response],
-        callback: Callback,
-        deadline: float,
-        max_version: int | None,
-        expect_response: bool,
-        handshake: bool,
-    ) -> None:
-        self.request = request
-        self.callback = callback
-        self.deadline = deadline
-        self.max_version = max_version
-        self.expect_response = expect_response
-        self.correlation_id = -1
-        self.version = -1
-        self.handshake = handshake
-        self.written_at = 0.0
-        self.size = 0
+    request: Request[Response]
+    callback: Callback
+    deadline: float
+    max_version: int | None
+    expect_response: bool
+    handshake: bool
+    correlation_id: int = -1
+    version: int = -1
+    written_at: float = 0.0
+    size: int = 0
 
 
 class BrokerConnection:

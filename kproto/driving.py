@@ -23,7 +23,7 @@ from typing import Protocol
 
 import attrs
 
-__all__ = ["Close", "Command", "Connect", "Driven"]
+__all__ = ["ClientDriven", "Close", "Command", "Connect", "Driven"]
 
 
 @attrs.frozen(kw_only=True, slots=True)
@@ -72,3 +72,55 @@ class Driven(Protocol):
 
     def get_timer(self) -> float | None:
         """The earliest deadline the core needs a :meth:`handle_timer` call at."""
+
+
+class ClientDriven:
+    """The inputs of a core built on a cluster client (producer, consumer, admin engine).
+
+    Each input is noted (:meth:`_input`; False drops it, as once the core is
+    closed), handed to the client, then acted on (:meth:`_after_input`).
+    """
+
+    __slots__ = ()
+
+    _client: Driven
+
+    def _input(self, now: float) -> bool:
+        """Note an input at ``now`` before the client sees it; False drops the input."""
+        raise NotImplementedError
+
+    def _after_input(self, now: float) -> None:
+        """Act on what the client's input changed."""
+        raise NotImplementedError
+
+    def connection_made(self, node_id: int, now: float) -> None:
+        """See :class:`Driven`."""
+        if self._input(now):
+            self._client.connection_made(node_id, now)
+            self._after_input(now)
+
+    def connection_lost(self, node_id: int, exc: BaseException | None, now: float) -> None:
+        """See :class:`Driven`."""
+        if self._input(now):
+            self._client.connection_lost(node_id, exc, now)
+            self._after_input(now)
+
+    def receive_data(self, node_id: int, data: bytes, now: float) -> None:
+        """See :class:`Driven`."""
+        if self._input(now):
+            self._client.receive_data(node_id, data, now)
+            self._after_input(now)
+
+    def handle_timer(self, now: float) -> None:
+        """See :class:`Driven`."""
+        if self._input(now):
+            self._client.handle_timer(now)
+            self._after_input(now)
+
+    def commands(self) -> list[Command]:
+        """See :class:`Driven`."""
+        return self._client.commands()
+
+    def data_to_send(self) -> list[tuple[int, bytes]]:
+        """See :class:`Driven`."""
+        return self._client.data_to_send()

@@ -167,17 +167,21 @@ class AsyncConsumerBase(ConsumerCompat):
         self, partitions: Iterable[TopicPartition], timeout_ms: float | None = None
     ) -> dict[TopicPartition, int]:
         """The earliest offset of each partition."""
-        tps = _tps(partitions)
-        p = self._core.list_offsets({tp: -2 for tp in tps}, self._clock())
-        return self._offsets_map(await self._wait(p, timeout_ms, "beginning_offsets"), tps)
+        return await self._edge_offsets(partitions, -2, timeout_ms, "beginning_offsets")
 
     async def end_offsets(
         self, partitions: Iterable[TopicPartition], timeout_ms: float | None = None
     ) -> dict[TopicPartition, int]:
         """The offset after the last record of each partition."""
+        return await self._edge_offsets(partitions, -1, timeout_ms, "end_offsets")
+
+    async def _edge_offsets(
+        self, partitions: Iterable[TopicPartition], spec: int, timeout_ms: float | None, what: str
+    ) -> dict[TopicPartition, int]:
+        """ListOffsets of each partition for ``spec`` (-2: earliest, -1: latest)."""
         tps = _tps(partitions)
-        p = self._core.list_offsets({tp: -1 for tp in tps}, self._clock())
-        return self._offsets_map(await self._wait(p, timeout_ms, "end_offsets"), tps)
+        p = self._core.list_offsets({tp: spec for tp in tps}, self._clock())
+        return self._offsets_map(await self._wait(p, timeout_ms, what), tps)
 
     async def offsets_for_times(
         self, timestamps: Mapping[TopicPartition, int], timeout_ms: float | None = None

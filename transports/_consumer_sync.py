@@ -1,11 +1,12 @@
 """The blocking ``KafkaConsumer``: the consumer core driven inline by the calling thread.
 
-There is no background thread: every blocking call (``poll``, ``position``,
+Every blocking call (``poll``, ``position``,
 ``commit``, ``end_offsets``...) runs a small ``selectors`` loop until its
 answer is in or its timeout ends. That keeps records, positions and socket
 reads in one thread with no hand-off, which is what makes the fetch path
-cheap. (Group membership, which needs heartbeats while the user is busy
-between polls, will bring a heartbeat thread; see the notes.)
+cheap. With a ``group_id``, a heartbeat thread drives the same loop while no
+call of the consumer runs, so the member stays alive while the user works
+between polls (KIP-62); the two take turns on the core.
 
 :class:`ConsumerFacadeBase` holds what the three facades share: option
 handling and the calls that never wait.
@@ -434,7 +435,7 @@ class KafkaConsumer(ConsumerFacadeBase, SelectorClient):
                     # Heartbeats, fetch responses, commits: whatever is due while the user is away.
                     driver.run_once(1.0)
         except Exception as exc:  # never lose an error in a background thread
-            self._core._errors.append(exc)
+            self._core.fail(exc)
 
     def _stop_heartbeat_thread(self) -> None:
         bg, self._bg = self._bg, None
@@ -531,17 +532,21 @@ class KafkaConsumer(ConsumerFacadeBase, SelectorClient):
         self, partitions: Iterable[TopicPartition], timeout_ms: float | None = None
     ) -> dict[TopicPartition, int]:
         """The earliest offset of each partition."""
-        tps = _tps(partitions)
-        p = self._core.list_offsets({tp: -2 for tp in tps}, self._clock())
-        return self._offsets_map(self._wait(p, timeout_ms, "beginning_offsets"), tps)
+        return self._edge_offsets(partitions, -2, timeout_ms, "beginning_offsets")
 
     def end_offsets(
         self, partitions: Iterable[TopicPartition], timeout_ms: float | None = None
     ) -> dict[TopicPartition, int]:
         """The offset after the last record of each partition (the high watermark)."""
+        return self._edge_offsets(partitions, -1, timeout_ms, "end_offsets")
+
+    def _edge_offsets(
+        self, partitions: Iterable[TopicPartition], spec: int, timeout_ms: float | None, what: str
+    ) -> dict[TopicPartition, int]:
+        """ListOffsets of each partition for ``spec`` (-2: earliest, -1: latest)."""
         tps = _tps(partitions)
-        p = self._core.list_offsets({tp: -1 for tp in tps}, self._clock())
-        return self._offsets_map(self._wait(p, timeout_ms, "end_offsets"), tps)
+        p = self._core.list_offsets({tp: spec for tp in tps}, self._clock())
+        return self._offsets_map(self._wait(p, timeout_ms, what), tps)
 
     def offsets_for_times(
         self, timestamps: Mapping[TopicPartition, int], timeout_ms: float | None = None

@@ -48,6 +48,9 @@ def pump(core: Driven, io: IO, sink: Sink | None) -> None:
         cmds = core.commands()
         for cmd in cmds:
             if type(cmd) is Connect:
+                # A node connects once: a connection it still has is closed first, unreported
+                # (a core closes before it reconnects; this keeps a stray Connect from leaking a socket).
+                io.disconnect(cmd.node_id)
                 io.connect(cmd)
             else:
                 io.disconnect(cmd.node_id)

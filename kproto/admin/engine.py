@@ -59,7 +59,7 @@ import attrs
 from kproto.admin.answers import Retry
 from kproto.client import COORDINATOR_GROUP, Client, ClientConfig
 from kproto.connection import ConnectionState
-from kproto.driving import Command
+from kproto.driving import ClientDriven
 from kproto.errors import (
     AuthenticationFailedError,
     Cancelled,
@@ -248,7 +248,7 @@ class Call:
         self.fallback: tuple[Build[Any], Parse[Any]] | None = fallback
 
 
-class AdminEngine:
+class AdminEngine(ClientDriven):
     """Routes, sends, retries and settles the units of every open admin call.
 
     Args:
@@ -259,7 +259,7 @@ class AdminEngine:
 
     def __init__(self, config: AdminConfig, client: Client, now: float) -> None:
         self.config = config
-        self._client = client
+        self._client: Client = client
         self._now = now
         self._calls: list[Call] = []
         self._events: list[AdminEvent] = []
@@ -272,37 +272,9 @@ class AdminEngine:
 
     # --- the driving surface (delegated to the client, then settled here) -------------
 
-    def connection_made(self, node_id: int, now: float) -> None:
-        """A connection the core asked for is open."""
+    def _input(self, now: float) -> bool:
         self._now = now
-        self._client.connection_made(node_id, now)
-        self._after_input(now)
-
-    def connection_lost(self, node_id: int, exc: BaseException | None, now: float) -> None:
-        """A connection failed or closed."""
-        self._now = now
-        self._client.connection_lost(node_id, exc, now)
-        self._after_input(now)
-
-    def receive_data(self, node_id: int, data: bytes, now: float) -> None:
-        """Bytes arrived from ``node_id``."""
-        self._now = now
-        self._client.receive_data(node_id, data, now)
-        self._after_input(now)
-
-    def handle_timer(self, now: float) -> None:
-        """Run what is due: the client's timers, retries, op deadlines."""
-        self._now = now
-        self._client.handle_timer(now)
-        self._after_input(now)
-
-    def commands(self) -> list[Command]:
-        """Connections to open or close, oldest first (drains)."""
-        return self._client.commands()
-
-    def data_to_send(self) -> list[tuple[int, bytes]]:
-        """Bytes to write per node (drains)."""
-        return self._client.data_to_send()
+        return True
 
     def get_timer(self) -> float | None:
         """The earliest of the client's deadline, a unit's retry time and an op's deadline."""

@@ -49,7 +49,7 @@ from __future__ import annotations
 import random
 import re
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from kproto.consumer.config import ConsumerConfig
 from kproto.consumer.context import ClientLike, ConsumerContext
@@ -67,7 +67,7 @@ from kproto.consumer.types import (
     RecordDeserializationError,
     TopicPartition,
 )
-from kproto.driving import Command
+from kproto.driving import ClientDriven
 from kproto.errors import Cancelled, IllegalStateError, InvalidGroupIdError, KafkaError, KafkaTimeoutError
 from kproto.events import BootstrapFailed, MetadataUpdated
 from kproto.protocol.messages import MetadataRequest
@@ -83,9 +83,10 @@ if TYPE_CHECKING:
 __all__ = ["ConsumerCore", "Pending"]
 
 _INTERNAL_TOPICS: Final = frozenset({"__consumer_offsets", "__transaction_state"})
+_P = TypeVar("_P")
 
 
-class ConsumerCore:
+class ConsumerCore(ClientDriven):
     """A sans-I/O Kafka consumer (implements :class:`kproto.driving.Driven`).
 
     Args:
@@ -149,45 +150,11 @@ class ConsumerCore:
 
     # --- the Driven surface -------------------------------------------------
 
-    def connection_made(self, node_id: int, now: float) -> None:
-        """See :class:`kproto.driving.Driven`."""
+    def _input(self, now: float) -> bool:
         if self._ctx.closed:
-            return  # inputs racing with close(): the client is gone
+            return False  # inputs racing with close(): the client is gone
         self._ctx.now = now  # response callbacks run inside the client's input: their clock
-        self._client.connection_made(node_id, now)
-        self._pump(now)
-
-    def connection_lost(self, node_id: int, exc: BaseException | None, now: float) -> None:
-        """See :class:`kproto.driving.Driven`."""
-        if self._ctx.closed:
-            return  # inputs racing with close(): the client is gone
-        self._ctx.now = now
-        self._client.connection_lost(node_id, exc, now)
-        self._pump(now)
-
-    def receive_data(self, node_id: int, data: bytes, now: float) -> None:
-        """See :class:`kproto.driving.Driven`."""
-        if self._ctx.closed:
-            return  # inputs racing with close(): the client is gone
-        self._ctx.now = now
-        self._client.receive_data(node_id, data, now)
-        self._pump(now)
-
-    def handle_timer(self, now: float) -> None:
-        """See :class:`kproto.driving.Driven`."""
-        if self._ctx.closed:
-            return  # inputs racing with close(): the client is gone
-        self._ctx.now = now
-        self._client.handle_timer(now)
-        self._pump(now)
-
-    def commands(self) -> list[Command]:
-        """See :class:`kproto.driving.Driven`."""
-        return self._client.commands()
-
-    def data_to_send(self) -> list[tuple[int, bytes]]:
-        """See :class:`kproto.driving.Driven`."""
-        return self._client.data_to_send()
+        return True
 
     def get_timer(self) -> float | None:
         """See :class:`kproto.driving.Driven`."""
@@ -521,6 +488,10 @@ class ConsumerCore:
         """
         return self._ctx.take_awaitables()
 
+    def fail(self, exc: BaseException) -> None:
+        """Raise ``exc`` from the next ``poll`` (a driver's own failure, such as its heartbeat thread's)."""
+        self._ctx.fail(exc)
+
     def take_error(self) -> BaseException | None:
         """Pop the oldest error waiting to be raised from ``poll`` (None if none)."""
         return self._errors.pop(0) if self._errors else None
@@ -575,6 +546,8 @@ class ConsumerCore:
         self._offsets.send_requests(now)
         self._fetches.send(now)
 
+    _after_input = _pump
+
     # --- offsets ---------------------------------------------------------------
 
     def list_offsets(self, timestamps: Mapping[TopicPartition, int],
@@ -601,10 +574,7 @@ class ConsumerCore:
         Raises:
             KafkaConfigurationError: no ``group_id``.
         """
-        result = self._offsets.committed(tps, now)
-        if pump:
-            self._pump(now)
-        return result
+        return self._pumped(self._offsets.committed(tps, now), now, pump)
 
     def commit(self, offsets: Mapping[TopicPartition, OffsetAndMetadata | int] | None,
                now: float, *, pump: bool = True) -> Pending[dict[TopicPartition, OffsetAndMetadata]]:
@@ -617,10 +587,7 @@ class ConsumerCore:
         Raises:
             KafkaConfigurationError: no ``group_id``.
         """
-        result = self._offsets.commit(offsets, now)
-        if pump:
-            self._pump(now)
-        return result
+        return self._pumped(self._offsets.commit(offsets, now), now, pump)
 
     # --- metadata ---------------------------------------------------------------
 
@@ -658,6 +625,10 @@ class ConsumerCore:
             self._client.send(req, now=now, callback=on_resp)
 
         attempt(now)
+        return self._pumped(result, now, pump)
+
+    def _pumped(self, result: _P, now: float, pump: bool) -> _P:
+        """``result`` (a call's Pending), after a pump unless the caller pumps itself (``pump=False``)."""
         if pump:
             self._pump(now)
         return result

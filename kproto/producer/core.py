@@ -88,7 +88,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from kproto.driving import Command
+from kproto.driving import ClientDriven, Command
 from kproto.errors import IllegalStateError, KafkaError
 from kproto.producer.accumulator import RecordAccumulator, validate_topic
 from kproto.producer.config import ProducerConfig
@@ -113,7 +113,7 @@ def _make_client(config: ProducerConfig, now: float, rng: random.Random) -> Clie
     return Client(config.client_config(), now=now, rng=rng)
 
 
-class ProducerCore:
+class ProducerCore(ClientDriven):
     """The producer state machine; a :class:`kproto.driving.Driven`.
 
     It owns a :class:`kproto.client.Client` and forwards the driving inputs to
@@ -165,28 +165,14 @@ class ProducerCore:
             # bootstrap_timeout_ms, when set, is the client's own deadline.
             set_deadline(now + config.max_block_ms / 1000)
         self._acc = acc = RecordAccumulator(config, self._rng, self._client, now)
-        self._ids = IdempotenceState(
-            enabled=config.enable_idempotence,
-            transactional=config.transactional_id is not None,
-            client=self._client,
-            accumulator=acc,
-            retry_backoff=config.retry_backoff_ms / 1000,
-            now=now,
-        )
+        self._ids = IdempotenceState(config, self._client, acc, now)
         self._sink = Sink(config, self._client, acc, self._ids, now)
         self._meta_version: object = None
         self._client_closed = False
         # transactions: the state machine, or None without a transactional_id.
         self._txn: TransactionManager | None = None
         if config.transactional_id is not None:
-            self._txn = self._sink.txn = TransactionManager(
-                self._sink,
-                self._client,
-                self._ids,
-                config.transactional_id,
-                config.transaction_timeout_ms,
-                config.retry_backoff_ms / 1000,
-            )
+            self._txn = self._sink.txn = TransactionManager(self._sink, self._client, self._ids, config)
             # Every record checks the transaction state (no fast path then).
             acc.check_each_record(self._txn.check_send)
         #: ``send(topic, key, value, headers, partition, timestamp_ms, token, now)`` (by keyword
@@ -216,24 +202,6 @@ class ProducerCore:
             return False
         self._acc.dirty = True
         return True
-
-    def connection_made(self, node_id: int, now: float) -> None:
-        """A connection the core asked for is open."""
-        if self._input(now):
-            self._client.connection_made(node_id, now)
-            self._after_input(now)
-
-    def connection_lost(self, node_id: int, exc: BaseException | None, now: float) -> None:
-        """A connection failed or closed."""
-        if self._input(now):
-            self._client.connection_lost(node_id, exc, now)
-            self._after_input(now)
-
-    def receive_data(self, node_id: int, data: bytes, now: float) -> None:
-        """Bytes arrived from ``node_id``."""
-        if self._input(now):
-            self._client.receive_data(node_id, data, now)
-            self._after_input(now)
 
     def handle_timer(self, now: float) -> None:
         """Run what is due at ``now``: client timers, expiry, linger, retries."""

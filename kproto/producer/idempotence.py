@@ -29,6 +29,7 @@ from kproto.protocol.messages.init_producer_id import InitProducerIdRequest, Ini
 
 if TYPE_CHECKING:
     from kproto.client import Client
+    from kproto.producer.config import ProducerConfig
 
 __all__ = ["SEQ_WRAP", "IdempotenceState", "seq_before"]
 
@@ -46,29 +47,18 @@ class IdempotenceState:
     """Producer id, epoch and sequence numbers of one producer (see the module docstring).
 
     Args:
-        enabled: ``enable_idempotence``.
-        transactional: a transaction manager gets the producer id.
+        config: validated options (``enable_idempotence``; with a
+            ``transactional_id`` the transaction manager gets the producer id).
         client: the :class:`kproto.client.Client` (InitProducerId requests).
         accumulator: the batches to sequence.
-        retry_backoff: seconds before an InitProducerId is retried.
         now: the driver's clock now.
     """
 
-    def __init__(
-        self,
-        *,
-        enabled: bool,
-        transactional: bool,
-        client: Client,
-        accumulator: RecordAccumulator,
-        retry_backoff: float,
-        now: float,
-    ) -> None:
-        self.enabled = enabled
-        self._transactional = transactional
+    def __init__(self, config: ProducerConfig, client: Client, accumulator: RecordAccumulator, now: float) -> None:
+        self.enabled = config.enable_idempotence
+        self._config = config
         self._client = client
         self._acc = accumulator
-        self._backoff = retry_backoff
         #: The producer id and epoch (-1 until known).
         self.producer_id = -1
         self.epoch = -1
@@ -152,7 +142,7 @@ class IdempotenceState:
     # --- the producer id (without a transactional id) -----------------------------
 
     def _needs_id(self) -> bool:
-        if self._transactional:  # transactions: the transaction manager gets it
+        if self._config.transactional_id is not None:  # transactions: the transaction manager gets it
             return False
         return not self.has_id or self.bump_wanted
 
@@ -219,7 +209,7 @@ class IdempotenceState:
                 self.has_id = True
                 self.bump_wanted = False
                 return
-            self._retry_at = now + self._backoff
+            self._retry_at = now + self._config.retry_backoff_ms / 1000
             return
         self.producer_id = response.producer_id
         self.epoch = response.producer_epoch

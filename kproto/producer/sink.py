@@ -141,13 +141,9 @@ class Sink:
         self._client = client
         self._acc = accumulator
         self._ids = ids
-        self._transactional_id = config.transactional_id
-        self._acks = config.acks
-        self._request_timeout_ms = config.request_timeout_ms
+        self._config = config
         self._codec = codec_id(config.compression_type)
         self._txn_attr = _TRANSACTIONAL_ATTR if config.transactional_id is not None else 0
-        self._max_request_size = config.max_request_size
-        self._max_in_flight = config.max_in_flight_requests_per_connection
         self._retry_backoff = config.retry_backoff_ms / 1000
         self._retries = config.retries
         #: The transaction manager (set by the core with a transactional_id).
@@ -339,14 +335,16 @@ class Sink:
             client.request_metadata_update(now)
         if txn is not None:
             txn.poll(now)
+        max_in_flight = self._config.max_in_flight_requests_per_connection
         for node, parts in by_node.items():
-            while parts and self._node_inflight.get(node, 0) < self._max_in_flight:
+            while parts and self._node_inflight.get(node, 0) < max_in_flight:
                 if not self._send_request(node, parts, now):
                     break
 
     def _send_request(self, node: int, parts: list[PartitionState], now: float) -> bool:
         """Build and send one Produce request to ``node`` from the heads of ``parts``."""
         acc = self._acc
+        cfg = self._config
         size = _REQUEST_OVERHEAD
         batches: list[ProducerBatch] = []
         topic_data: dict[str, list[PartitionProduceData]] = {}
@@ -363,7 +361,7 @@ class Sink:
                 self._ids.assign(ps, b)
             payload = self._seal(b)
             n = len(payload) + _PARTITION_OVERHEAD + (0 if ps.topic in topic_data else len(ps.topic) + 8)
-            if batches and size + n > self._max_request_size:
+            if batches and size + n > cfg.max_request_size:
                 keep.append(ps)  # next request
                 continue
             size += n
@@ -385,16 +383,16 @@ class Sink:
         if not batches:
             return False
         request = ProduceRequest(
-            transactional_id=self._transactional_id,
-            acks=self._acks,
-            timeout_ms=self._request_timeout_ms,
+            transactional_id=cfg.transactional_id,
+            acks=cfg.acks,
+            timeout_ms=cfg.request_timeout_ms,
             topic_data=[TopicProduceData(name=t, partition_data=pds) for t, pds in topic_data.items()],
         )
         self.inflight_requests += 1
         self._inflight_batches += len(batches)
         self._node_inflight[node] = self._node_inflight.get(node, 0) + 1
         self.metrics.requests += 1
-        expect = self._acks != 0
+        expect = cfg.acks != 0
 
         def on_response(response: ProduceResponse | None, error: KafkaError | None) -> None:
             self._on_produce_response(node, batches, now, response, error)

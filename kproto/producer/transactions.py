@@ -113,6 +113,7 @@ if TYPE_CHECKING:
     from kproto.client import Client
     from kproto.consumer.types import OffsetAndMetadata, TopicPartition
     from kproto.producer.accumulator import PartitionState
+    from kproto.producer.config import ProducerConfig
     from kproto.producer.idempotence import IdempotenceState
 
 __all__ = ["Offsets", "TransactionHost", "TransactionManager", "TransactionOp"]
@@ -137,9 +138,6 @@ _KEY_TXN: Final = COORDINATOR_TRANSACTION
 _KEY_GROUP: Final = COORDINATOR_GROUP
 _API_INIT_PRODUCER_ID: Final = InitProducerIdRequest.API_KEY
 
-_ERR_TOPIC_AUTHORIZATION_FAILED: Final = TopicAuthorizationFailedError.errno
-_ERR_GROUP_AUTHORIZATION_FAILED: Final = GroupAuthorizationFailedError.errno
-_ERR_OPERATION_NOT_ATTEMPTED: Final = OperationNotAttemptedError.errno
 _REFIND: Final = frozenset((CoordinatorNotAvailableError.errno, NotCoordinatorError.errno))
 _RETRY: Final = frozenset(
     (CoordinatorLoadInProgressError.errno, ConcurrentTransactionsError.errno, UnknownTopicOrPartitionError.errno,
@@ -258,26 +256,18 @@ class TransactionManager:
         host: the producer's side (time, drain, pending records).
         client: the :class:`kproto.client.Client` (coordinators, requests).
         ids: the producer id, epoch and sequences.
-        transactional_id: the ``transactional_id`` option.
-        transaction_timeout_ms: the ``transaction_timeout_ms`` option.
-        retry_backoff: seconds between retries of a coordinator request.
+        config: validated options with a ``transactional_id`` (also
+            ``transaction_timeout_ms``, and ``retry_backoff_ms`` between
+            retries of a coordinator request).
     """
 
-    def __init__(
-        self,
-        host: TransactionHost,
-        client: Client,
-        ids: IdempotenceState,
-        transactional_id: str,
-        transaction_timeout_ms: int,
-        retry_backoff: float,
-    ) -> None:
+    def __init__(self, host: TransactionHost, client: Client, ids: IdempotenceState, config: ProducerConfig) -> None:
+        assert config.transactional_id is not None
         self._host = host
         self._client = client
         self._ids = ids
-        self.transactional_id = transactional_id
-        self._timeout_ms = transaction_timeout_ms
-        self._backoff = retry_backoff
+        self._config = config
+        self.transactional_id: str = config.transactional_id
         self.state = UNINITIALIZED
         #: The error of ABORTABLE_ERROR or FATAL.
         self.error: KafkaError | None = None
@@ -460,7 +450,7 @@ class TransactionManager:
                 pid, epoch = ids.producer_id, ids.epoch
         request = InitProducerIdRequest(
             transactional_id=self.transactional_id,
-            transaction_timeout_ms=self._timeout_ms,
+            transaction_timeout_ms=self._config.transaction_timeout_ms,
             producer_id=pid,
             producer_epoch=epoch,
         )
@@ -503,13 +493,13 @@ class TransactionManager:
                     codes[(tr.name, pr.partition_index)] = pr.partition_error_code
             worst = 0
             for ps in parts:
-                code = codes.get((ps.topic, ps.partition), _ERR_OPERATION_NOT_ATTEMPTED)
+                code = codes.get((ps.topic, ps.partition), OperationNotAttemptedError.errno)
                 if code == 0:
                     self.added.add(ps)
                     self._started = True
                 else:
                     self._wanted[ps] = None
-                    if worst == 0 or worst == _ERR_OPERATION_NOT_ATTEMPTED:
+                    if worst == 0 or worst == OperationNotAttemptedError.errno:
                         worst = code
             if worst:
                 self._on_error(worst, "AddPartitionsToTxn")
@@ -560,7 +550,7 @@ class TransactionManager:
             worst = 0
             for tr in response.topics:
                 for pr in tr.partitions:
-                    if pr.error_code and worst in (0, _ERR_OPERATION_NOT_ATTEMPTED):
+                    if pr.error_code and worst in (0, OperationNotAttemptedError.errno):
                         worst = pr.error_code
             if worst:
                 self._on_error(worst, "TxnOffsetCommit", group=item.group_id)
@@ -637,19 +627,19 @@ class TransactionManager:
                 self._client.mark_coordinator_dead(group, _KEY_GROUP, now)
             else:
                 self._client.mark_coordinator_dead(self.transactional_id, _KEY_TXN, now)
-            self._retry_at = now + self._backoff
+            self._retry_at = now + self._config.retry_backoff_ms / 1000
             return
         if group is not None and code in _GROUP_ABORTABLE:
             self._abortable(error)
             return
-        if code == _ERR_TOPIC_AUTHORIZATION_FAILED or code == _ERR_GROUP_AUTHORIZATION_FAILED:
+        if code == TopicAuthorizationFailedError.errno or code == GroupAuthorizationFailedError.errno:
             self._abortable(error)
             return
         self._retry_or_fail(error, now, code)
 
     def _retry_or_fail(self, error: KafkaError, now: float, code: int = 0) -> None:
         if code in _RETRY or getattr(error, "retriable", False):
-            self._retry_at = now + self._backoff
+            self._retry_at = now + self._config.retry_backoff_ms / 1000
             return
         self._fatal(error)
 

@@ -4,7 +4,10 @@ Two members with ``group_instance_id`` share a 4-partition topic. One closes:
 a static member sends no LeaveGroup, so within its session the other keeps
 its partitions and takes none over. The closed member comes back under the
 same instance id and gets its old partitions again; the other's stay as they
-were, and every record is read.
+were, and every record is read. A second live member under an instance id in
+use fences the first: its ``poll`` raises ``FencedInstanceIdError`` (KIP-345,
+as the Java client's ``FencedInstanceIdException``) and the newcomer holds its
+partitions.
 
 Kafka only: on Tansu 0.6 the same scenario with 6 s sessions sometimes left
 both static members without partitions for a minute (with 20 s sessions it
@@ -21,6 +24,8 @@ import pytest
 from _adapters import TRANSPORTS, Consumer, open_consumer, run, sleep
 from _kafka import KafkaCluster
 from kafka import KafkaProducer
+
+from kproto.errors import FencedInstanceIdError
 
 PARTITIONS = 4  # what create_topic makes
 WAIT = 60.0
@@ -82,3 +87,36 @@ def test_static_member_comes_back_to_its_partitions(transport: str, kafka: Kafka
     assert state["b_after"] == state["b"]  # b came back to its own partitions
     assert state["a_after"] == state["a"]
     assert set(seen) == {b"r%d" % i for i in range(PARTITIONS * 5)}
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_a_second_member_under_the_same_instance_id_fences_the_first(transport: str, kafka: KafkaCluster) -> None:
+    topic = kafka.create_topic(f"gf-{uuid.uuid4().hex[:10]}")
+    opts: dict[str, Any] = dict(
+        bootstrap_servers=kafka.bootstrap, group_id=f"gf-{uuid.uuid4().hex[:8]}", session_timeout_ms=6000,
+        heartbeat_interval_ms=500, auto_offset_reset="earliest", enable_auto_commit=False,
+    )  # fmt: skip
+    seen: list[bytes] = []
+    state: dict[str, Any] = {}
+
+    async def scenario() -> None:
+        async with open_consumer(transport, topic, group_instance_id="static-x", **opts) as a:
+            await settle([a], seen)
+            state["a"] = a.c.assignment()
+            async with open_consumer(transport, topic, group_instance_id="static-x", **opts) as a2:
+                deadline = time.monotonic() + WAIT
+                while "fenced" not in state or len(a2.c.assignment()) < PARTITIONS:
+                    assert time.monotonic() < deadline, (state, a2.c.assignment())
+                    await a2.poll(100)
+                    if "fenced" not in state:
+                        try:
+                            await a.poll(100)
+                        except FencedInstanceIdError as exc:
+                            state["fenced"] = exc
+                state["a2"] = a2.c.assignment()
+
+    run(transport, scenario)
+    assert len(state["a"]) == PARTITIONS
+    assert isinstance(state["fenced"], FencedInstanceIdError)
+    assert "static-x" in str(state["fenced"])
+    assert state["a2"] == state["a"]  # the newcomer took the fenced member's partitions

@@ -318,6 +318,18 @@ def test_fatal_partition_error_surfaces_from_poll() -> None:
         core.poll(None, 0.1)
 
 
+def test_a_drivers_failure_is_raised_from_the_next_poll_once() -> None:
+    """``fail`` is how a driver's background thread (the sync heartbeat thread) hands poll its error."""
+    core, _ = make()
+    error = RuntimeError("the heartbeat thread died")
+    core.fail(error)
+    assert core.has_buffered()
+    with pytest.raises(RuntimeError) as raised:
+        core.poll(None, 0.0)
+    assert raised.value is error
+    assert core.poll(None, 0.0) == {}
+
+
 def test_pause_keeps_buffer_and_stops_fetching() -> None:
     core, client = make(auto_offset_reset="earliest")
     core.assign([TP0], now=0.0)

@@ -19,6 +19,8 @@ from kproto.errors import (
 )
 from kproto.socks5 import ProxyAddress, Socks5Handshake, parse_proxy_url
 from tests.unit.test_connection import API_VERSIONS_V4, T0, new_conn
+from tests.unit.test_messages_fuzz_seeds import ROOT
+from tests.unit.test_messages_fuzz_seeds import _harness as fuzz_harness
 
 NO_AUTH = ProxyAddress(host="proxy", port=1080)
 WITH_AUTH = ProxyAddress(host="proxy", port=1080, username="alice", password="s3cret")
@@ -234,3 +236,13 @@ def test_any_proxy_bytes_end_in_done_a_named_error_or_waiting(chunks: list[bytes
     except (KafkaConnectionError, KafkaProtocolError, AuthenticationFailedError):
         return
     assert h.done or len(h._buf) <= 4 + 1 + 255 + 2
+
+
+def test_fuzz_seed_corpus_runs_clean() -> None:
+    """fuzz/fuzz_socks5.py over its committed seeds: each split agrees with its RFC 1928 reading."""
+    harness = fuzz_harness("socks5")
+    seeds = sorted((ROOT / "fuzz" / "corpus" / "socks5").iterdir())
+    assert len(seeds) >= 5
+    for seed in seeds:
+        harness.test_one_input(seed.read_bytes())
+    assert harness.expected(b"\x05\x00\x05\x00\x00\x01" + bytes(6), False, True) == "done"
