@@ -340,6 +340,11 @@ class BrokerConnection:
         return self.state in _OPEN_STATES
 
     @property
+    def now(self) -> float:
+        """The ``now`` of the latest driving input (callbacks run inside it carry none of their own)."""
+        return self._now
+
+    @property
     def in_flight_count(self) -> int:
         """Requests written and awaiting a response."""
         return len(self._in_flight)

@@ -603,7 +603,7 @@ class SaslAuthenticator:
     def _current_now(self) -> float:
         # Handshake callbacks carry no ``now``; the connection saw the input
         # that completed them, so its clock is the current one.
-        now: float = getattr(self._conn, "_now", self._now)
+        now: float = getattr(self._conn, "now", self._now)
         return now
 
     def _authenticating(self) -> bool:

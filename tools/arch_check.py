@@ -1,4 +1,4 @@
-"""Architecture check (issue 14): class sizes, module import cycles, public ``Any``.
+"""Architecture check (issue 14): class sizes, module import cycles, public ``Any``, private reaches.
 
 Reads the syntax trees of every module under ``kproto/`` and ``transports/``
 (the generated ``kproto/protocol/messages`` left out) and prints:
@@ -28,10 +28,12 @@ Reads the syntax trees of every module under ``kproto/`` and ``transports/``
   functions, local annotations); aliases are not followed (an alias naming
   ``Any`` counts once, where it is defined). ``transports/`` is a client of
   the core, not its API, and is left out. :data:`ALLOWED_ANY` lists the few
-  kept on purpose, each with why: they are printed but do not fail.
+  kept on purpose, each with why: they are printed but do not fail;
+- every reach of a module into another's private names (:func:`foreign_private`).
 
-Exits 1 when a class is too long, a cycle exists, or a public ``Any`` outside
-:data:`ALLOWED_ANY` is found (or an entry there matches nothing any more).
+Exits 1 when a class is too long, a cycle exists, a public ``Any`` outside
+:data:`ALLOWED_ANY` is found (or an entry there matches nothing any more), or a
+module reaches into another's private names.
 Run from the repository root: ``python tools/arch_check.py``.
 ``tests/unit/test_architecture.py`` runs :func:`check` and asserts that
 none of these is found.
@@ -103,6 +105,19 @@ class PublicAny(NamedTuple):
         return f"{self.path}:{self.line} {self.name}"
 
 
+class Reach(NamedTuple):
+    """A module reaching into another's private name: ``obj._x`` or ``from m import _x``."""
+
+    module: str
+    #: The expression (``core._client``) or the import (``from m import _x``).
+    what: str
+    path: str
+    line: int
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.line} {self.what}"
+
+
 class Report(NamedTuple):
     #: Every class (nested ones too, named ``Outer.Inner``), longest first.
     classes: list[ClassSize]
@@ -112,6 +127,8 @@ class Report(NamedTuple):
     modules: int
     #: ``PublicAny`` of each public signature naming ``Any`` (kproto only), in file order.
     public_any: list[PublicAny] = []
+    #: Every reach into another module's private names (:func:`foreign_private`), in file order.
+    reaches: list[Reach] = []
 
     def unexpected_any(self) -> list[PublicAny]:
         """The public ``Any`` not in :data:`ALLOWED_ANY`."""
@@ -282,6 +299,67 @@ def public_any(module: str, tree: ast.Module, path: str = "") -> list[PublicAny]
     return out
 
 
+#: ``namedtuple``'s public API spells its names with an underscore.
+_NAMEDTUPLE_API = frozenset({"_replace", "_asdict", "_fields", "_make", "_field_defaults"})
+
+
+def _own_names(tree: ast.Module) -> set[str]:
+    """The names a module gives its own objects: ``self.x = ...``, class-body names, methods, ``__slots__``."""
+    own: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Store):
+            if isinstance(node.value, ast.Name) and node.value.id in ("self", "cls"):
+                own.add(node.attr)
+        elif isinstance(node, ast.ClassDef):
+            for stmt in node.body:
+                if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                    own.add(stmt.name)
+                targets = stmt.targets if isinstance(stmt, ast.Assign) else (
+                    [stmt.target] if isinstance(stmt, ast.AnnAssign) else [])
+                for target in targets:
+                    for name in ast.walk(target):
+                        if isinstance(name, ast.Name):
+                            own.add(name.id)
+                        elif isinstance(name, ast.Constant) and isinstance(name.value, str):
+                            own.add(name.value)  # in a __slots__ tuple
+                if isinstance(stmt, ast.Assign) and any(
+                    isinstance(t, ast.Name) and t.id == "__slots__" for t in stmt.targets
+                ):
+                    own.update(c.value for c in ast.walk(stmt.value)
+                               if isinstance(c, ast.Constant) and isinstance(c.value, str))
+    return own
+
+
+def _private(name: str) -> bool:
+    return name.startswith("_") and not name.startswith("__")
+
+
+def foreign_private(module: str, tree: ast.Module, known: set[str], path: str = "") -> list[Reach]:
+    """Where ``module`` reaches into another module's private names (issue 14: "no module reaches
+    into another's private attributes").
+
+    - ``obj._x`` on an object other than ``self``/``cls`` when ``module`` does not define ``_x``
+      itself (``self._x = ...``, a class-body name or method, a ``__slots__`` entry);
+      ``namedtuple``'s ``_replace``/``_asdict``... are public API;
+    - ``from pkg.mod import _x`` of a name that is not a module of ``known`` (private modules are
+      the packages' own business; an ``as _alias`` of a public name is a local name).
+    """
+    own = _own_names(tree) | _NAMEDTUPLE_API
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and _private(node.attr) and node.attr not in own and not (
+            isinstance(node.value, ast.Name) and node.value.id in ("self", "cls")
+        ):
+            found.append(Reach(module, ast.unparse(node), path, node.lineno))
+        elif isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] in PACKAGES:
+            found.extend(
+                Reach(module, f"from {node.module} import {alias.name}", path, node.lineno)
+                for alias in node.names
+                if _private(alias.name) and f"{node.module}.{alias.name}" not in known
+            )
+    return sorted(found, key=lambda r: r.line)
+
+
 def _strongly_connected(graph: dict[str, set[str]]) -> list[list[str]]:
     """Tarjan's strongly connected components with more than one module."""
     index: dict[str, int] = {}
@@ -359,7 +437,11 @@ def check(root: Path = ROOT) -> Report:
         if name == "kproto" or name.startswith("kproto.")
         for hit in public_any(name, tree, modules[name].relative_to(root).as_posix())
     ]
-    return Report(classes, cycles, len(modules), anys)
+    reaches = [
+        hit for name, tree in trees.items()
+        for hit in foreign_private(name, tree, known, modules[name].relative_to(root).as_posix())
+    ]
+    return Report(classes, cycles, len(modules), anys, reaches)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -389,7 +471,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  kept: {a}")
     for key in stale:
         print(f"  ALLOWED_ANY entry matching nothing (delete it): {key}")
-    return 1 if too_long or report.cycles or unexpected or stale else 0
+    print(f"reaches into another module's private names: {len(report.reaches) or 'none'}")
+    for reach in report.reaches:
+        print(f"  {reach}")
+    return 1 if too_long or report.cycles or unexpected or stale or report.reaches else 0
 
 
 if __name__ == "__main__":

@@ -17,7 +17,6 @@ import enum
 import inspect
 import logging
 import secrets
-import types
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
@@ -332,8 +331,7 @@ class AdminFacadeBase:
         """The shaped result once the driver stopped for ``call``."""
         self._check_open()
         if not finished:
-            # timeout_error reads the client's last failure from a core's ``_client``.
-            raise timeout_error(types.SimpleNamespace(_client=self._core.client), f"{call.what} did not complete in time")
+            raise timeout_error(self._core, f"{call.what} did not complete in time")
         return call.shape(call.op)
 
     def _start(self, make: Callable[[float], AdminOp], shape: Callable[[AdminOp], Any]) -> Any:

@@ -30,7 +30,7 @@ from kproto.consumer import ConsumerRecord, TopicPartition
 from kproto.errors import IllegalStateError, KafkaError
 from kproto.protocol.records import RecordsBuffer, encode_headers
 from transports._common import AsyncProducerBase, Delivery, FacadeOptions, RecordMetadata, prepare_record
-from transports._consumer_sync import ConsumerFacadeBase, _tp, _tps
+from transports._consumer_sync import ConsumerFacadeBase, as_tp, as_tps
 
 if TYPE_CHECKING:
     from kproto.consumer.core import Pending
@@ -138,6 +138,7 @@ class HandleCompat:
         def result(self) -> RecordMetadata: ...
         def exception(self) -> BaseException | None: ...
         def add_done_callback(self, fn: Callable[[Any], object]) -> None: ...
+        def _outcome(self) -> RecordMetadata: ...  # Delivery's, in the handle this is mixed into
 
     def get(self, timeout: float | None = None) -> RecordMetadata:
         """kafka-python's ``future.get()`` for a handle that is done (after ``flush``).
@@ -294,8 +295,7 @@ class TrioHandleCompat(HandleCompat):
         """
         if not self.done():
             raise IllegalStateError("delivery not done yet")
-        outcome: RecordMetadata = cast(Any, self)._outcome()
-        return outcome
+        return self._outcome()
 
     def add_done_callback(self, fn: Callable[[Any], object]) -> None:
         """``fn(handle)`` once acknowledged or failed (at once if done); it must not block."""
@@ -564,7 +564,7 @@ class ConsumerCompat(ConsumerFacadeBase):
         await self.close()
 
     def _assigned(self, partitions: tuple[TopicPartition, ...]) -> set[TopicPartition]:
-        tps = set(_tps(partitions))
+        tps = set(as_tps(partitions))
         missing = tps - self.assignment()
         if missing:
             raise IllegalStateError(f"partitions {sorted(missing)} are not assigned")
@@ -652,11 +652,11 @@ class ConsumerCompat(ConsumerFacadeBase):
 
     def last_stable_offset(self, partition: TopicPartition) -> int | None:
         """The LastStableOffset of the last fetch of ``partition`` (KIP-98), None before one."""
-        return self._core.last_stable_offset(_tp(partition))
+        return self._core.last_stable_offset(as_tp(partition))
 
     def last_poll_timestamp(self, partition: TopicPartition) -> int | None:
         """When (ms since the epoch) the last fetch response for ``partition`` came, None before one."""
-        at = self._core.last_fetch_time(_tp(partition))
+        at = self._core.last_fetch_time(as_tp(partition))
         if at is None:
             return None
         return int((time.time() - (self._clock() - at)) * 1000)

@@ -338,7 +338,7 @@ class AsyncProducerBase(Generic[_D]):
 
     def _observed_driver(self, core: Any, clock: Callable[[], float]) -> dict[str, Any]:
         """The driver settings for ``core``, with this producer's observer in its sink."""
-        self._observer = Observer("producer", self._observe, clock, getattr(core, "_client", None))
+        self._observer = Observer("producer", self._observe, clock, getattr(core, "client", None))
         self._observer.metrics_source = self.metrics
         return {**PRODUCER_DRIVER, "sink": self._observer.producer_sink(dispatch_events)}
 
@@ -709,7 +709,7 @@ def auth_failure(core: Any) -> BaseException | None:
     """
     # ProducerCore.auth_error; a core without that property (the consumer's,
     # a stand-in) is asked through its client.
-    client = getattr(core, "_client", None)
+    client = getattr(core, "client", None)
     if hasattr(type(core), "auth_error"):
         error = core.auth_error
     else:
@@ -730,7 +730,7 @@ def auth_failure(core: Any) -> BaseException | None:
 
 def last_error(core: Any) -> BaseException | None:
     """Why the core's client last failed to connect or to get metadata, None if unknown."""
-    client = getattr(core, "_client", None)
+    client = getattr(core, "client", None)
     error = getattr(client, "last_error", None)
     return error if isinstance(error, BaseException) else None
 

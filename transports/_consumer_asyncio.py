@@ -26,7 +26,7 @@ from kproto.errors import IllegalStateError
 from transports._aiokafka_compat import ConsumerCompat
 from transports._asyncio_driver import AsyncioDriver
 from transports._common import timeout_error
-from transports._consumer_sync import Offsets, _tp, _tps
+from transports._consumer_sync import Offsets, as_tp, as_tps
 
 __all__ = ["AsyncConsumerBase", "KafkaConsumer"]
 
@@ -110,7 +110,7 @@ class AsyncConsumerBase(ConsumerCompat):
         core = self._core
         clock = self._clock
         deadline = clock() + timeout_ms / 1000
-        client = getattr(core, "_client", None)
+        client = getattr(core, "client", None)
 
         def auth_failure_seen() -> bool:
             return getattr(client, "auth_error", None) is not None
@@ -158,7 +158,7 @@ class AsyncConsumerBase(ConsumerCompat):
     async def position(self, partition: TopicPartition, timeout_ms: float | None = None) -> int:
         """The offset of the next record ``poll`` returns (waits for a pending reset)."""
         self._check_open()
-        tp = _tp(partition)
+        tp = as_tp(partition)
         timeout = _DEFAULT_API_TIMEOUT if timeout_ms is None else timeout_ms / 1000
         self._kick()
         return self._position(tp, await self._run_until(self._position_known(tp), timeout), timeout)
@@ -179,7 +179,7 @@ class AsyncConsumerBase(ConsumerCompat):
         self, partitions: Iterable[TopicPartition], spec: int, timeout_ms: float | None, what: str
     ) -> dict[TopicPartition, int]:
         """ListOffsets of each partition for ``spec`` (-2: earliest, -1: latest)."""
-        tps = _tps(partitions)
+        tps = as_tps(partitions)
         p = self._core.list_offsets({tp: spec for tp in tps}, self._clock())
         return self._offsets_map(await self._wait(p, timeout_ms, what), tps)
 
@@ -223,7 +223,7 @@ class AsyncConsumerBase(ConsumerCompat):
         self, partition: TopicPartition, metadata: bool = False, timeout_ms: float | None = None
     ) -> int | OffsetAndMetadata | None:
         """The group's committed offset of ``partition`` (OffsetAndMetadata with ``metadata=True``)."""
-        tp = _tp(partition)
+        tp = as_tp(partition)
         p = self._core.committed([tp], self._clock())
         om = (await self._wait(p, timeout_ms, "committed")).get(tp)
         if om is None or metadata:

@@ -51,7 +51,7 @@ def crash_consumer(core: Any, exc: BaseException, now: float) -> None:
     :func:`~transports._common.crashed_error`).
     """
     log.error("kproto consumer driver crashed", exc_info=exc)
-    client = getattr(core, "_client", None)
+    client = getattr(core, "client", None)
     try:
         if client is not None:
             client.close(now)
@@ -76,7 +76,12 @@ _DEFAULT_API_TIMEOUT: Final = 60.0
 Offsets = Mapping[TopicPartition, OffsetAndMetadata | int]
 
 
-def _tp(tp: Any) -> TopicPartition:
+def as_tp(tp: Any) -> TopicPartition:
+    """``tp`` as a TopicPartition (a ``(topic, partition)`` pair is accepted, as kafka-python does).
+
+    Raises:
+        TypeError: Anything else.
+    """
     if isinstance(tp, TopicPartition):
         return tp
     try:
@@ -88,10 +93,11 @@ def _tp(tp: Any) -> TopicPartition:
     return TopicPartition(topic, partition)
 
 
-def _tps(partitions: Iterable[Any]) -> list[TopicPartition]:
+def as_tps(partitions: Iterable[Any]) -> list[TopicPartition]:
+    """Each of ``partitions`` through :func:`as_tp` (a single one is refused: a list is expected)."""
     if isinstance(partitions, (str, TopicPartition)):
         raise TypeError("expected a list of TopicPartition")
-    return [_tp(tp) for tp in partitions]
+    return [as_tp(tp) for tp in partitions]
 
 
 class ConsumerFacadeBase:
@@ -163,7 +169,7 @@ class ConsumerFacadeBase:
             IllegalStateError: after ``subscribe()``.
         """
         self._check_open()
-        self._core.assign(_tps(partitions), self._clock())
+        self._core.assign(as_tps(partitions), self._clock())
         self._iter_buffer = []
 
     def assignment(self) -> set[TopicPartition]:
@@ -211,20 +217,20 @@ class ConsumerFacadeBase:
             IllegalStateError: ``partition`` is not assigned.
         """
         self._check_open()
-        self._core.seek(_tp(partition), offset, self._clock())
-        self._drop_iter(_tp(partition))
+        self._core.seek(as_tp(partition), offset, self._clock())
+        self._drop_iter(as_tp(partition))
 
     def seek_to_beginning(self, *partitions: TopicPartition) -> None:
         """Seek to the earliest offset of each partition (all assigned when none given)."""
         self._check_open()
-        tps = _tps(partitions)
+        tps = as_tps(partitions)
         self._core.seek_to_beginning(tps, self._clock())
         self._drop_iter(*tps)
 
     def seek_to_end(self, *partitions: TopicPartition) -> None:
         """Seek to the end offset of each partition (all assigned when none given)."""
         self._check_open()
-        tps = _tps(partitions)
+        tps = as_tps(partitions)
         self._core.seek_to_end(tps, self._clock())
         self._drop_iter(*tps)
 
@@ -240,11 +246,11 @@ class ConsumerFacadeBase:
 
     def pause(self, *partitions: TopicPartition) -> None:
         """Stop fetching and returning records for ``partitions``."""
-        self._core.pause(_tps(partitions))
+        self._core.pause(as_tps(partitions))
 
     def resume(self, *partitions: TopicPartition) -> None:
         """Undo :meth:`pause`."""
-        self._core.resume(_tps(partitions), self._clock())
+        self._core.resume(as_tps(partitions), self._clock())
 
     def paused(self) -> set[TopicPartition]:
         """The paused partitions."""
@@ -252,7 +258,7 @@ class ConsumerFacadeBase:
 
     def highwater(self, partition: TopicPartition) -> int | None:
         """The last known high watermark of ``partition`` (None before a fetch)."""
-        return self._core.highwater(_tp(partition))
+        return self._core.highwater(as_tp(partition))
 
     def bootstrap_connected(self) -> bool:
         """True once a bootstrap server answered."""
@@ -354,14 +360,14 @@ class ConsumerFacadeBase:
         for tp, ts in timestamps.items():
             if isinstance(ts, bool) or not isinstance(ts, int) or ts < 0:
                 raise ValueError(f"offsets_for_times: timestamp for {tp!r} must be an int >= 0, got {ts!r}")
-            out[_tp(tp)] = ts
+            out[as_tp(tp)] = ts
         return out
 
     @staticmethod
     def _commit_offsets(offsets: Mapping[TopicPartition, Any] | None) -> dict[TopicPartition, Any] | None:
         if offsets is None:
             return None
-        return {_tp(tp): om for tp, om in offsets.items()}
+        return {as_tp(tp): om for tp, om in offsets.items()}
 
 
 class KafkaConsumer(ConsumerFacadeBase, SelectorClient):
@@ -523,7 +529,7 @@ class KafkaConsumer(ConsumerFacadeBase, SelectorClient):
             KafkaTimeoutError: not known within ``timeout_ms``.
         """
         self._check_open()
-        tp = _tp(partition)
+        tp = as_tp(partition)
         assert self._driver is not None
         timeout = _DEFAULT_API_TIMEOUT if timeout_ms is None else timeout_ms / 1000
         return self._position(tp, self._driver.run_until(self._position_known(tp), timeout), timeout)
@@ -544,7 +550,7 @@ class KafkaConsumer(ConsumerFacadeBase, SelectorClient):
         self, partitions: Iterable[TopicPartition], spec: int, timeout_ms: float | None, what: str
     ) -> dict[TopicPartition, int]:
         """ListOffsets of each partition for ``spec`` (-2: earliest, -1: latest)."""
-        tps = _tps(partitions)
+        tps = as_tps(partitions)
         p = self._core.list_offsets({tp: spec for tp in tps}, self._clock())
         return self._offsets_map(self._wait(p, timeout_ms, what), tps)
 
@@ -595,7 +601,7 @@ class KafkaConsumer(ConsumerFacadeBase, SelectorClient):
         self, partition: TopicPartition, metadata: bool = False, timeout_ms: float | None = None
     ) -> int | OffsetAndMetadata | None:
         """The group's committed offset of ``partition`` (an OffsetAndMetadata with ``metadata=True``)."""
-        tp = _tp(partition)
+        tp = as_tp(partition)
         p = self._core.committed([tp], self._clock())
         om = self._wait(p, timeout_ms, "committed").get(tp)
         if om is None or metadata:

@@ -399,8 +399,11 @@ class Observer:
         """``on_acknowledgement`` for every record of the delivery reports in ``evs``."""
         for ev in evs:
             if type(ev) is RecordsDelivered:
-                for tok in ev.tokens:
-                    meta = tok._metadata()  # type: ignore[attr-defined]
+                tokens: Sequence[Any] = ev.tokens  # the facades' futures
+                for tok in tokens:
+                    meta = tok.value  # kafka-python's future.value: the metadata, as it is delivered
+                    if meta is None:
+                        continue  # failed before this report: its on_acknowledgement ran then
                     for icp in self.interceptors:
                         _call(icp, "on_acknowledgement", meta, None)
             elif type(ev) is DeliveryFailed:

@@ -63,7 +63,7 @@ class SelectorDriver(Driver[_Conn]):
         self._resolving: list[_Conn] = []
         self._wake: tuple[socket.socket, socket.socket] | None = None
         #: A wake-up byte is in flight (another wakeup() need not send one).
-        self._wake_pending = False
+        self.wake_pending = False
         #: In ``select`` (or about to be): a thread adding work must call :meth:`wakeup`.
         self.sleeping = False
 
@@ -77,8 +77,8 @@ class SelectorDriver(Driver[_Conn]):
 
     def wakeup(self) -> None:
         """Make a :meth:`step` blocked in another thread return soon."""
-        if self._wake is not None and not self._wake_pending:
-            self._wake_pending = True
+        if self._wake is not None and not self.wake_pending:
+            self.wake_pending = True
             try:  # (try, not contextlib.suppress: user threads call this per wake-up)
                 self._wake[1].send(b"\0")
             except OSError:
@@ -120,7 +120,7 @@ class SelectorDriver(Driver[_Conn]):
                 with contextlib.suppress(OSError):
                     while key.fileobj.recv(4096):  # type: ignore[union-attr]
                         pass
-                self._wake_pending = False
+                self.wake_pending = False
             elif conn.closed_by_us:
                 continue
             elif conn.attempt is not None:

@@ -136,6 +136,12 @@ class FutureRecordMetadata(Delivery):
         #: Bytes reserved against buffer_memory until the outcome is known.
         self._nbytes = max(key_size, 0) + max(value_size, 0) + max(header_size, 0)
 
+    def _unsent(self, exc: BaseException) -> None:
+        """Fail a record the core never took (``send`` raised on it, or the producer closed) and give
+        its reserved bytes back (``core.send_many``'s ``failed``)."""
+        self._fail(exc)
+        self._loop.held -= self._nbytes
+
     # Called on the I/O thread by dispatch_events (or Delivery._fail) once
     # _state is set; _add may be adding a callback on another thread at the
     # same time: both take the list under the lock, so each runs once.
@@ -264,12 +270,6 @@ def _send_each(core: Any) -> Callable[[deque[Any], float, Callable[[Any, Excepti
         return True
 
     return send_many
-
-
-def _fail_token(token: Any, exc: Exception) -> None:
-    """``core.send_many``'s ``failed``: the record's future fails with what ``send`` raised."""
-    token._fail(exc)
-    token._loop.held -= token._nbytes
 
 
 class _Op:
@@ -482,7 +482,7 @@ class _IOLoop(SelectorDriver):
         was_full = len(inbox) >= _INBOX_LIMIT
         while inbox:
             # Records go to the core in bulk (send_many stops at an _Op).
-            if not send_many(inbox, now, _fail_token):
+            if not send_many(inbox, now, FutureRecordMetadata._unsent):
                 self.blocked = True
                 self.cap = -1
                 break
@@ -521,8 +521,8 @@ class _IOLoop(SelectorDriver):
         leftovers = [item for item in self.inbox if type(item) is tuple]
         self.inbox.clear()
         error = self.close_error or IllegalStateError("producer closed before the record was sent")
-        for item in leftovers:
-            item[-1]._fail(error)
+        for *_, future in leftovers:
+            future._unsent(error)
         for op in self._polling:
             op.error = IllegalStateError("producer closed")
             op.done = True
@@ -553,7 +553,7 @@ class KafkaProducer(SyncTransactions):
         self._options, self.config = split_configs(configs)
         self._max_block = self.config.max_block_ms / 1000.0
         self._core = self._make_core(self.config, _monotonic(), **self._options.core_kwargs())
-        self._observer = Observer("producer", observe, _monotonic, getattr(self._core, "_client", None))
+        self._observer = Observer("producer", observe, _monotonic, getattr(self._core, "client", None))
         security = self._options.security
         self._loop = _IOLoop(
             self._core,
@@ -674,8 +674,8 @@ class KafkaProducer(SyncTransactions):
         if held > loop.cap or self._inbox_near_full:  # (cap: limit, or -1 if blocked)
             self._wait_for_space(nbytes)
         inbox.append(item)
-        if loop.sleeping and not loop._wake_pending:
-            # (wake() checks _wake_pending too; checked here first, it saves a call
+        if loop.sleeping and not loop.wake_pending:
+            # (wake() checks wake_pending too; checked here first, it saves a call
             # for the many records sent while the I/O thread is asleep or waking.)
             loop.wake()
         self._unyielded += 1

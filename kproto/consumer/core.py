@@ -658,6 +658,11 @@ class ConsumerCore(ClientDriven):
         """True once a bootstrap server answered."""
         return self._client.bootstrap_connected()
 
+    @property
+    def client(self) -> ClientLike:
+        """The cluster client this core fetches through (its metrics, errors and events)."""
+        return self._client
+
     def metrics(self) -> dict[str, float]:
         """Counters: records consumed, bytes and fetches, commits, bytes buffered."""
         m = dict(self._metrics)

@@ -302,6 +302,11 @@ class ProducerCore(ClientDriven):
             self._client_closed = True
             self._client.close(now)
 
+    @property
+    def client(self) -> Client:
+        """The cluster client this core sends through (its metrics, errors and events)."""
+        return self._client
+
     def metrics(self, now: float) -> dict[str, dict[str, float]]:
         """Producer metrics in the kafka-python shape: ``{'producer-metrics': {...}}``.
 

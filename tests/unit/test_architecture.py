@@ -110,3 +110,39 @@ def test_imports_resolve_modules_and_packages() -> None:
     )
     found = arch_check.imports_of("kproto.admin.core", tree, known, is_package=False)
     assert found == {"kproto.admin.types", "kproto.admin"}
+
+
+def test_no_module_reaches_into_anothers_private_names() -> None:
+    assert [str(r) for r in arch_check.check(ROOT).reaches] == []
+
+
+def test_the_checker_sees_private_reaches(tmp_path: Path) -> None:
+    (tmp_path / "kproto").mkdir()
+    (tmp_path / "transports").mkdir()
+    (tmp_path / "kproto" / "__init__.py").write_text("")
+    (tmp_path / "kproto" / "_mod.py").write_text("def _helper() -> None: ...\n")
+    (tmp_path / "kproto" / "a.py").write_text(
+        "from collections import namedtuple\n"
+        "def _helper() -> None: ...\n"
+        "class A:\n"
+        "    __slots__ = ('_slot',)\n"
+        "    _klass = 1\n"
+        "    def __init__(self) -> None:\n        self._mine = 1\n"
+        "    def _method(self) -> None: ...\n"
+        "    def peer(self, other: 'A') -> int:\n"
+        "        return other._mine + other._slot + other._klass + self._anything\n"
+    )
+    (tmp_path / "transports" / "t.py").write_text(
+        "from kproto import _mod\n"
+        "from kproto._mod import _helper\n"
+        "from kproto.a import A as _A\n"
+        "def f(core: object, rec: object) -> object:\n"
+        "    core._client.close()\n"
+        "    rec._replace(x=1)\n"
+        "    return core.__dict__\n"
+    )
+    found = [(r.path, r.line, r.what) for r in arch_check.check(tmp_path).reaches]
+    assert found == [
+        ("transports/t.py", 2, "from kproto._mod import _helper"),
+        ("transports/t.py", 5, "core._client"),
+    ]
