@@ -151,7 +151,7 @@ class HandleCompat:
         """
         if not self.done():
             raise IllegalStateError("delivery not done yet: await the handle (or flush first)")
-        return self.result()
+        return self._outcome()
 
     @property
     def is_done(self) -> bool:
@@ -287,15 +287,8 @@ class TrioHandleCompat(HandleCompat):
                         log.exception("delivery callback %r raised", fn)
 
     def result(self) -> RecordMetadata:
-        """The metadata of a done handle.
-
-        Raises:
-            IllegalStateError: Not done yet.
-            KafkaError: The delivery failed.
-        """
-        if not self.done():
-            raise IllegalStateError("delivery not done yet")
-        return self._outcome()
+        """The metadata of a done handle, as :meth:`get` (``IllegalStateError`` while pending)."""
+        return self.get()
 
     def add_done_callback(self, fn: Callable[[Any], object]) -> None:
         """``fn(handle)`` once acknowledged or failed (at once if done); it must not block."""
