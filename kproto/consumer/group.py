@@ -288,16 +288,25 @@ class GroupMembership:
         """The leader rejoins when a topic it assigned has another partition count now (created
         or grown since: a topic without metadata at assignment got nothing), as Java's
         ConsumerCoordinator compares its assignment snapshot with each metadata update."""
+        if self.state is MemberState.STABLE and self._assignment_stale():
+            self._assigned_counts = None
+            self.request_rejoin(now)
+
+    def _assignment_stale(self) -> bool:
+        """True for a leader whose assignment used other partition counts than metadata shows now.
+
+        Checked on each metadata update and when the leader's SyncGroup completes:
+        metadata that arrived while the SyncGroup was in flight must count too.
+        """
         counts = self._assigned_counts
-        if counts is None or not self.leader or self.state is not MemberState.STABLE:
-            return
+        if counts is None or not self.leader:
+            return False
         cluster = self.host.client.cluster
         for topic, assigned in counts.items():
             parts = cluster.partitions_for(topic)
             if parts and len(parts) != assigned:
-                self._assigned_counts = None
-                self.request_rejoin(now)
-                return
+                return True
+        return False
 
     def request_rejoin(self, now: float) -> None:
         """Start a new rebalance at once (commit-failed, metadata change, poll after timeout)."""
@@ -615,6 +624,11 @@ class GroupMembership:
         if self._resubscribe:
             self._resubscribe = False
             self._pending = "rejoin"  # the subscription changed during the rebalance
+        elif self._assignment_stale():
+            # Metadata changed between the leader's assignment and its SyncGroup answer
+            # (Java's ConsumerCoordinator compares the snapshots on every poll).
+            self._assigned_counts = None
+            self._pending = "rejoin"
 
     def _send_heartbeat(self, node: int, now: float) -> None:
         if self.state is not MemberState.STABLE:

@@ -515,6 +515,37 @@ def test_leader_rejoins_when_a_topic_it_assigned_without_metadata_gets_partition
     assert req.member_id == "m1"
 
 
+def test_leader_rejoins_when_the_partitions_came_while_its_sync_was_in_flight() -> None:
+    """Metadata that shows the partitions between the leader's empty assignment and its
+    SyncGroup answer is not lost: the leader rejoins from the next poll."""
+    from kproto.consumer.assignors import decode_assignment, encode_subscription
+    from kproto.events import MetadataUpdated
+    from kproto.protocol.messages import JoinGroupResponse, SyncGroupResponse
+    from kproto.protocol.messages import join_group as JG
+
+    core, client = make(group_id="g", enable_auto_commit=False)
+    saved, client.cluster.leaders = client.cluster.leaders, {}  # the topic has no metadata yet
+    core.subscribe([T], now=0.0)
+    ((_, cb, _, _),) = client.take("JoinGroupRequest")
+    members = [JG.JoinGroupResponseMember(member_id="m1", metadata=encode_subscription([T]))]
+    deliver(core, cb, wire(JoinGroupResponse(generation_id=1, protocol_name="range", leader="m1",
+                                             member_id="m1", members=members), 5))
+    core.handle_timer(10.0)  # the metadata wait ends without the topic
+    ((sreq, scb, _, _),) = client.take("SyncGroupRequest")
+    assert [decode_assignment(a.assignment) for a in sreq.assignments] == [set()]
+    # The partitions show up while the SyncGroup is in flight.
+    client.cluster.leaders = saved
+    updates = [MetadataUpdated(version=2, topics=frozenset({T}))]
+    client.events = lambda: [updates.pop()] if updates else []  # type: ignore[method-assign]
+    core.handle_timer(10.5)
+    assert updates == [] and client.take("JoinGroupRequest") == []
+    deliver(core, scb, wire(SyncGroupResponse(assignment=sreq.assignments[0].assignment), 3), 11.0)
+    assert core.assignment() == set()
+    core.poll(None, 11.1)
+    ((req, _, _, _),) = client.take("JoinGroupRequest")
+    assert req.member_id == "m1"
+
+
 def test_commit_in_a_group_carries_the_generation() -> None:
     from kproto.consumer.assignors import encode_subscription
     from kproto.errors import CommitFailedError
