@@ -387,9 +387,14 @@ class AsyncProducerBase(Generic[_D]):
             await self._checkpoint()
             return
         deadline = None if timeout is None else driver.now() + timeout
+        first = True
         while True:
-            driver.core.flush(driver.now())
-            driver.kick()
+            # The driver is woken when the flush closed a lingering batch (and once at the start),
+            # not on every turn: kicked on every turn, it would wake this wait at once and spin
+            # until the last acknowledgement came.
+            if driver.core.flush(driver.now()) or first:
+                driver.kick()
+                first = False
             if driver.core.pending_count() == 0:
                 # Deliveries the core reported since the driver last ran must be
                 # resolved before flush returns.
@@ -507,8 +512,8 @@ class AsyncProducerBase(Generic[_D]):
             return handle
         if not accepted:
             deadline = clock() + self._max_block
+            driver.kick()  # once: acknowledgements wake the driver, and it wakes this wait
             while True:
-                driver.kick()
                 if not await driver.progress(deadline):
                     raise KafkaTimeoutError(
                         f"buffer_memory full for longer than max_block_ms ({self.config.max_block_ms} ms)"
@@ -548,7 +553,7 @@ async def wait_for_topic_async(
         if now - asked > 0.5:
             driver.core.request_metadata(topic, now)
             asked = now
-        driver.kick()
+            driver.kick()  # only after a request: a kick per turn would spin until the answer
         if not await driver.progress(min(deadline, now + 0.5)) and clock() >= deadline:
             raise timeout_error(
                 driver.core,

@@ -140,8 +140,8 @@ class AsyncTransactions:
         if op is None:
             return
         deadline = driver.now() + limit
+        driver.kick()  # once: the answers wake the driver, and it wakes this wait
         while not op.done:
-            driver.kick()
             if not await driver.progress(deadline) and not op.done:
                 raise _timed_out(what, limit)
         if op.error is not None:

@@ -531,13 +531,16 @@ class RecordAccumulator:
             if ps.open is not None:
                 self.close_batch(ps.open)
 
-    def flush(self, now: float) -> None:
-        """Make every buffered batch sendable now, whatever ``linger_ms`` says."""
+    def flush(self, now: float) -> bool:
+        """Make every buffered batch sendable now, whatever ``linger_ms`` says; True if one was open."""
         self.now = now
         self.dirty = True
+        closed = False
         for ps in list(self.queued):
             if ps.open is not None:
                 self.close_batch(ps.open)
+                closed = True
+        return closed
 
     def release(self, b: ProducerBatch) -> None:
         """``b`` is DONE (delivered or failed): its records are no longer pending, its bytes free."""

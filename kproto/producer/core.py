@@ -243,9 +243,13 @@ class ProducerCore(ClientDriven):
 
     # --- user calls -----------------------------------------------------------
 
-    def flush(self, now: float) -> None:
-        """Make every buffered batch sendable now, whatever ``linger_ms`` says."""
-        self._acc.flush(now)
+    def flush(self, now: float) -> bool:
+        """Make every buffered batch sendable now, whatever ``linger_ms`` says.
+
+        Returns:
+            True if a batch was still open (lingering): the driver has something new to send.
+        """
+        return self._acc.flush(now)
 
     def pending_count(self) -> int:
         """Records accepted and not yet delivered or failed."""
