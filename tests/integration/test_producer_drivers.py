@@ -59,6 +59,7 @@ class EchoCore:
         self.timer: float | None = None
         self.timer_calls = 0
         self.max_chunk = 0
+        self.turns = 0
 
     # Driven
     def connection_made(self, node_id: int, now: float) -> None:
@@ -84,6 +85,7 @@ class EchoCore:
         self.timer = now + self.timer_every if self.timer_every else None
 
     def commands(self) -> list[Command]:
+        self.turns += 1  # the driver pulls commands once per pump round
         cmds, self._cmds = self._cmds, []
         return cmds
 
@@ -402,6 +404,31 @@ def test_asyncio_full_buffer_and_timeouts(mute: LineServer) -> None:
     asyncio.run(main())
 
 
+#: Driver pump rounds a wait may take when nothing answers. Waking the driver on every
+#: turn, as the waits once did, spun thousands of rounds in the 0.5 s of these waits.
+QUIET_TURNS = 50
+
+
+def test_asyncio_waits_do_not_spin_the_driver(mute: LineServer) -> None:
+    """A send blocked on a full buffer and a flush waiting for answers leave the driver asleep."""
+
+    async def main() -> None:
+        p = make(ta, mute.port, core_kwargs={"capacity": 5}, max_block_ms=300)
+        await p.start()
+        for _ in range(5):
+            await p.send("t", b"x")
+        core = p.cores[0]
+        before = core.turns
+        with pytest.raises(KafkaTimeoutError):
+            await p.send("t", b"x")
+        with pytest.raises(KafkaTimeoutError):
+            await p.flush(timeout=0.2)
+        assert core.turns - before < QUIET_TURNS, core.turns - before
+        await p.close(timeout=0.1)
+
+    asyncio.run(main())
+
+
 def test_asyncio_unreachable_bootstrap() -> None:
     async def main() -> None:
         async with make(ta, closed_port(), max_block_ms=300) as p:
@@ -446,6 +473,25 @@ def test_trio_full_buffer_cancellation_and_timeouts(mute: LineServer) -> None:
             for h in handles:
                 with pytest.raises(KafkaTimeoutError):
                     await h
+
+    trio.run(main)
+
+
+def test_trio_waits_do_not_spin_the_driver(mute: LineServer) -> None:
+    """As the asyncio test: blocked sends and flushes leave the driver asleep."""
+
+    async def main() -> None:
+        async with make(tt, mute.port, core_kwargs={"capacity": 5}, max_block_ms=300) as p:
+            for _ in range(5):
+                await p.send("t", b"x")
+            core = p.cores[0]
+            before = core.turns
+            with pytest.raises(KafkaTimeoutError):
+                await p.send("t", b"x")
+            with pytest.raises(KafkaTimeoutError):
+                await p.flush(timeout=0.2)
+            assert core.turns - before < QUIET_TURNS, core.turns - before
+            await p.aclose(timeout=0.1)
 
     trio.run(main)
 
