@@ -8,8 +8,9 @@ Mixed into the facades' classes; nothing here drives I/O. What maps where:
   "unset" values that mean kproto's own default dropped).
 - :class:`ProducerCompat`: ``stop``, ``create_batch``/``send_batch``
   (:class:`BatchBuilder`) and ``async with producer.transaction()``.
-- :class:`ConsumerCompat`: ``getone``/``getmany`` with partition filters,
-  ``seek_to_committed``, ``last_stable_offset``, ``last_poll_timestamp``, ``stop``.
+- ``ConsumerCompat`` (in :mod:`transports._aiokafka_consumer`, so that a producer does not
+  import the consumer): ``getone``/``getmany`` with partition filters, ``seek_to_committed``,
+  ``last_stable_offset``, ``last_poll_timestamp``, ``stop``.
 - :class:`HandleCompat`: kafka-python's ``get``/``add_callback``/``add_errback``
   and the asyncio-future calls on top of each facade's ``add_done_callback``.
 
@@ -21,25 +22,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 import warnings
 from collections.abc import AsyncIterator, Callable, Generator, Iterable
 from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar, cast
 
-from kproto.consumer import ConsumerRecord, TopicPartition
 from kproto.errors import IllegalStateError, KafkaError
 from kproto.protocol.records import RecordsBuffer, encode_headers
 from transports._common import AsyncProducerBase, Delivery, FacadeOptions, RecordMetadata, prepare_record
-from transports._consumer_sync import ConsumerFacadeBase, as_tp, as_tps
-
-if TYPE_CHECKING:
-    from kproto.consumer.core import Pending
 
 __all__ = [
     "AsyncioHandleCompat",
     "BatchBuilder",
     "BatchDelivery",
-    "ConsumerCompat",
     "HandleCompat",
     "ProducerCompat",
     "TrioHandleCompat",
@@ -47,9 +41,6 @@ __all__ = [
     "TrioWaiter",
     "aiokafka_configs",
 ]
-
-#: aiokafka's ``max_poll_records=None``: no bound on one ``getmany``.
-_NO_LIMIT = 2**31 - 1
 
 #: aiokafka defaults meaning "not set", i.e. what kproto does when the option is absent:
 #: dropped before the shared option handling. Other values of these names go through to it.
@@ -69,6 +60,9 @@ _IGNORED = {
         "fetches follow responses and deadlines, not a polling timer; ignored"
     ),
 }
+
+#: aiokafka's ``max_poll_records=None``: no bound on one ``getmany``.
+NO_LIMIT = 2**31 - 1
 
 _D = TypeVar("_D", bound=Delivery)
 _warned: set[str] = set()
@@ -108,7 +102,7 @@ def aiokafka_configs(configs: dict[str, Any], *, consumer: bool, aiokafka: bool)
             raise TypeError("pass max_batch_size (aiokafka) or batch_size (kafka-python), not both")
         out["batch_size"] = out.pop("max_batch_size")
     if consumer and "max_poll_records" in out and out["max_poll_records"] is None:
-        out["max_poll_records"] = _NO_LIMIT
+        out["max_poll_records"] = NO_LIMIT
     if aiokafka:
         for name, why in _IGNORED.items():
             if name in out:
@@ -528,128 +522,3 @@ class TrioProducerCompat(ProducerCompat[_D]):
 
         scope: contextlib.AbstractContextManager[Any] = trio.CancelScope(shield=True)
         return scope
-
-
-# --- consumer ---------------------------------------------------------------------
-
-
-class ConsumerCompat(ConsumerFacadeBase):
-    """aiokafka's consumer options and methods, for the asyncio and trio consumers."""
-
-    #: The ``AIOKafkaConsumer`` flavour (aiokafka's meaning where the two APIs differ).
-    _aiokafka = False
-
-    if TYPE_CHECKING:  # AsyncConsumerBase's
-
-        async def poll(
-            self, timeout_ms: float = 0, max_records: int | None = None
-        ) -> dict[TopicPartition, list[ConsumerRecord]]: ...
-        async def close(self, autocommit: bool = True, timeout_ms: float | None = None) -> None: ...
-        async def _wait(self, pending: Pending[Any], timeout_ms: float | None, what: str) -> Any: ...
-
-    def _setup(self, topics: tuple[str, ...], configs: dict[str, Any], *args: Any, **kwargs: Any) -> None:
-        """aiokafka's option names mapped first (:func:`aiokafka_configs`)."""
-        configs = aiokafka_configs(configs, consumer=True, aiokafka=self._aiokafka)
-        super()._setup(topics, configs, *args, **kwargs)
-
-    async def stop(self) -> None:
-        """aiokafka's name for ``close()``: commit (auto-commit on), leave the group, close."""
-        await self.close()
-
-    def _assigned(self, partitions: tuple[TopicPartition, ...]) -> set[TopicPartition]:
-        tps = set(as_tps(partitions))
-        missing = tps - self.assignment()
-        if missing:
-            raise IllegalStateError(f"partitions {sorted(missing)} are not assigned")
-        return tps
-
-    def _take_iterated(self, only: set[TopicPartition], limit: int) -> dict[TopicPartition, list[ConsumerRecord]]:
-        """Records iteration (``getone``/``async for``) pulled but did not hand out yet, in order."""
-        out: dict[TopicPartition, list[ConsumerRecord]] = {}
-        buf, pos = self._iter_buffer, self._iter_pos
-        if pos >= len(buf):
-            return out
-        keep: list[ConsumerRecord] = []
-        for rec in buf[pos:]:
-            tp = TopicPartition(rec.topic, rec.partition)
-            if limit > 0 and (not only or tp in only):
-                out.setdefault(tp, []).append(rec)
-                limit -= 1
-            else:
-                keep.append(rec)
-        self._iter_buffer, self._iter_pos = keep, 0
-        return out
-
-    async def getmany(
-        self, *partitions: TopicPartition, timeout_ms: float = 0, max_records: int | None = None
-    ) -> dict[TopicPartition, list[ConsumerRecord]]:
-        """Records by partition (only of ``partitions`` when given), waiting up to ``timeout_ms``.
-
-        With partitions, the other assigned partitions are paused while this
-        waits (their buffered records stay for a later call).
-
-        Raises:
-            IllegalStateError: A partition given is not assigned.
-        """
-        self._check_open()
-        only = self._assigned(partitions)
-        limit = _NO_LIMIT if max_records is None else max_records
-        held = self._take_iterated(only, limit)
-        if held:
-            return held
-        if not only:
-            return await self.poll(timeout_ms=timeout_ms, max_records=max_records)
-        core = self._core
-        others = self.assignment() - only - core.paused()
-        core.pause(others)
-        try:
-            return await self.poll(timeout_ms=timeout_ms, max_records=max_records)
-        finally:
-            core.resume(others & self.assignment(), self._clock())
-
-    async def getone(self, *partitions: TopicPartition) -> ConsumerRecord:
-        """The next record (of ``partitions`` when given), waiting as long as it takes.
-
-        Never stops for ``consumer_timeout_ms`` (that bounds ``async for``).
-        """
-        while True:
-            got = await self.getmany(*partitions, timeout_ms=1000)
-            if got:
-                recs = [r for batch in got.values() for r in batch]
-                # The rest waits for the next getone/getmany/iteration, in order.
-                self._iter_buffer = recs[1:] + self._iter_buffer[self._iter_pos :]
-                self._iter_pos = 0
-                return recs[0]
-
-    async def seek_to_committed(self, *partitions: TopicPartition) -> dict[TopicPartition, int | None]:
-        """Seek each partition (all assigned when none given) to the group's committed offset.
-
-        A partition without a committed offset keeps its position.
-
-        Returns:
-            ``{partition: committed offset or None}``.
-
-        Raises:
-            IllegalStateError: A partition given is not assigned.
-            KafkaConfigurationError: No ``group_id``.
-        """
-        tps = self._assigned(partitions) or self.assignment()
-        got = await self._wait(self._core.committed(tps, self._clock()), None, "seek_to_committed")
-        out: dict[TopicPartition, int | None] = {}
-        for tp in tps:
-            om = got.get(tp)
-            out[tp] = None if om is None else om.offset
-            if om is not None and om.offset >= 0:
-                self.seek(tp, om.offset)
-        return out
-
-    def last_stable_offset(self, partition: TopicPartition) -> int | None:
-        """The LastStableOffset of the last fetch of ``partition`` (KIP-98), None before one."""
-        return self._core.last_stable_offset(as_tp(partition))
-
-    def last_poll_timestamp(self, partition: TopicPartition) -> int | None:
-        """When (ms since the epoch) the last fetch response for ``partition`` came, None before one."""
-        at = self._core.last_fetch_time(as_tp(partition))
-        if at is None:
-            return None
-        return int((time.time() - (self._clock() - at)) * 1000)

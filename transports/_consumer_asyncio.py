@@ -23,7 +23,7 @@ from typing import Any, Final, TypeVar
 from kproto.consumer import ConsumerRecord, OffsetAndMetadata, OffsetAndTimestamp, TopicPartition
 from kproto.consumer.core import Pending
 from kproto.errors import IllegalStateError
-from transports._aiokafka_compat import ConsumerCompat
+from transports._aiokafka_consumer import ConsumerCompat
 from transports._asyncio_driver import AsyncioDriver
 from transports._common import timeout_error
 from transports._consumer_sync import Offsets, as_tp, as_tps
