@@ -409,21 +409,26 @@ def test_asyncio_full_buffer_and_timeouts(mute: LineServer) -> None:
 QUIET_TURNS = 50
 
 
+async def wait_unanswered(p: Any) -> None:
+    """Fill a 5-record buffer nobody answers, then time out a send and a flush: few driver turns."""
+    for _ in range(5):
+        await p.send("t", b"x")
+    core = p.cores[0]
+    before = core.turns
+    with pytest.raises(KafkaTimeoutError):
+        await p.send("t", b"x")
+    with pytest.raises(KafkaTimeoutError):
+        await p.flush(timeout=0.2)
+    assert core.turns - before < QUIET_TURNS, core.turns - before
+
+
 def test_asyncio_waits_do_not_spin_the_driver(mute: LineServer) -> None:
     """A send blocked on a full buffer and a flush waiting for answers leave the driver asleep."""
 
     async def main() -> None:
         p = make(ta, mute.port, core_kwargs={"capacity": 5}, max_block_ms=300)
         await p.start()
-        for _ in range(5):
-            await p.send("t", b"x")
-        core = p.cores[0]
-        before = core.turns
-        with pytest.raises(KafkaTimeoutError):
-            await p.send("t", b"x")
-        with pytest.raises(KafkaTimeoutError):
-            await p.flush(timeout=0.2)
-        assert core.turns - before < QUIET_TURNS, core.turns - before
+        await wait_unanswered(p)
         await p.close(timeout=0.1)
 
     asyncio.run(main())
@@ -482,15 +487,7 @@ def test_trio_waits_do_not_spin_the_driver(mute: LineServer) -> None:
 
     async def main() -> None:
         async with make(tt, mute.port, core_kwargs={"capacity": 5}, max_block_ms=300) as p:
-            for _ in range(5):
-                await p.send("t", b"x")
-            core = p.cores[0]
-            before = core.turns
-            with pytest.raises(KafkaTimeoutError):
-                await p.send("t", b"x")
-            with pytest.raises(KafkaTimeoutError):
-                await p.flush(timeout=0.2)
-            assert core.turns - before < QUIET_TURNS, core.turns - before
+            await wait_unanswered(p)
             await p.aclose(timeout=0.1)
 
     trio.run(main)

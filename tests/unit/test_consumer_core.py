@@ -487,12 +487,13 @@ def test_group_join_sync_heartbeat_and_rebalance() -> None:
     assert req.member_id == "m1"
 
 
-def test_leader_rejoins_when_a_topic_it_assigned_without_metadata_gets_partitions() -> None:
-    """A group formed before its new topic's metadata came assigns nothing; once metadata shows
-    the partitions, the leader rejoins so they are assigned (Java's assignment snapshot check)."""
+def lone_leader_assigns_without_metadata() -> tuple[Any, Any, Any, Any, Any]:
+    """A one-member group whose topic has no metadata yet: the leader's SyncGroup assigns nothing.
+
+    Returns the core, the client, the topic's saved leaders, and the SyncGroup request and callback.
+    """
     from kproto.consumer.assignors import decode_assignment, encode_subscription
-    from kproto.events import MetadataUpdated
-    from kproto.protocol.messages import JoinGroupResponse, SyncGroupResponse
+    from kproto.protocol.messages import JoinGroupResponse
     from kproto.protocol.messages import join_group as JG
 
     core, client = make(group_id="g", enable_auto_commit=False)
@@ -505,6 +506,16 @@ def test_leader_rejoins_when_a_topic_it_assigned_without_metadata_gets_partition
     core.handle_timer(10.0)  # the metadata wait ends without the topic
     ((sreq, scb, _, _),) = client.take("SyncGroupRequest")
     assert [decode_assignment(a.assignment) for a in sreq.assignments] == [set()]
+    return core, client, saved, sreq, scb
+
+
+def test_leader_rejoins_when_a_topic_it_assigned_without_metadata_gets_partitions() -> None:
+    """A group formed before its new topic's metadata came assigns nothing; once metadata shows
+    the partitions, the leader rejoins so they are assigned (Java's assignment snapshot check)."""
+    from kproto.events import MetadataUpdated
+    from kproto.protocol.messages import SyncGroupResponse
+
+    core, client, saved, sreq, scb = lone_leader_assigns_without_metadata()
     deliver(core, scb, wire(SyncGroupResponse(assignment=sreq.assignments[0].assignment), 3), 10.0)
     assert core.assignment() == set() and client.take("JoinGroupRequest") == []
     client.cluster.leaders = saved  # the topic's partitions show up in the next metadata
@@ -518,21 +529,10 @@ def test_leader_rejoins_when_a_topic_it_assigned_without_metadata_gets_partition
 def test_leader_rejoins_when_the_partitions_came_while_its_sync_was_in_flight() -> None:
     """Metadata that shows the partitions between the leader's empty assignment and its
     SyncGroup answer is not lost: the leader rejoins from the next poll."""
-    from kproto.consumer.assignors import decode_assignment, encode_subscription
     from kproto.events import MetadataUpdated
-    from kproto.protocol.messages import JoinGroupResponse, SyncGroupResponse
-    from kproto.protocol.messages import join_group as JG
+    from kproto.protocol.messages import SyncGroupResponse
 
-    core, client = make(group_id="g", enable_auto_commit=False)
-    saved, client.cluster.leaders = client.cluster.leaders, {}  # the topic has no metadata yet
-    core.subscribe([T], now=0.0)
-    ((_, cb, _, _),) = client.take("JoinGroupRequest")
-    members = [JG.JoinGroupResponseMember(member_id="m1", metadata=encode_subscription([T]))]
-    deliver(core, cb, wire(JoinGroupResponse(generation_id=1, protocol_name="range", leader="m1",
-                                             member_id="m1", members=members), 5))
-    core.handle_timer(10.0)  # the metadata wait ends without the topic
-    ((sreq, scb, _, _),) = client.take("SyncGroupRequest")
-    assert [decode_assignment(a.assignment) for a in sreq.assignments] == [set()]
+    core, client, saved, sreq, scb = lone_leader_assigns_without_metadata()
     # The partitions show up while the SyncGroup is in flight.
     client.cluster.leaders = saved
     updates = [MetadataUpdated(version=2, topics=frozenset({T}))]
