@@ -27,10 +27,10 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import run as R  # noqa: E402
 
-#: (N1, N2) records per workload kind; the rest use DEFAULT. The window must hold the
-#: garbage collector's full collections of both trees alike: at 10,000 -> 50,000 p1k records
-#: the first one fell inside the window for one tree and after it for the other, a one-time
-#: cost read as +6% per record (Run 8 in RESULTS.md); from 50,000 to 250,000 both trees run two.
+#: (N1, N2) records per workload kind; the rest use DEFAULT. A full collection of the garbage
+#: collector that falls inside the window for one tree and not the other is a one-time cost
+#: read as a per-record one: at 10,000 -> 50,000 p1k records it read as +6% (Run 8 in
+#: RESULTS.md); over 50,000 -> 250,000 one collection more or less weighs about 2%.
 COUNTS = {"consume": (50_000, 250_000), "p10k": (2_000, 10_000), "p1k": (50_000, 250_000)}
 DEFAULT = (20_000, 100_000)
 
