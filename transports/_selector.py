@@ -49,16 +49,21 @@ class SelectorDriver(Driver[_Conn]):
     """Runs a core over non-blocking sockets in the caller's thread, one :meth:`step` at a time.
 
     ``reads`` ``recv`` calls of ``recv_size`` per readable socket per step (fetch responses are
-    megabytes); ``on_crash(core, exc, now)`` is told when :meth:`run_once` dies of a bug.
+    megabytes); ``on_crash(core, exc, now)`` is told when :meth:`run_once` dies of a bug. A thread
+    feeding the core from others (the sync producer's) passes ``serve``, run first in each step and
+    returning the longest sleep, and ``busy``: work queued that ``select`` must not sleep on.
     """
 
     def __init__(self, core: Driven, clock: Callable[[], float] = time.monotonic,
                  ssl_context: ssl.SSLContext | None = None, *, sink: Sink | None = None, recv_size: int = 1 << 20,
                  reads: int = 8, on_crash: Callable[[Any, BaseException, float], None] | None = None,
+                 serve: Callable[[], float] | None = None, busy: Callable[[], bool] = bool,
                  what: str) -> None:
         super().__init__(core, ssl_context, now=clock, sink=sink, on_crash=on_crash, what=what)
         self._recv_size = recv_size
         self._reads = reads
+        self.serve = serve
+        self.busy = busy  # (bool: bool() is False)
         self._sel = self.sockets.selector()
         self._resolving: list[_Conn] = []
         self._wake: tuple[socket.socket, socket.socket] | None = None
@@ -84,19 +89,17 @@ class SelectorDriver(Driver[_Conn]):
             except OSError:
                 pass  # the buffer is full: a wakeup is pending
 
-    def busy(self) -> bool:
-        """Work arrived that ``select`` must not sleep on (checked after ``sleeping`` is set)."""
-        return False
-
     def step(self, timeout: float) -> None:
         """Pump once, wait for I/O up to ``timeout`` or the core's timer, feed what came, run the timer."""
         core = self.core
+        if self.serve is not None:
+            timeout = min(timeout, self.serve())
         pump(core, self, self.sink)
         t = core.get_timer()
         if t is not None:
             timeout = min(timeout, t - self.now())
         self.sleeping = True
-        if self.busy():
+        if self.busy():  # (read after sleeping is set: a thread that queued work before saw it False)
             timeout = 0.0
         elif self._resolving and self._wake is None:
             timeout = min(timeout, 0.02)  # no wake-up pair: look for the resolvers' answers often

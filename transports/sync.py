@@ -62,6 +62,7 @@ from kproto.types import TopicPartition as TopicPartition
 from transports._common import (
     Delivery,
     auth_failure,
+    crash_producer,
     crashed_error,
     dispatch_events,
     lazy_exports,
@@ -288,8 +289,10 @@ class _Op:
         self.error: BaseException | None = None
 
 
-class _IOLoop(SelectorDriver):
-    """The producer's I/O thread: a :class:`SelectorDriver` step loop plus the user threads' inbox.
+class _IOLoop:
+    """The producer's I/O thread and the user threads' way to it: the thread runs ``driver`` (the
+    blocking-socket loop every sync client runs) and serves, before each of its steps, what user
+    threads queued.
 
     Only the I/O thread touches ``core``; user threads talk to it through
     ``inbox`` (records and ordered ops), ``urgent`` (other ops) and ``cond``.
@@ -297,20 +300,18 @@ class _IOLoop(SelectorDriver):
 
     core: Any  # a ProducerCore (or a test's stand-in)
 
-    # Slots for this class's own attributes: with the base classes' 17 in the
-    # instance dict, 33 names passed CPython 3.11's shared-key limit and every
-    # attribute read on the hot path (send(), _delivered) became a dict lookup.
     __slots__ = (
-        "observe", "acknowledged", "_send_many", "inbox", "urgent", "cond", "waiters", "blocked", "stopped",
-        "crash_cause", "held", "limit", "cap", "_stop_requested", "close_error", "_polling", "thread",
+        "core", "driver", "observe", "acknowledged", "_send_many", "inbox", "urgent", "cond", "waiters", "blocked",
+        "stopped", "crashed", "held", "limit", "cap", "_stop_requested", "close_error", "_polling", "thread",
     )
 
     def __init__(self, core: Any, name: str, ssl_context: ssl.SSLContext | None = None) -> None:
-        super().__init__(
+        self.core = core
+        self.driver = SelectorDriver(
             core, _monotonic, ssl_context, sink=self._delivered, recv_size=_RECV_SIZE, reads=1,
-            what="the producer's I/O thread",
+            on_crash=self._crash, serve=self._serve, busy=self._busy, what="the producer's I/O thread",
         )
-        self.enable_wakeup()
+        self.driver.enable_wakeup()
         #: Takes the core's events other than delivery reports (the facade's observer), or None.
         self.observe: Callable[[Event], object] | None = None
         #: Runs the interceptors' ``on_acknowledgement`` on a batch of events, or None.
@@ -325,10 +326,10 @@ class _IOLoop(SelectorDriver):
         self.waiters = 0
         self.blocked = False  # the core refused a record: its buffer is full
         self.stopped = False
-        #: Why the I/O thread crashed (later calls name it); ``crashed`` is set
-        #: too, before pending records are failed, so a sender woken by that
-        #: failure already sees the producer closed.
-        self.crash_cause: BaseException | None = None
+        #: Why the I/O thread crashed (later calls name it); set before pending
+        #: records are failed, so a sender woken by that failure already sees
+        #: the producer closed.
+        self.crashed: BaseException | None = None
         #: Bytes reserved by ``send()`` and not yet given back (delivered or failed).
         self.held = 0
         #: ``buffer_memory``: the bound on ``held``.
@@ -340,11 +341,9 @@ class _IOLoop(SelectorDriver):
         #: What records still queued when the thread stops fail with.
         self.close_error: KafkaError | None = None
         self._polling: list[_Op] = []
-        self.thread = threading.Thread(target=self._run_guarded, name=name, daemon=True)
+        self.thread = threading.Thread(target=self._run, name=name, daemon=True)
 
     # --- user-thread side ------------------------------------------------
-
-    wake = SelectorDriver.wakeup
 
     def wait_until(self, predicate: Callable[[], bool], timeout: float | None) -> bool:
         """Wait on the shared condition until ``predicate()``; False on timeout.
@@ -392,7 +391,7 @@ class _IOLoop(SelectorDriver):
             raise self.closed_error("the producer")
         op = _Op(fn)
         (self.inbox if ordered else self.urgent).append(op)
-        self.wake()
+        self.driver.wakeup()
         if not self.wait_until(lambda: op.done or self.stopped, timeout):
             op.cancelled = True
             raise KafkaTimeoutError(f"operation did not complete within {timeout}s")
@@ -404,8 +403,8 @@ class _IOLoop(SelectorDriver):
 
     def closed_error(self, what: str) -> IllegalStateError:
         """The error of a call on a stopped loop: names the crash if the thread crashed."""
-        if self.crash_cause is not None:
-            return crashed_error("the producer's I/O thread", self.crash_cause)
+        if self.crashed is not None:
+            return crashed_error("the producer's I/O thread", self.crashed)
         return IllegalStateError(f"{what} is closed")
 
     def notify(self) -> None:
@@ -415,41 +414,34 @@ class _IOLoop(SelectorDriver):
 
     # --- I/O thread --------------------------------------------------------
 
-    def _run_guarded(self) -> None:
+    def _run(self) -> None:
         try:
-            self._run()
-        except BaseException as exc:  # a bug in the core or here
-            self.crash_cause = self.crashed = exc
-            log.exception("producer I/O thread crashed")
-            try:
-                self.core.abort(_monotonic(), KafkaError(f"producer I/O thread crashed: {exc!r}"))
-                dispatch_events(self.core.events())
-            except BaseException:
-                log.exception("abort after crash failed")
+            while not self._stop_requested:
+                self.driver.run_once(_MAX_SLEEP)
+        except Exception:
+            pass  # a bug: run_once has failed every pending record (_crash)
         finally:
             self._shutdown()
 
-    def _run(self) -> None:
-        inbox = self.inbox
-        while not self._stop_requested:
-            now = _monotonic()
-            while self.urgent:
-                self._run_op(self.urgent.popleft(), now)
-            if inbox and not self.blocked:
-                self._drain_inbox(now)
-            if self._polling:
-                self.pump()
-                self._poll_ops(now)
-            if self._stop_requested:
-                self.pump()
-                break
-            # Pending ops (flush...) are re-checked at least every 50 ms;
-            # otherwise the wake-up bell ends the sleep, _MAX_SLEEP is a safety net.
-            self.step(0.05 if self._polling else _MAX_SLEEP)
+    def _crash(self, core: Any, exc: BaseException, now: float) -> None:
+        self.crashed = exc
+        crash_producer(core, exc, now)
 
-    def busy(self) -> bool:
-        # Read after ``sleeping`` is set: a sender that queued before it saw
-        # sleeping False (and rang no bell) is seen here.
+    def _serve(self) -> float:
+        """Before each step: the ops and records user threads queued; returns the longest sleep."""
+        now = _monotonic()
+        while self.urgent:
+            self._run_op(self.urgent.popleft(), now)
+        if self.inbox and not self.blocked:
+            self._drain_inbox(now)
+        if self._polling:
+            self.driver.pump()
+            self._poll_ops(now)
+        # Pending ops (flush...) are re-checked at least every 50 ms; otherwise
+        # the wake-up bell ends the sleep, _MAX_SLEEP is a safety net.
+        return 0.0 if self._stop_requested else 0.05 if self._polling else _MAX_SLEEP
+
+    def _busy(self) -> bool:
         return bool((self.inbox and not self.blocked) or self.urgent)
 
     def _delivered(self, evs: Sequence[Any]) -> None:
@@ -527,7 +519,7 @@ class _IOLoop(SelectorDriver):
             op.error = IllegalStateError("producer closed")
             op.done = True
         self._polling = []
-        self.close()
+        self.driver.close()
         with self.cond:
             self.stopped = True
             self.cond.notify_all()
@@ -674,10 +666,11 @@ class KafkaProducer(SyncTransactions):
         if held > loop.cap or self._inbox_near_full:  # (cap: limit, or -1 if blocked)
             self._wait_for_space(nbytes)
         inbox.append(item)
-        if loop.sleeping and not loop.wake_pending:
-            # (wake() checks wake_pending too; checked here first, it saves a call
+        driver = loop.driver
+        if driver.sleeping and not driver.wake_pending:
+            # (wakeup() checks wake_pending too; checked here first, it saves a call
             # for the many records sent while the I/O thread is asleep or waking.)
-            loop.wake()
+            driver.wakeup()
         self._unyielded += 1
         if self._unyielded >= _YIELD_EVERY:
             # Hand the GIL to the I/O thread now and then. Without this a busy
@@ -719,7 +712,7 @@ class KafkaProducer(SyncTransactions):
             loop.held -= nbytes
             if loop.stopped:
                 raise loop.closed_error("KafkaProducer (send())")
-            loop.wake()
+            loop.driver.wakeup()
             left = deadline - _monotonic()
             if left <= 0 or not loop.wait_until(room, left):
                 raise KafkaTimeoutError(
@@ -786,7 +779,7 @@ class KafkaProducer(SyncTransactions):
             KafkaTimeoutError: Records still pending after ``timeout``.
         """
         if self._loop.stopped:
-            if self._loop.crash_cause is not None:
+            if self._loop.crashed is not None:
                 raise self._loop.closed_error("the producer")
             return
         started: list[bool] = []
@@ -836,7 +829,7 @@ class KafkaProducer(SyncTransactions):
                     )
                     core.abort(now, loop.close_error)
                 loop.request_stop()  # first: records still queued are failed, not sent
-                loop.pump()
+                loop.driver.pump()
                 return None
 
             try:

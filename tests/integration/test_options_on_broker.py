@@ -112,7 +112,7 @@ def test_idle_connections_closed_then_reopened(proxied: tuple[TansuBroker, Fault
 def _broker_sockets(transport: str, facade: Any) -> list[Any]:
     """The sockets of a producer's open broker connections (each driver's own bookkeeping)."""
     if transport == "sync":
-        return [conn.sock for conn in facade._loop.conns.values()]
+        return [conn.sock for conn in facade._loop.driver.conns.values()]
     if transport == "asyncio":
         return [c.transport.get_extra_info("socket") for c in facade._driver.conns.values() if c.transport is not None]
     return [c.stream.socket for c in facade._driver.conns.values() if c.stream is not None]
@@ -126,7 +126,7 @@ def test_sync_producer_on_another_selector_class(proxied: tuple[TansuBroker, Fau
     broker, proxy = proxied
     with KafkaProducer(bootstrap_servers=f"127.0.0.1:{proxy.port}", selector=selectors.SelectSelector) as p:
         assert p.send(f"t-{uuid.uuid4().hex[:10]}", b"x").get(timeout=30).offset >= 0
-        assert type(p._loop._sel) is selectors.SelectSelector
+        assert type(p._loop.driver._sel) is selectors.SelectSelector
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)

@@ -109,14 +109,14 @@ def test_sync_facade_runs_on_the_selector_class_given() -> None:
     producer = KafkaProducer(bootstrap_servers="127.0.0.1:9", selector=selectors.SelectSelector)
     consumer = KafkaConsumer(bootstrap_servers="127.0.0.1:9", selector=selectors.PollSelector)
     try:
-        assert type(producer._loop._sel) is selectors.SelectSelector
+        assert type(producer._loop.driver._sel) is selectors.SelectSelector
         assert consumer._driver is not None and type(consumer._driver._sel) is selectors.PollSelector
     finally:
         producer.close(0)
         consumer.close(autocommit=False)
     default = KafkaProducer(bootstrap_servers="127.0.0.1:9")
     try:
-        assert type(default._loop._sel) is selectors.DefaultSelector
+        assert type(default._loop.driver._sel) is selectors.DefaultSelector
     finally:
         default.close(0)
 
